@@ -38,24 +38,24 @@ class ModelConfig:
         return [(200, 50)] if self.n_layers == 1 else [(200, 100), (100, 50)]
 
 
-def _glorot_(linear: nn.Linear, fan_out: int | None = None) -> None:
+def _glorot_(linear: nn.Linear, generator: torch.Generator | None, fan_out: int | None = None) -> None:
     """Glorot-uniform weights, zero bias (fan_out can be set for a head that stacks two outputs)."""
     fan_in = linear.in_features
     fan_out = linear.out_features if fan_out is None else fan_out
     bound = math.sqrt(6.0 / (fan_in + fan_out))
-    nn.init.uniform_(linear.weight, -bound, bound)
+    nn.init.uniform_(linear.weight, -bound, bound, generator=generator)
     nn.init.zeros_(linear.bias)
 
 
 class MLP(nn.Module):
     """in -> hidden -> hidden, tanh after each layer."""
 
-    def __init__(self, n_in: int, n_hidden: int):
+    def __init__(self, n_in: int, n_hidden: int, generator: torch.Generator | None = None):
         super().__init__()
         self.l1 = nn.Linear(n_in, n_hidden)
         self.l2 = nn.Linear(n_hidden, n_hidden)
-        _glorot_(self.l1)
-        _glorot_(self.l2)
+        _glorot_(self.l1, generator)
+        _glorot_(self.l2, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.l2(torch.tanh(self.l1(x))))
@@ -68,12 +68,12 @@ class GaussianLayer(nn.Module):
     each half is Glorot-initialised as the separate layer of the published code would be.
     """
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int):
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, generator: torch.Generator | None = None):
         super().__init__()
         self.n_out = n_out
-        self.mlp = MLP(n_in, n_hidden)
+        self.mlp = MLP(n_in, n_hidden, generator)
         self.head = nn.Linear(n_hidden, 2 * n_out)
-        _glorot_(self.head, fan_out=n_out)
+        _glorot_(self.head, generator, fan_out=n_out)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (mean, log_sigma), each [..., n_out]."""
@@ -81,11 +81,11 @@ class GaussianLayer(nn.Module):
 
 
 class BernoulliLayer(nn.Module):
-    def __init__(self, n_in: int, n_hidden: int, n_out: int):
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, generator: torch.Generator | None = None):
         super().__init__()
-        self.mlp = MLP(n_in, n_hidden)
+        self.mlp = MLP(n_in, n_hidden, generator)
         self.head = nn.Linear(n_hidden, n_out)
-        _glorot_(self.head)
+        _glorot_(self.head, generator)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """-> logits [..., n_out]."""
@@ -110,18 +110,23 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 class IWAEModel(nn.Module):
     """Generative model p(x, h) and recognition model q(h | x) of the paper, 1 or 2 stochastic layers."""
 
-    def __init__(self, config: ModelConfig, output_bias: torch.Tensor | None = None):
+    def __init__(
+        self, config: ModelConfig, output_bias: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ):
+        """generator: the source of the Glorot-uniform initial weights (a seeded one makes them reproducible)."""
         super().__init__()
         self.config = config
         sizes = config.layer_sizes
         # recognition model, bottom-up: q(h1|x), q(h2|h1)
         n_in = [config.x_dim] + [s for _, s in sizes[:-1]]
-        self.q_layers = nn.ModuleList(GaussianLayer(i, hid, out) for i, (hid, out) in zip(n_in, sizes))
+        self.q_layers = nn.ModuleList(
+            GaussianLayer(i, hid, out, generator) for i, (hid, out) in zip(n_in, sizes)
+        )
         # generative model, top-down: p(h1|h2) (2 layers only), then p(x|h1)
         self.p_layers = nn.ModuleList(
-            GaussianLayer(sizes[j + 1][1], sizes[j + 1][0], sizes[j][1]) for j in range(len(sizes) - 1)
+            GaussianLayer(sizes[j + 1][1], sizes[j + 1][0], sizes[j][1], generator) for j in range(len(sizes) - 1)
         )
-        self.p_x = BernoulliLayer(sizes[0][1], sizes[0][0], config.x_dim)
+        self.p_x = BernoulliLayer(sizes[0][1], sizes[0][0], config.x_dim, generator)
         if output_bias is not None:
             with torch.no_grad():
                 self.p_x.head.bias.copy_(output_bias)

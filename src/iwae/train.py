@@ -70,7 +70,9 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def build_model(cfg: TrainConfig, train_x: torch.Tensor, device: torch.device) -> IWAEModel:
-    model = IWAEModel(ModelConfig(cfg.n_layers), output_bias=output_bias_from_mean(train_x.mean(0)))
+    init_gen = torch.Generator().manual_seed(cfg.seed)  # initial weights drawn on the CPU: the same on any device
+    model = IWAEModel(ModelConfig(cfg.n_layers), output_bias=output_bias_from_mean(train_x.mean(0).cpu()),
+                      generator=init_gen)
     if cfg.init_from:
         model.load_state_dict(load_checkpoint_file(cfg.init_from)["state_dict"])
     return model.to(device)

@@ -1,0 +1,82 @@
+"""Fetching, verification and the paper's splits."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_fake_mnist, write_fake_omniglot
+from iwae import data
+
+
+def test_omniglot_loader_on_a_chardata_file(tmp_path):
+    images = write_fake_omniglot(tmp_path / "mirror" / "omniglot" / "chardata.mat", n_train=1_400, n_test=60)
+    manifest = data.fetch("omniglot", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)
+    assert manifest["verified"] is False and manifest["files"][0]["expected"] == "21ecaf34373511aa7691cf2e0802aa3d"
+    splits, _ = data.load("omniglot", tmp_path / "d")
+    flat = images.reshape(len(images), 784)  # row-major images, as the model sees them
+    perm = np.random.RandomState(123).permutation(1_400)
+    assert splits.train.shape == (1_400 - 1_345, 784) and splits.valid.shape == (1_345, 784)
+    assert np.allclose(splits.train.numpy(), flat[perm[:-1_345]])
+    assert np.allclose(splits.valid.numpy(), flat[perm[-1_345:]])
+    assert np.allclose(splits.test.numpy(), flat[1_400:])
+
+
+def test_checksum_mismatch_is_refused_with_the_promised_error(tmp_path):
+    write_fake_mnist(tmp_path / "mirror" / "mnist", n_train=10, n_test=10)
+    with pytest.raises(data.DataError) as e:
+        data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror")
+    msg = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in msg
+    assert "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db" in msg  # expected
+    assert "sha256" in msg and "Fix:" in msg and "allow_unverified" in msg
+    actual = data.file_checksum(tmp_path / "d" / "mnist" / "train-images-idx3-ubyte.gz", "sha256", True)
+    assert actual in msg  # the actual checksum is named too
+
+
+def test_truncated_file_names_the_file_and_the_fix(tmp_path):
+    write_fake_mnist(tmp_path / "mirror" / "mnist", n_train=50, n_test=10)
+    f = tmp_path / "mirror" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(data.DataError, match=r"t10k-images-idx3-ubyte.gz.*truncated or corrupt(.|\n)*Fix: delete"):
+        data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)
+
+
+def test_missing_file_offline_says_how_to_use_a_mirror(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_download", lambda spec, dest: None)
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    with pytest.raises(data.DataError, match="IWAE_DATA_MIRROR"):
+        data.fetch("omniglot", tmp_path / "d")
+
+
+def test_changed_cache_file_is_detected(fake_data_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(fake_data_dir / "mnist", d / "mnist")
+    with gzip.open(d / "mnist" / "t10k-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07")
+    with pytest.raises(data.DataError, match="changed since it was fetched"):
+        data.load("mnist", d)
+
+
+def test_binarize_is_bernoulli_of_the_grey_levels():
+    p = torch.full((20_000, 4), 0.3)
+    b = data.binarize(p, torch.Generator().manual_seed(0))
+    assert set(b.unique().tolist()) <= {0.0, 1.0}
+    assert float(b.mean()) == pytest.approx(0.3, abs=0.005)
+
+
+def test_real_mnist_split_and_sanity_figures(real_data_dir):
+    manifest = json.loads((real_data_dir / "mnist" / "manifest.json").read_text())
+    assert manifest["verified"] is True
+    splits, _ = data.load("mnist", real_data_dir)
+    assert splits.train.shape == (59_600, 784) and splits.valid.shape == (400, 784)
+    assert splits.test.shape == (10_000, 784)
+    full = torch.cat([splits.train, splits.valid])
+    assert float(full.mean()) == pytest.approx(0.13066, abs=1e-5)
+    assert float(full.std()) == pytest.approx(0.30811, abs=1e-4)

@@ -1,0 +1,118 @@
+"""The model's densities against torch.distributions, its sizes, and the IWAE gradient identity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal
+
+from iwae.bounds import elbo, iwae_bound
+from iwae.model import IWAEModel, ModelConfig, bernoulli_log_prob, gaussian_log_prob, output_bias_from_mean
+
+
+def reference_log_weights(model: IWAEModel, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
+    """log w written independently: x replicated per sample, every density from torch.distributions."""
+    k = noise[0].shape[0]
+    xk = x.expand(k, *x.shape)  # [K, B, 784]
+    h, log_q, samples = xk, 0.0, []
+    for layer, eps in zip(model.q_layers, noise):
+        mean, log_sigma = layer(h)
+        q = Normal(mean, log_sigma.exp())
+        h = mean + log_sigma.exp() * eps
+        log_q = log_q + q.log_prob(h).sum(-1)
+        samples.append(h)
+    log_p = Normal(0.0, 1.0).log_prob(samples[-1]).sum(-1)
+    for j in reversed(range(len(model.p_layers))):
+        mean, log_sigma = model.p_layers[j](samples[j + 1])
+        log_p = log_p + Normal(mean, log_sigma.exp()).log_prob(samples[j]).sum(-1)
+    log_p = log_p + Bernoulli(logits=model.p_x(samples[0])).log_prob(xk).sum(-1)
+    return log_p - log_q
+
+
+@pytest.fixture(params=[1, 2], ids=["1layer", "2layers"])
+def model(request):
+    torch.manual_seed(0)
+    return IWAEModel(ModelConfig(request.param), output_bias=output_bias_from_mean(torch.rand(784)))
+
+
+def batch(b=6, seed=1):
+    return (torch.rand(b, 784, generator=torch.Generator().manual_seed(seed)) < 0.3).float()
+
+
+def test_log_densities_match_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    v, m, ls = (torch.randn(4, 3, 7, generator=g) for _ in range(3))
+    assert torch.allclose(gaussian_log_prob(v, m, ls), Normal(m, ls.exp()).log_prob(v).sum(-1), atol=1e-5)
+    logits = 5 * torch.randn(4, 3, 11, generator=g)
+    x = (torch.rand(3, 11, generator=g) < 0.5).float()
+    assert torch.allclose(bernoulli_log_prob(x, logits), Bernoulli(logits=logits).log_prob(x.expand(4, 3, 11)).sum(-1),
+                          atol=1e-4)
+
+
+def test_log_weights_match_reference(model):
+    x = batch()
+    g = torch.Generator().manual_seed(2)
+    noise = [torch.randn(5, x.shape[0], d, generator=g) for d in model.latent_sizes]
+    ours = model.log_weights(x, 5, noise=noise)
+    assert ours.shape == (5, 6)
+    assert torch.allclose(ours, reference_log_weights(model, x, noise), rtol=1e-5, atol=1e-3)
+    # removing no unit changes nothing
+    all_on = [torch.ones(d, dtype=torch.bool) for d in model.latent_sizes]
+    assert torch.allclose(model.log_weights(x, 5, noise=noise, active=all_on), ours, atol=1e-3)
+
+
+def test_l1_equals_elbo_on_the_model(model):
+    x = batch()
+    log_w = model.log_weights(x, 1, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(iwae_bound(log_w), elbo(log_w))
+
+
+def test_parameter_counts():
+    def linear(i, o):
+        return i * o + o
+
+    one = (linear(784, 200) + linear(200, 200) + linear(200, 100)  # q(z|x): mean and log-sigma heads of 50
+           + linear(50, 200) + linear(200, 200) + linear(200, 784))  # p(x|z)
+    two = (linear(784, 200) + linear(200, 200) + linear(200, 200)  # q(h1|x): 2 x 100 outputs
+           + linear(100, 100) + linear(100, 100) + linear(100, 100)  # q(h2|h1): 2 x 50
+           + linear(50, 100) + linear(100, 100) + linear(100, 200)  # p(h1|h2): 2 x 100
+           + linear(100, 200) + linear(200, 200) + linear(200, 784))  # p(x|h1)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(IWAEModel(ModelConfig(1))) == one == 425_284
+    assert count(IWAEModel(ModelConfig(2))) == two
+    with pytest.raises(ValueError, match="n_layers"):
+        ModelConfig(3)
+
+
+def test_init_glorot_and_output_bias():
+    torch.manual_seed(0)
+    mean = torch.tensor([0.0, 0.5, 1.0] + [0.2] * 781)
+    m = IWAEModel(ModelConfig(1), output_bias=output_bias_from_mean(mean))
+    b = m.p_x.head.bias
+    assert b[0].item() == pytest.approx(torch.logit(torch.tensor(0.001)).item(), abs=1e-5)
+    assert b[1].item() == pytest.approx(0.0, abs=1e-6) and b[2].item() == pytest.approx(torch.logit(torch.tensor(0.999)).item(), abs=1e-4)
+    w = m.q_layers[0].mlp.l1.weight
+    bound = (6 / (784 + 200)) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert torch.count_nonzero(m.q_layers[0].mlp.l1.bias) == 0
+
+
+def test_iwae_gradient_is_normalised_weight_average(model):
+    """grad L_K = sum_k softmax(log w)_k grad log w_k (the paper's eq. 7), with the noise held fixed."""
+    x = batch(b=1)
+    k = 4
+    g = torch.Generator().manual_seed(5)
+    noise = [torch.randn(k, 1, d, generator=g) for d in model.latent_sizes]
+    params = list(model.parameters())
+    grads = torch.autograd.grad(iwae_bound(model.log_weights(x, k, noise=noise)).sum(), params)
+    log_w = model.log_weights(x, k, noise=noise)[:, 0]
+    weights = torch.softmax(log_w.detach(), dim=0)
+    expected = [torch.zeros_like(p) for p in params]
+    for i in range(k):
+        gi = torch.autograd.grad(log_w[i], params, retain_graph=True)
+        expected = [e + weights[i] * gg for e, gg in zip(expected, gi)]
+    for a, b in zip(grads, expected):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    # ... and it is NOT the VAE gradient (the uniform average) for unequal weights
+    vae = torch.autograd.grad(elbo(model.log_weights(x, k, noise=noise)).sum(), params)
+    assert not all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, vae))
