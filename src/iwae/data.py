@@ -130,9 +130,9 @@ def fetch(
             else:
                 url = _download(spec, dest)
                 if url is None:
-                    where = f"the mirror {candidate} and " if candidate else ""
+                    where = f"is not in the mirror ({candidate})" if candidate else f"is not cached, no mirror is set,"
                     raise DataError(
-                        f"{dataset}: {spec.name} is not in {where}could not be downloaded from {list(spec.urls)}.\n"
+                        f"{dataset}: {spec.name} {where} and could not be downloaded from {list(spec.urls)}.\n"
                         f"Fix: connect to the internet, or put the file in <mirror>/{dataset}/{spec.name} and "
                         f"set {MIRROR_ENV}=<mirror> (or the pipeline's data_mirror config value)."
                     )

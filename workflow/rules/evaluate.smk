@@ -1,0 +1,27 @@
+rule evaluate:
+    input:
+        model="{run}/model.pt",
+        manifest=lambda w: f"{DATA}/{w.run.split('/')[1]}/manifest.json",
+    output:
+        metrics="{run}/metrics.json",
+    log:
+        "logs/evaluate/{run}.log",
+    benchmark:
+        "benchmarks/rules/evaluate/{run}.tsv"
+    wildcard_constraints:
+        run="results/.+/seed[0-9]+",
+    params:
+        subset=f"--test-subset {BUDGET['eval_test_subset']}" if BUDGET["eval_test_subset"] else "",
+        k=BUDGET["eval_k"],
+        train_subset=BUDGET["eval_train_subset"],
+        au=BUDGET["active_units_n"],
+        device=config["device"],
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        mem_mb=config["resources"]["evaluate"]["mem_mb"],
+        runtime=BUDGET["eval_runtime_min"],
+        gpu=config["resources"]["evaluate"]["gpu"],
+    shell:
+        "iwae evaluate --model {input.model} --out {output.metrics} --data-dir {DATA} --k {params.k} "
+        "{params.subset} --train-subset {params.train_subset} --active-units-n {params.au} "
+        "--device {params.device} --threads {threads} > {log} 2>&1"
