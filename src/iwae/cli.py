@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images (default: all)")
     e.add_argument("--train-subset", type=int, default=1000, help="training images for the train log-likelihood")
     e.add_argument("--active-units-n", type=int, default=500, help="training images for active units (paper: 500)")
-    e.add_argument("--max-rows", type=int, default=50_000,
+    e.add_argument("--max-rows", type=int, default=5_000,
                    help="memory bound: images x samples per chunk (~ rows * 9.4 kB of peak memory)")
     e.add_argument("--seed", type=int, default=1234, help="seed of the binarisation and samples")
     e.add_argument("--device", default="auto")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from iwae import data as data_mod
 from iwae.bounds import OBJECTIVES, objective
 from iwae.model import IWAEModel, ModelConfig, output_bias_from_mean
-from iwae.optim import make_optimizer
+from iwae.optim import flatten_parameters, make_optimizer
 from iwae.runtime import code_version, device_name, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
 
@@ -113,7 +113,8 @@ def train(
     # model, optimiser, schedule
     model = build_model(cfg, train_x, device)
     plan = epoch_plan(schedule(cfg.stages, cfg.epoch_scale))  # [(stage, lr)] per epoch
-    opt = make_optimizer(cfg.optimizer, model.parameters(), lr=plan[0][1])
+    flat = flatten_parameters(model)  # one buffer for all parameters and one for their gradients
+    opt = make_optimizer(cfg.optimizer, [flat], lr=plan[0][1])
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
 
     # resume
@@ -167,7 +168,7 @@ def train(
             x = x_epoch[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             log_w = model.log_weights(x, cfg.k, generator=noise_gen)  # [k, batch]
             obj = objective(cfg.objective, log_w).sum()  # gradient summed over the minibatch
-            opt.zero_grad(set_to_none=True)
+            flat.grad.zero_()
             (-obj).backward()
             opt.step()
             partial[step] = obj.detach()

@@ -1,0 +1,59 @@
+"""Shared helpers of the benchmark scripts: timing, data, CSV output."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "benchmarks"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn, device, repeats=5, number=20, warmup=5) -> float:
+    """Best (min over repeats) mean seconds per call: the least noisy estimate on a shared machine."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync(device)
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+def test_images(n, device, seed=0):
+    """Real binarised MNIST test images when the data are available, else a fixed random batch."""
+    from iwae.data import binarize, load
+
+    data_dir = os.environ.get("IWAE_DATA_DIR", str(REPO / "data"))
+    gen = torch.Generator().manual_seed(seed)
+    try:
+        splits, _ = load("mnist", data_dir)
+        x, source = splits.test[:n], f"MNIST test images from {data_dir}"
+    except Exception as e:  # no fetched data: the timing does not depend on pixel values
+        x, source = torch.rand(n, 784, generator=gen) * 0.4, f"random images ({type(e).__name__})"
+    return binarize(x, gen).to(device), source
+
+
+def write_csv(rows: list[dict], name: str) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
