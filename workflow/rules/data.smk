@@ -6,6 +6,7 @@ rule fetch_data:
     benchmark:
         "benchmarks/rules/fetch_data/{dataset}.tsv"
     params:
+        data_dir=lambda w, output: os.path.dirname(os.path.dirname(output.manifest)),
         mirror=f"--mirror {config['data_mirror']}" if config["data_mirror"] else "",
         source=lambda w: f"--source-file {config['omniglot_file']}"
         if w.dataset == "omniglot" and config["omniglot_file"]
@@ -14,6 +15,8 @@ rule fetch_data:
     resources:
         runtime=30,
         mem_mb=1000,
+    conda:
+        "../envs/iwae.yaml"
     shell:
-        "iwae fetch {wildcards.dataset} --data-dir {DATA} {params.mirror} {params.source} "
+        "iwae fetch {wildcards.dataset} --data-dir {params.data_dir} {params.mirror} {params.source} "
         "{params.unverified} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule evaluate:
     wildcard_constraints:
         run="results/.+/seed[0-9]+",
     params:
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
         subset=f"--test-subset {BUDGET['eval_test_subset']}" if BUDGET["eval_test_subset"] else "",
         k=BUDGET["eval_k"],
         train_subset=BUDGET["eval_train_subset"],
@@ -21,7 +22,9 @@ rule evaluate:
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=BUDGET["eval_runtime_min"],
         gpu=config["resources"]["evaluate"]["gpu"],
+    conda:
+        "../envs/iwae.yaml"
     shell:
-        "iwae evaluate --model {input.model} --out {output.metrics} --data-dir {DATA} --k {params.k} "
+        "iwae evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} --k {params.k} "
         "{params.subset} --train-subset {params.train_subset} --active-units-n {params.au} "
         "--device {params.device} --threads {threads} > {log} 2>&1"

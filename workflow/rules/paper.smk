@@ -13,6 +13,8 @@ rule paper_pdf:
     resources:
         runtime=10,
         mem_mb=1000,
+    conda:
+        "../envs/latex.yaml"
     shell:
         "latexmk -pdf -interaction=nonstopmode -halt-on-error -cd -outdir=../results/paper/build "
         "{input.tex} > {log} 2>&1 && cp results/paper/build/report.pdf {output.pdf}"

@@ -11,6 +11,8 @@ rule tables:
     resources:
         runtime=10,
         mem_mb=2000,
+    conda:
+        "../envs/iwae.yaml"
     shell:
         "iwae report tables {input} --out results/tables > {log} 2>&1"
 
@@ -32,6 +34,8 @@ rule figures:
     resources:
         runtime=10,
         mem_mb=2000,
+    conda:
+        "../envs/iwae.yaml"
     shell:
         "iwae report figures {input} --out results/figures > {log} 2>&1"
 
@@ -48,5 +52,7 @@ rule samples:
     resources:
         runtime=10,
         mem_mb=2000,
+    conda:
+        "../envs/iwae.yaml"
     shell:
         "iwae report samples {input} --out {output} > {log} 2>&1"

@@ -12,6 +12,7 @@ rule train:
     benchmark:
         f"benchmarks/rules/train/{RUN}.tsv"
     params:
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
         stages=",".join(str(s) for s in BUDGET["stages"]),
         scale=BUDGET["epoch_scale"],
         common=train_args(),
@@ -21,11 +22,13 @@ rule train:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=BUDGET["train_runtime_min"],
         gpu=config["resources"]["train"]["gpu"],
+    conda:
+        "../envs/iwae.yaml"
     shell:
         "iwae train --dataset {wildcards.dataset} --layers {wildcards.layers} "
         "--objective {wildcards.objective} --k {wildcards.k} --seed {wildcards.seed} "
         "--stages {params.stages} --epoch-scale {params.scale} {params.common} "
-        "--threads {threads} --data-dir {DATA} --out {params.out} >> {log} 2>&1"
+        "--threads {threads} --data-dir {params.data_dir} --out {params.out} >> {log} 2>&1"
 
 
 rule train_continued:
@@ -40,6 +43,7 @@ rule train_continued:
     benchmark:
         f"benchmarks/rules/train/{CONT}.tsv"
     params:
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
         scale=BUDGET["table2_epochs"] / 3**7,
         common=train_args(),
         out=lambda w, output: os.path.dirname(output.model),
@@ -48,8 +52,10 @@ rule train_continued:
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=BUDGET["train_runtime_min"],
         gpu=config["resources"]["train"]["gpu"],
+    conda:
+        "../envs/iwae.yaml"
     shell:
         "iwae train --dataset {wildcards.dataset} --layers {wildcards.layers} "
         "--objective {wildcards.objective} --k {wildcards.k} --seed {wildcards.seed} "
         "--stages 7 --epoch-scale {params.scale} --init-from {input.first} {params.common} "
-        "--threads {threads} --data-dir {DATA} --out {params.out} >> {log} 2>&1"
+        "--threads {threads} --data-dir {params.data_dir} --out {params.out} >> {log} 2>&1"
