@@ -29,8 +29,8 @@ venv: $(VENV)/.installed
 
 reproduce: venv
 	@if [ -n "$(OMNIGLOT_STANDIN)" ]; then echo "NOTE: Omniglot uses the stand-in $(OMNIGLOT_STANDIN) (not the paper's file; results are labelled UNVERIFIED)"; fi
-	time snakemake --cores all $(SNAKE_CONFIG) $(SNAKE_ARGS)
-	snakemake --cores 1 $(SNAKE_CONFIG) $(SNAKE_ARGS) --report results/report.html
+	time snakemake --cores all $(SNAKE_ARGS) $(SNAKE_CONFIG)
+	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html $(SNAKE_CONFIG)
 
 test: venv
 	$(PY) -m pytest -v $(PYTEST_ARGS)

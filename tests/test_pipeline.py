@@ -21,6 +21,7 @@ WORKFLOW_FILES = ["Snakefile", "workflow", "config", "paper", "profiles"]
 
 def workflow_copy(dest: Path) -> Path:
     """The workflow in a folder of its own, so that tests never touch the user's results/."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
@@ -118,5 +119,5 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
     lost = "results/mnist/L1/iwae-k5/seed0/metrics.json"
     (wd / lost).unlink()
-    counts = job_counts(snakemake(wd, "--cores", "2", *config, "-n", lost).stdout)
+    counts = job_counts(snakemake(wd, lost, "-n", "--cores", "2", *config).stdout)
     assert counts.get("train", 0) == 0 and counts["evaluate"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -25,7 +26,7 @@ def cmd_fetch(args) -> None:
 
 def cmd_train(args) -> None:
     from iwae.runtime import resolve_device, set_threads
-    from iwae.train import TrainConfig, train
+    from iwae.train import Interrupted, TrainConfig, train
 
     set_threads(args.threads)
     cfg = TrainConfig(
@@ -36,7 +37,20 @@ def cmd_train(args) -> None:
     )
     if (Path(args.out) / "model.pt").exists() and not args.force:
         sys.exit(f"{args.out}/model.pt exists: this run is finished. Use --force to train it again.")
-    meta = train(cfg, args.data_dir, args.out, resolve_device(args.device), progress=not args.no_progress)
+    # A scheduler's SIGTERM (preemption, time limit) or Ctrl-C: checkpoint at the next step, then exit.
+    stop = {"requested": False}
+
+    def request_stop(signum, frame):
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        meta = train(cfg, args.data_dir, args.out, resolve_device(args.device), progress=not args.no_progress,
+                     should_stop=lambda: stop["requested"])
+    except Interrupted as e:
+        print(f"iwae train: interrupted: {e}. Run the same command again to resume.", file=sys.stderr)
+        sys.exit(143)
     print(f"trained {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
           f"on {meta['device']}; final train objective {meta['history'][-1]['train_objective']:.3f}")
 

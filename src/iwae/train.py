@@ -59,6 +59,10 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class Interrupted(RuntimeError):
+    """Training stopped on request (e.g. SIGTERM from a scheduler) after saving a checkpoint."""
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
 
@@ -94,11 +98,13 @@ def train(
     out_dir: str | os.PathLike,
     device: torch.device,
     progress: bool = True,
+    should_stop=lambda: False,
 ) -> dict:
     """Train one model; write ``out_dir/model.pt`` and return its metadata.
 
     A ``checkpoint.pt`` in ``out_dir`` from the same config is resumed; it is removed once the
-    final model is written.
+    final model is written. ``should_stop()`` is polled after every step: when it returns True
+    the run saves a checkpoint and raises ``Interrupted`` (the CLI wires it to SIGTERM/SIGINT).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,12 +180,15 @@ def train(
             partial[step] = obj.detach()
             if (step + 1) % 500 == 0:
                 check_finite(epoch, step + 1)
-            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60 and step + 1 < n_batches:
+            stop = should_stop()
+            if (stop or time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60) and step + 1 < n_batches:
                 check_finite(epoch, step + 1)
                 elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 save_checkpoint(epoch, step + 1)
                 last_ckpt = time.monotonic()
+                if stop:
+                    raise Interrupted(f"stopped at epoch {epoch}, step {step + 1}; checkpoint saved in {ckpt_path}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         check_finite(epoch, n_batches)
@@ -192,6 +201,8 @@ def train(
         start_step = 0
         save_checkpoint(epoch + 1, 0)  # no finished epoch is ever lost
         last_ckpt = time.monotonic()
+        if should_stop() and epoch + 1 < len(plan):
+            raise Interrupted(f"stopped after epoch {epoch}; checkpoint saved in {ckpt_path}")
     bar.close()
 
     meta = dict(

@@ -5,6 +5,12 @@ import shutil
 from snakemake.utils import validate
 
 
+# `--config ks=[1,5]` arrives as strings (Snakemake parses list values with YAML's BaseLoader)
+for key in ("layers", "ks", "seeds"):
+    if isinstance(config.get(key), list):
+        config[key] = [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in config[key]]
+if str(config.get("table2")).lower() in ("true", "false"):
+    config["table2"] = str(config["table2"]).lower() == "true"
 validate(config, schema="../schemas/config.schema.yaml")
 if config["budget"] not in config["budgets"]:
     raise ValueError(
@@ -88,3 +94,9 @@ def train_args(budget=BUDGET):
     return (
         f"--budget {config['budget']} --optimizer {config['optimizer']} --device {config['device']} {subset}"
     )
+
+
+# Cluster placement, added to every rule's resources (ignored by local runs).
+SLURM = {
+    key: config[key] for key in ("slurm_partition", "slurm_account") if config.get(key)
+}

@@ -13,6 +13,7 @@ rule fetch_data:
         else "",
         unverified=lambda w: "--allow-unverified" if w.dataset in config["allow_unverified"] else "",
     resources:
+        **SLURM,
         runtime=30,
         mem_mb=1000,
     conda:

@@ -19,6 +19,7 @@ rule evaluate:
         device=config["device"],
     threads: config["resources"]["evaluate"]["threads"]
     resources:
+        **SLURM,
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=BUDGET["eval_runtime_min"],
         gpu=config["resources"]["evaluate"]["gpu"],

@@ -11,6 +11,7 @@ rule paper_pdf:
     benchmark:
         "benchmarks/rules/paper/report.tsv"
     resources:
+        **SLURM,
         runtime=10,
         mem_mb=1000,
     conda:

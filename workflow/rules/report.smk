@@ -9,6 +9,7 @@ rule tables:
     benchmark:
         "benchmarks/rules/report/tables.tsv"
     resources:
+        **SLURM,
         runtime=10,
         mem_mb=2000,
     conda:
@@ -32,6 +33,7 @@ rule figures:
     benchmark:
         "benchmarks/rules/report/figures.tsv"
     resources:
+        **SLURM,
         runtime=10,
         mem_mb=2000,
     conda:
@@ -50,6 +52,7 @@ rule samples:
     benchmark:
         "benchmarks/rules/report/samples.tsv"
     resources:
+        **SLURM,
         runtime=10,
         mem_mb=2000,
     conda:

@@ -19,6 +19,7 @@ rule train:
         out=lambda w, output: os.path.dirname(output.model),
     threads: config["resources"]["train"]["threads"]
     resources:
+        **SLURM,
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=BUDGET["train_runtime_min"],
         gpu=config["resources"]["train"]["gpu"],
@@ -49,6 +50,7 @@ rule train_continued:
         out=lambda w, output: os.path.dirname(output.model),
     threads: config["resources"]["train"]["threads"]
     resources:
+        **SLURM,
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=BUDGET["train_runtime_min"],
         gpu=config["resources"]["train"]["gpu"],
