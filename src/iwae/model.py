@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG_2PI = math.log(2 * math.pi)
 X_DIM = 784
 
 
@@ -92,16 +91,6 @@ class BernoulliLayer(nn.Module):
         return self.head(self.mlp(h))
 
 
-def gaussian_log_prob(value: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """log N(value; mean, exp(log_sigma)^2), summed over the last dimension."""
-    z = (value - mean) * torch.exp(-log_sigma)
-    return -0.5 * (z * z).sum(-1) - log_sigma.sum(-1) - 0.5 * value.shape[-1] * LOG_2PI
-
-
-def std_normal_log_prob(value: torch.Tensor) -> torch.Tensor:
-    return -0.5 * (value * value).sum(-1) - 0.5 * value.shape[-1] * LOG_2PI
-
-
 def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """sum_d x_d log sigmoid(l_d) + (1 - x_d) log sigmoid(-l_d); x broadcasts over leading dims."""
     return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
@@ -150,6 +139,9 @@ class IWAEModel(nn.Module):
             first); drawn from ``generator`` when not given.
         active: optional boolean masks [d_l] per layer; inactive units are removed from the model:
             held at 0 (their prior mean) and left out of every density term.
+
+        Every latent layer has exactly one Gaussian density in p and one in q, so their
+        -d/2 log(2 pi) constants cancel and are never computed.
         """
         batch = x.shape[0]
         if noise is None:
@@ -157,35 +149,28 @@ class IWAEModel(nn.Module):
                 torch.randn(k, batch, d, generator=generator, device=x.device, dtype=x.dtype)
                 for d in self.latent_sizes
             ]
-        samples, log_q = [], 0.0
+        masks = [None] * len(noise) if active is None else [a.to(x.dtype) for a in active]
+
+        def unit_sum(terms: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            return (terms if mask is None else terms * mask).sum(-1)
+
+        samples = []
         mean, log_sigma = self.q_layers[0](x)  # [B, d1]: computed once, broadcast over the k samples
-        for layer, eps in enumerate(noise):
+        for layer, (eps, mask) in enumerate(zip(noise, masks)):
             if layer > 0:
                 mean, log_sigma = self.q_layers[layer](samples[-1])  # [k, B, d_l]
-            if active is None:
-                h = mean + torch.exp(log_sigma) * eps  # [k, B, d_l]
-                log_q = log_q - 0.5 * (eps * eps).sum(-1) - log_sigma.sum(-1) - 0.5 * eps.shape[-1] * LOG_2PI
-            else:
-                a = active[layer].to(x.dtype)
-                h = (mean + torch.exp(log_sigma) * eps) * a
-                log_q = log_q + ((-0.5 * eps * eps - log_sigma - 0.5 * LOG_2PI) * a).sum(-1)
-            samples.append(h)
-        # generative model: prior on the top layer, then down to x
-        if active is None:
-            log_p = std_normal_log_prob(samples[-1])
-        else:
-            a = active[-1].to(x.dtype)
-            log_p = ((-0.5 * samples[-1] ** 2 - 0.5 * LOG_2PI) * a).sum(-1)
+            h = torch.addcmul(mean, torch.exp(log_sigma), eps)  # [k, B, d_l]
+            samples.append(h if mask is None else h * mask)
+            # -log q(h_l | .) = 1/2 eps^2 + log sigma (+ constant)
+            minus_log_q = unit_sum(0.5 * eps.square() + log_sigma, mask)
+            log_w = minus_log_q if layer == 0 else log_w + minus_log_q
+        # generative model: N(0, I) prior on the top layer, then down to x
+        log_w = log_w - unit_sum(0.5 * samples[-1].square(), masks[-1])
         for j in reversed(range(len(self.p_layers))):
             p_mean, p_log_sigma = self.p_layers[j](samples[j + 1])
-            if active is None:
-                log_p = log_p + gaussian_log_prob(samples[j], p_mean, p_log_sigma)
-            else:
-                a = active[j].to(x.dtype)
-                zz = (samples[j] - p_mean) * torch.exp(-p_log_sigma)
-                log_p = log_p + ((-0.5 * zz * zz - p_log_sigma - 0.5 * LOG_2PI) * a).sum(-1)
-        log_p = log_p + bernoulli_log_prob(x, self.p_x(samples[0]))
-        return log_p - log_q
+            z = (samples[j] - p_mean) * torch.exp(-p_log_sigma)
+            log_w = log_w - unit_sum(0.5 * z.square() + p_log_sigma, masks[j])
+        return log_w + bernoulli_log_prob(x, self.p_x(samples[0]))
 
     @torch.no_grad()
     def posterior_means(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
