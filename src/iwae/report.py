@@ -158,6 +158,11 @@ def write_figures(df: pd.DataFrame, out_dir: Path) -> None:
     ref["active_total"] = ref.active_units.map(lambda s: sum(int(a) for a in s.split("+")))
     palette = {"VAE": "tab:blue", "IWAE": "tab:orange"}
 
+    def save(fig, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=120)
+        plt.close(fig)
+
     def per_k(column: str, ref_column: str | None, ylabel: str, name: str, logy: bool = False):
         fig, panels = _grid(base)
         for (dataset, layers), ax in panels:
@@ -175,9 +180,7 @@ def write_figures(df: pd.DataFrame, out_dir: Path) -> None:
             ax.set_title(_panel_title(dataset, layers, bool(sub.data_verified.all())))
             ax.set_ylabel(ylabel)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=120)
-        plt.close(fig)
+        save(fig, name)
 
     per_k("nll", "nll", "test NLL (nats)", "nll_vs_k.png")
     per_k("active_total", "active_total", "active units", "active_units_vs_k.png")
@@ -195,41 +198,31 @@ def write_figures(df: pd.DataFrame, out_dir: Path) -> None:
         ax.set_xlabel("log10 A_u (active if >= -2)")
         ax.set_title(_panel_title(dataset, layers, bool(sub.data_verified.all())))
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out_dir / "activity_hist.png", dpi=120)
-    plt.close(fig)
+    save(fig, "activity_hist.png")
+
+    def per_model(long: pd.DataFrame, x: str, y: str, ylabel: str, name: str, logx: bool):
+        """One line per model, one panel per (dataset, layers), from a long data frame."""
+        fig, panels = _grid(base)
+        for (dataset, layers), ax in panels:
+            sns.lineplot(long[(long.dataset == dataset) & (long.n_layers == layers)], x=x, y=y, hue="model",
+                         marker="o" if logx else None, ax=ax, errorbar=None)
+            if logx:
+                ax.set_xscale("log")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{dataset}, {layers} layer(s)")
+            ax.legend(fontsize=6)
+        save(fig, name)
+
+    def label(r) -> dict:
+        return dict(dataset=r.dataset, n_layers=r.n_layers, model=f"{OBJ_LABEL[r.objective]} k={r.k}")
 
     # bounds L_1 <= L_5 <= L_50 <= L_5000 per model
-    rows = [dict(dataset=r.dataset, n_layers=r.n_layers, model=f"{OBJ_LABEL[r.objective]} k={r.k}",
-                 bound=b, value=v) for _, r in base.iterrows() for b, v in r.bounds.items()]
-    bdf = pd.DataFrame(rows)
-    bdf["K"] = bdf.bound.str[1:].astype(int)
-    fig, panels = _grid(base)
-    for (dataset, layers), ax in panels:
-        sns.lineplot(bdf[(bdf.dataset == dataset) & (bdf.n_layers == layers)], x="K", y="value", hue="model",
-                     marker="o", ax=ax, errorbar=None)
-        ax.set_xscale("log")
-        ax.set_ylabel("test bound L_K (nats)")
-        ax.set_title(f"{dataset}, {layers} layer(s)")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out_dir / "bounds.png", dpi=120)
-    plt.close(fig)
-
+    bounds = pd.DataFrame([dict(label(r), K=int(b[1:]), value=v) for _, r in base.iterrows() for b, v in r.bounds.items()])
+    per_model(bounds, "K", "value", "test bound L_K (nats)", "bounds.png", logx=True)
     # training curves
-    rows = [dict(dataset=r.dataset, n_layers=r.n_layers, model=f"{OBJ_LABEL[r.objective]} k={r.k}",
-                 epoch=h["epoch"] + 1, objective=h["train_objective"]) for _, r in base.iterrows() for h in r.history]
-    hdf = pd.DataFrame(rows)
-    fig, panels = _grid(base)
-    for (dataset, layers), ax in panels:
-        sns.lineplot(hdf[(hdf.dataset == dataset) & (hdf.n_layers == layers)], x="epoch", y="objective",
-                     hue="model", ax=ax, errorbar=None)
-        ax.set_ylabel("train objective (nats)")
-        ax.set_title(f"{dataset}, {layers} layer(s)")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out_dir / "training_curves.png", dpi=120)
-    plt.close(fig)
+    curves = pd.DataFrame([dict(label(r), epoch=h["epoch"] + 1, objective=h["train_objective"])
+                           for _, r in base.iterrows() for h in r.history])
+    per_model(curves, "epoch", "objective", "train objective (nats)", "training_curves.png", logx=False)
 
 
 def write_samples(model_paths: list[str], out: Path, n: int = 64, seed: int = 0) -> None:
