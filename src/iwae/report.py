@@ -54,6 +54,7 @@ def _mean_over_seeds(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         active_units=("active_units", lambda s: "/".join(sorted(set(s)))),
         budget=("budget", "first"), eval_k=("eval_k", "first"), n_test=("n_test", "first"),
         data_verified=("data_verified", "all"), optimizer=("optimizer", "first"),
+        device=("train_device", "first"),
     )
     return agg
 
@@ -66,7 +67,7 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     t["nll_diff"] = t.nll - t.nll_paper
     t["data"] = np.where(t.data_verified, "verified", "UNVERIFIED (stand-in)")
     cols = ["dataset", "n_layers", "k", "objective", "nll", "nll_paper", "nll_diff", "active_units",
-            "active_units_paper", "seeds", "budget", "eval_k", "n_test", "optimizer", "data"]
+            "active_units_paper", "seeds", "budget", "eval_k", "n_test", "optimizer", "device", "data"]
     return t[cols].sort_values(["dataset", "n_layers", "k", "objective"], ascending=[True, True, True, False])
 
 
@@ -82,10 +83,11 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
             second_objective=r.objective, second_k=r.k, seed=r.seed,
             nll_first=base.nll if base is not None else np.nan,
             active_first=base.active_units if base is not None else "",
-            nll_second=r.nll, active_second=r.active_units, budget=r.budget,
+            nll_second=r.nll, active_second=r.active_units, budget=r.budget, device=r.train_device,
         ))
     ours = pd.DataFrame(rows, columns=["first_objective", "first_k", "second_objective", "second_k", "seed",
-                                       "nll_first", "active_first", "nll_second", "active_second", "budget"])
+                                       "nll_first", "active_first", "nll_second", "active_second", "budget",
+                                       "device"])
     ref = paper_reference("table2").rename(columns=lambda c: c + "_paper" if c.startswith(("nll", "active")) else c)
     t = ours.merge(ref, on=["first_objective", "first_k", "second_objective", "second_k"], how="left")
     t["nll_second_diff"] = t.nll_second - t.nll_second_paper
