@@ -17,7 +17,7 @@ from plain import PlainIWAE, per_image_log_likelihood
 
 from iwae.evaluate import log_likelihood
 from iwae.model import IWAEModel, ModelConfig
-from iwae.runtime import device_name, resolve_device
+from iwae.runtime import device_name, resolve_device, tune_allocator
 
 
 def timed(fn, device):
@@ -34,9 +34,12 @@ def main():
     ap.add_argument("--images", type=int, default=None, help="test images to time (default: 20 on CPU, 1000 on GPU)")
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator settings alone")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 throughout: no change to the NLL

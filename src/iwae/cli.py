@@ -25,10 +25,11 @@ def cmd_fetch(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from iwae.runtime import resolve_device, set_threads
+    from iwae.runtime import resolve_device, set_threads, tune_allocator
     from iwae.train import Interrupted, TrainConfig, train
 
     set_threads(args.threads)
+    tune_allocator()
     cfg = TrainConfig(
         dataset=args.dataset, n_layers=args.layers, objective=args.objective, k=args.k, seed=args.seed,
         stages=args.stages, epoch_scale=args.epoch_scale, train_subset=args.train_subset,
@@ -60,10 +61,11 @@ def cmd_evaluate(args) -> None:
 
     from iwae import data as data_mod
     from iwae.evaluate import evaluate
-    from iwae.runtime import code_version, device_name, peak_memory_mb, resolve_device, set_threads
+    from iwae.runtime import code_version, device_name, peak_memory_mb, resolve_device, set_threads, tune_allocator
     from iwae.train import load_model
 
     set_threads(args.threads)
+    tune_allocator()
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # the estimate is float32 exactly
