@@ -12,12 +12,12 @@ import time
 
 import torch
 
-from common import sync, test_images, write_csv
+from common import parse_and_setup, sync, test_images, write_csv
 from plain import PlainIWAE, per_image_log_likelihood
 
 from iwae.evaluate import log_likelihood
 from iwae.model import IWAEModel, ModelConfig
-from iwae.runtime import device_name, resolve_device, tune_allocator
+from iwae.runtime import device_name
 
 
 def timed(fn, device):
@@ -30,19 +30,9 @@ def timed(fn, device):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--images", type=int, default=None, help="test images to time (default: 20 on CPU, 1000 on GPU)")
     ap.add_argument("--k", type=int, default=5000)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator settings alone")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.default_malloc:
-        tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # float32 throughout: no change to the NLL
+    args, device = parse_and_setup(ap)  # float32 throughout on CUDA (no TF32): no change to the NLL
     n = args.images or (1000 if device.type == "cuda" else 20)
     name = device_name(device)
     x, source = test_images(n, device)
@@ -54,13 +44,14 @@ def main():
         # the same estimator: identical noise -> identical log-likelihoods
         k_check = 200
         g = torch.Generator(device=device).manual_seed(1)
-        noise = [torch.randn(k_check, 4, d, generator=g, device=device) for d in fast.latent_sizes]
+        n_check = min(4, n)
+        noise = [torch.randn(k_check, n_check, d, generator=g, device=device) for d in fast.latent_sizes]
         with torch.no_grad():
             lp = torch.cat([
                 torch.logsumexp(plain.log_weights(x[i : i + 1], k_check, noise=[e[:, i : i + 1] for e in noise]), 0)
-                for i in range(4)
+                for i in range(n_check)
             ]) - torch.log(torch.tensor(float(k_check)))
-            lf = fast.log_weights(x[:4], k_check, noise=noise).logsumexp(0) - torch.log(torch.tensor(float(k_check)))
+            lf = fast.log_weights(x[:n_check], k_check, noise=noise).logsumexp(0) - torch.log(torch.tensor(float(k_check)))
         assert torch.allclose(lf, lp, atol=1e-3), f"fast and plain estimates differ: {lf} vs {lp}"
 
         ll_plain, t_plain = timed(lambda: per_image_log_likelihood(plain, x, args.k), device)

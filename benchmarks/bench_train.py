@@ -11,27 +11,18 @@ import argparse
 
 import torch
 
-from common import best_time, test_images, write_csv
+from common import best_time, parse_and_setup, test_images, write_csv
 from plain import PlainIWAE, PlainPublishedAdam
 
 from iwae.bounds import objective
 from iwae.model import IWAEModel, ModelConfig
 from iwae.optim import PublishedAdam, flatten_parameters
-from iwae.runtime import device_name, resolve_device, tune_allocator
+from iwae.runtime import device_name
 from iwae.schedule import schedule
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for both paths (default: torch's)")
-    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator settings alone")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.default_malloc:
-        tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
-    device = resolve_device(args.device)
+    _, device = parse_and_setup(argparse.ArgumentParser(description=__doc__))
     name = device_name(device)
     x, source = test_images(20, device)
     print(f"device: {name}; data: {source}; minibatch 20")

@@ -57,3 +57,24 @@ def write_csv(rows: list[dict], name: str) -> Path:
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+def parse_and_setup(ap):
+    """Add the shared options (--device, --threads, --default-malloc) to ``ap``, parse, and set up.
+
+    Returns (args, device). float32 without TF32 on CUDA, as `iwae evaluate` runs.
+    """
+    from iwae.runtime import resolve_device, tune_allocator
+
+    ap.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads for both paths (default: torch's)")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator settings alone")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return args, device
