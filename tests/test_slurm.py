@@ -52,10 +52,12 @@ def test_smoke_pipeline_through_slurm(cluster, tmp_path):
     # every train and evaluate job went through sbatch: its SLURM log names its job id, and the
     # cluster's job-completion log has that id as COMPLETED
     jobs = slurm_cluster.completed_jobs(cluster)
-    print("\nSLURM job-completion log:")
+    rule_of = {re.match(r"(\d+)", p.stem).group(1): str(p.parent.relative_to(wd / "logs" / "slurm"))
+               for p in (wd / "logs" / "slurm").rglob("*.log")}
+    print("\nSLURM job-completion log (rule and wildcards from the plugin's per-job log path):")
     for j in jobs:
-        print(f"  JobId={j['JobId']:>4} {j.get('JobState', '?'):<10} Name={j.get('Name', '?')} Start={j.get('StartTime')} "
-              f"End={j.get('EndTime')} Tres={j.get('Tres')}")
+        print(f"  JobId={j['JobId']:>4} {j.get('JobState', '?'):<10} {rule_of.get(j['JobId'], '?'):<55} "
+              f"Start={j.get('StartTime')} End={j.get('EndTime')} Tres={j.get('Tres')}")
     completed = {j["JobId"] for j in jobs if j.get("JobState") == "COMPLETED"}
     for rule, expected in (("train", 8), ("train_continued", 2), ("evaluate", 10)):
         logs = list((wd / "logs" / "slurm" / f"rule_{rule}").rglob("*.log"))
