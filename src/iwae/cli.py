@@ -74,8 +74,9 @@ def cmd_evaluate(args) -> None:
     dataset = meta["train_config"]["dataset"]
     splits, manifest = data_mod.load(dataset, args.data_dir)
     test_x = splits.test[: args.test_subset] if args.test_subset else splits.test
+    train_x = splits.train[: max(args.train_subset, args.active_units_n)]  # all that evaluate() reads
     result = evaluate(
-        model, test_x.to(device), splits.train.to(device), seed=args.seed, k=args.k,
+        model, test_x.to(device), train_x.to(device), seed=args.seed, k=args.k,
         train_subset=args.train_subset, active_units_n=args.active_units_n, max_rows=args.max_rows,
         progress=lambda msg: print(msg, flush=True),
     )

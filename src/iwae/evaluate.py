@@ -2,7 +2,8 @@
 
 Memory bound: a chunk of the K=5000 estimator holds at most ``max_rows`` (images x samples) rows;
 the biggest tensors are the decoder's [rows, 784] logits and their per-pixel terms, so the peak is
-about ``max_rows * 784 * 4 bytes * 3`` (about 50 MB at the default 5,000 rows; larger chunks were slower on CPU), whatever K is.
+about ``max_rows * 784 * 4 bytes * 3`` (about 50 MB at the default 5,000 rows; larger chunks
+were slower on CPU), whatever K is.
 The result does not depend on the chunking: the noise of an image batch is drawn once, then
 consumed chunk by chunk and combined with logsumexp.
 """
