@@ -20,19 +20,32 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def best_time(fn, device, repeats=5, number=20, warmup=5) -> float:
-    """Best (min over repeats) mean seconds per call: the least noisy estimate on a shared machine."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
+def time_rounds(fns: dict, device, rounds=30, number=10, warmup=5) -> dict:
+    """Mean seconds per call of each function in ``fns``, once per round: {name: [seconds, ...]}.
+
+    The functions take turns within each round, so that a slow spell of a shared machine does
+    not fall on one of them only; compare them with ``summarise``.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
             fn()
-        sync(device)
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
+    sync(device)
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / number)
+    return times
+
+
+def summarise(plain: list[float], fast: list[float]) -> tuple[float, float, float]:
+    """(plain seconds, fast seconds, speedup) from the best round of each: on a shared machine the
+    minimum is the stable estimate (slow spells only ever add time); interleaving the rounds
+    gives both the same chances of a quiet moment."""
+    return min(plain), min(fast), min(plain) / min(fast)
 
 
 def test_images(n, device, seed=0):

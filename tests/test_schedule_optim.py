@@ -44,16 +44,21 @@ def reference_published_adam(params, grads_per_step, lr, b1=0.99, b2=0.999, eps=
     return params
 
 
-def test_published_adam_matches_its_definition():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
+def test_published_adam_matches_its_definition(fused):
     g = torch.Generator().manual_seed(0)
     params = [torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)]
     grads = [[10 * torch.randn_like(p) for p in params] for _ in range(6)]
     ours = [p.clone().requires_grad_() for p in params]
-    opt = PublishedAdam(ours, lr=1e-3)
+    opt = PublishedAdam(ours, lr=1e-3, fused=fused)
     for step in grads:
         for p, gr in zip(ours, step):
             p.grad = gr.clone()
         opt.step()
+        if step is grads[2]:  # a checkpoint mid-run: a new optimiser loaded from it goes on identically
+            state = opt.state_dict()
+            opt = PublishedAdam(ours, lr=1e-3, fused=fused)
+            opt.load_state_dict(state)
     for a, b in zip(ours, reference_published_adam(params, grads, 1e-3)):
         assert torch.allclose(a.detach(), b, rtol=0, atol=1e-12)
     # the first step differs from torch's Adam (v starts at ones, beta1 = 0.99)

@@ -94,6 +94,14 @@ def test_checkpoint_from_another_config_is_refused(fake_data_dir, tmp_path):
         train(cfg, fake_data_dir, tmp_path, CPU, progress=False)
 
 
+def test_checkpoint_of_an_older_optimiser_is_refused(fake_data_dir, tmp_path):
+    cfg = TrainConfig(k=2, stages=[0], train_subset=200)
+    old = dict(state={0: dict(step=3, m=torch.zeros(1), v=torch.ones(1))}, param_groups=[])
+    torch.save(dict(train_config=asdict(cfg), optimizer=old), tmp_path / "checkpoint.pt")
+    with pytest.raises(RuntimeError, match="older iwae version.*delete it"):
+        train(cfg, fake_data_dir, tmp_path, CPU, progress=False)
+
+
 def test_short_real_mnist_run_beats_the_untrained_model(real_data_dir, tmp_path):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     cfg = TrainConfig(dataset="mnist", n_layers=1, objective="iwae", k=5, seed=0, stages=[0], train_subset=6000)

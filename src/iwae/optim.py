@@ -6,7 +6,10 @@ Differences from ``torch.optim.Adam`` (all on purpose, to match Table 1's code):
 - eps = 1e-4 is added to sqrt(v) (no bias correction inside the square root);
 - the step size is lr * sqrt(1 - beta2**t) / (1 - beta1**t);
 - one optimiser state is kept across all stages (only ``lr`` changes).
-The update uses the ``torch._foreach_*`` kernels, one call per operation for all parameters.
+
+The update itself is torch's own (fused, one kernel for all parameters, where the device has it):
+torch computes p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps_t), which is the published
+update when eps_t = eps / sqrt(1-b2^t); so each step sets eps_t and the state starts with v = 1.
 """
 
 from __future__ import annotations
@@ -16,47 +19,30 @@ import math
 import torch
 
 
-class PublishedAdam(torch.optim.Optimizer):
-    def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.999), eps: float = 1e-4):
+class PublishedAdam(torch.optim.Adam):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.999), eps: float = 1e-4, fused: bool = True):
+        """fused: use torch's fused kernel (CPU and CUDA); False uses its foreach kernels."""
         if lr <= 0 or eps <= 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"bad PublishedAdam settings lr={lr} betas={betas} eps={eps}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
-
-    def _init_state(self, p: torch.Tensor) -> dict:
-        state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["m"] = torch.zeros_like(p)
-            state["v"] = torch.ones_like(p)
-        return state
+        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None, foreach=not fused)
+        for group in self.param_groups:
+            group["published_eps"] = eps  # eps of the published update; group["eps"] is set per step
+            group["published_t"] = 0  # steps taken, kept on the host (no device sync to read it)
+            for p in group["params"]:
+                # torch would start v at zeros on the first step; the published code starts it at ones
+                step_device = p.device if fused else "cpu"
+                self.state[p] = dict(
+                    step=torch.zeros((), dtype=torch.float32, device=step_device),
+                    exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
+                    exp_avg_sq=torch.ones_like(p, memory_format=torch.preserve_format),
+                )
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            states = [self._init_state(p) for p in params]
-            grads = [p.grad for p in params]
-            ms = [s["m"] for s in states]
-            vs = [s["v"] for s in states]
-            for s in states:
-                s["step"] += 1
-            t = states[0]["step"]
-            # m <- b1 m + (1-b1) g ;  v <- b2 v + (1-b2) g^2
-            torch._foreach_lerp_(ms, grads, 1 - beta1)
-            torch._foreach_mul_(vs, beta2)
-            torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
-            step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-            denom = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(params, ms, denom, value=-step_size)
-        return loss
+            group["published_t"] += 1
+            group["eps"] = group["published_eps"] / math.sqrt(1 - group["betas"][1] ** group["published_t"])
+        return super().step(closure)
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -64,7 +50,7 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "published":
         return PublishedAdam(params, lr=lr)
     if name == "paper_text":
-        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-4)
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-4, fused=True)
     raise ValueError(f"unknown optimizer {name!r}; expected 'published' or 'paper_text'")
 
 

@@ -133,6 +133,11 @@ def train(
                 f"{ckpt_path} belongs to a different configuration ({ck['train_config']}); "
                 f"move it away or delete it to start this run afresh."
             )
+        if any(set(st) != {"step", "exp_avg", "exp_avg_sq"} for st in ck["optimizer"]["state"].values()):
+            raise RuntimeError(
+                f"{ckpt_path} holds the optimiser state of an older iwae version (keys "
+                f"{sorted(next(iter(ck['optimizer']['state'].values())))}); delete it to start this run afresh."
+            )
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         noise_gen.set_state(ck["noise_rng"])
