@@ -96,6 +96,12 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
 
+def gaussian_sample(mean: torch.Tensor, log_sigma: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One draw of N(mean, exp(log_sigma)^2), elementwise."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    return torch.addcmul(mean, torch.exp(log_sigma), eps)
+
+
 class IWAEModel(nn.Module):
     """Generative model p(x, h) and recognition model q(h | x) of the paper, 1 or 2 stochastic layers."""
 
@@ -179,9 +185,7 @@ class IWAEModel(nn.Module):
         for layer in self.q_layers:
             mean, log_sigma = layer(h)
             means.append(mean)
-            h = mean + torch.exp(log_sigma) * torch.randn(
-                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-            )
+            h = gaussian_sample(mean, log_sigma, generator)
         return means
 
     @torch.no_grad()
@@ -189,8 +193,7 @@ class IWAEModel(nn.Module):
         """Bernoulli means of p(x | h) for h drawn from the generative model.  -> [n, 784]."""
         h = torch.randn(n, self.latent_sizes[-1], generator=generator, device=device)
         for j in reversed(range(len(self.p_layers))):
-            mean, log_sigma = self.p_layers[j](h)
-            h = mean + torch.exp(log_sigma) * torch.randn(mean.shape, generator=generator, device=device)
+            h = gaussian_sample(*self.p_layers[j](h), generator)
         return torch.sigmoid(self.p_x(h))
 
     def extra_repr(self) -> str:

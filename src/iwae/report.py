@@ -74,9 +74,10 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     """Continued-training runs: the first model's numbers and the continued model's."""
     cont = df[df.continued_from.notna()]
+    run_dirs = df.metrics.map(lambda m: Path(m).resolve().parent)  # a run is its folder, however it was named
     rows = []
     for _, r in cont.iterrows():
-        first = df[df.metrics == str(Path(r.continued_from).parent / "metrics.json")]
+        first = df[run_dirs == Path(r.continued_from).resolve().parent]
         base = first.iloc[0] if len(first) else None
         rows.append(dict(
             first_objective=base.objective if base is not None else "?", first_k=base.k if base is not None else -1,
