@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-from common import summarise, time_rounds, parse_and_setup, test_images, write_csv
+from common import parse_and_setup, summarise, test_images, time_rounds, write_csv
 from plain import PlainIWAE, PlainPublishedAdam
 
 from iwae.bounds import objective

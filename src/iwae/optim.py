@@ -27,7 +27,10 @@ class PublishedAdam(torch.optim.Adam):
         super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, fused=fused or None, foreach=not fused)
         for group in self.param_groups:
             group["published_eps"] = eps  # eps of the published update; group["eps"] is set per step
-            group["published_t"] = 0  # steps taken, kept on the host (no device sync to read it)
+            # steps taken, kept on the host: torch's own count lives on the device with the fused
+            # kernel, and reading it would stall every step. Every parameter gets a gradient at
+            # every step here (one flat buffer), so the two counts agree.
+            group["published_t"] = 0
             for p in group["params"]:
                 # torch would start v at zeros on the first step; the published code starts it at ones
                 step_device = p.device if fused else "cpu"
