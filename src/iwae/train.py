@@ -25,6 +25,8 @@ from iwae.runtime import code_version, device_name, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
 
 CHECKPOINT = "checkpoint.pt"
+# Raised whenever what a checkpoint holds changes (2: optimiser state in torch Adam's layout).
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
@@ -133,10 +135,12 @@ def train(
                 f"{ckpt_path} belongs to a different configuration ({ck['train_config']}); "
                 f"move it away or delete it to start this run afresh."
             )
-        if any(set(st) != {"step", "exp_avg", "exp_avg_sq"} for st in ck["optimizer"]["state"].values()):
+        found = ck.get("format", 1)
+        if found != CHECKPOINT_FORMAT:
             raise RuntimeError(
-                f"{ckpt_path} holds the optimiser state of an older iwae version (keys "
-                f"{sorted(next(iter(ck['optimizer']['state'].values())))}); delete it to start this run afresh."
+                f"{ckpt_path} was written by an {'older' if found < CHECKPOINT_FORMAT else 'newer'} iwae version "
+                f"(checkpoint format {found}; this version reads {CHECKPOINT_FORMAT}); delete it to start this "
+                f"run afresh, or resume it with the version that wrote it."
             )
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
@@ -149,7 +153,7 @@ def train(
         _save_atomic(
             dict(state_dict=model.state_dict(), optimizer=opt.state_dict(), noise_rng=noise_gen.get_state(),
                  epoch=epoch, step=step, history=history, elapsed=elapsed, partial=partial.cpu(),
-                 train_config=asdict(cfg)),
+                 train_config=asdict(cfg), format=CHECKPOINT_FORMAT),
             ckpt_path,
         )
 
