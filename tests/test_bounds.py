@@ -9,9 +9,8 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from iwae.bounds import elbo, iwae_bound, objective
-
-
+from iwae.bounds import elbo, iwae_bound
+from iwae.objectives import objective
 
 @pytest.fixture(autouse=True)
 def float64():

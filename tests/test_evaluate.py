@@ -6,13 +6,17 @@ import pytest
 import torch
 
 from iwae.evaluate import ACTIVE_THRESHOLD, activity, log_likelihood
-from iwae.model import IWAEModel, ModelConfig
+from iwae.model import IWAEModel, ModelConfig, initialise
+
+
+def seeded(layers):
+    return initialise(IWAEModel(ModelConfig(layers)), "seeded", torch.zeros(784), seed=0).eval()
 
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_batched_equals_unbatched(layers):
     torch.manual_seed(0)
-    model = IWAEModel(ModelConfig(layers)).eval()
+    model = seeded(layers)
     x = (torch.rand(7, 784) < 0.3).float()
     k = 600
     full = log_likelihood(model, x, k, generator=torch.Generator().manual_seed(1), max_rows=10**9, image_batch=7)
@@ -25,7 +29,7 @@ def test_batched_equals_unbatched(layers):
 
 def test_active_units_on_a_constructed_model():
     torch.manual_seed(0)
-    model = IWAEModel(ModelConfig(2)).eval()
+    model = seeded(2)
     active1 = torch.zeros(100, dtype=torch.bool)
     active1[[3, 17, 42, 99]] = True
     active2 = torch.zeros(50, dtype=torch.bool)

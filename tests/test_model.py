@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 from iwae.bounds import elbo, iwae_bound
-from iwae.model import IWAEModel, ModelConfig, bernoulli_log_prob, output_bias_from_mean
+from iwae.model import IWAEModel, ModelConfig, bernoulli_log_prob, initialise, member_state_dict, stack
 
 
 def reference_log_weights(model: IWAEModel, x: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
@@ -29,10 +29,15 @@ def reference_log_weights(model: IWAEModel, x: torch.Tensor, noise: list[torch.T
     return log_p - log_q
 
 
+def seeded(layers: int, seed: int = 0) -> IWAEModel:
+    """A model with independent random weights (the authors' initialisation makes heads equal)."""
+    bias = torch.randn(784, generator=torch.Generator().manual_seed(seed + 100))
+    return initialise(IWAEModel(ModelConfig(layers)), "seeded", bias, seed=seed)
+
+
 @pytest.fixture(params=[1, 2], ids=["1layer", "2layers"])
 def model(request):
-    torch.manual_seed(0)
-    return IWAEModel(ModelConfig(request.param), output_bias=output_bias_from_mean(torch.rand(784)))
+    return seeded(request.param)
 
 
 def batch(b=6, seed=1):
@@ -82,17 +87,57 @@ def test_parameter_counts():
         ModelConfig(3)
 
 
-def test_init_glorot_and_output_bias():
-    torch.manual_seed(0)
-    mean = torch.tensor([0.0, 0.5, 1.0] + [0.2] * 781)
-    m = IWAEModel(ModelConfig(1), output_bias=output_bias_from_mean(mean))
-    b = m.p_x.head.bias
-    assert b[0].item() == pytest.approx(torch.logit(torch.tensor(0.001)).item(), abs=1e-5)
-    assert b[1].item() == pytest.approx(0.0, abs=1e-6) and b[2].item() == pytest.approx(torch.logit(torch.tensor(0.999)).item(), abs=1e-4)
+def test_seeded_init_is_glorot_with_the_given_output_bias():
+    bias = torch.linspace(-3, 3, 784)
+    m = initialise(IWAEModel(ModelConfig(1)), "seeded", bias, seed=0)
+    assert torch.equal(m.p_x.head.bias, bias)
     w = m.q_layers[0].mlp.l1.weight
     bound = (6 / (784 + 200)) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
     assert torch.count_nonzero(m.q_layers[0].mlp.l1.bias) == 0
+    head = m.q_layers[0].head.weight  # mean and log-sigma halves: independent, each Glorot for (200, 50)
+    assert not torch.equal(head[:50], head[50:]) and head.abs().max() <= (6 / 250) ** 0.5
+    other = initialise(IWAEModel(ModelConfig(1)), "seeded", bias, seed=1)
+    assert not torch.equal(other.q_layers[0].mlp.l1.weight, w)
+
+
+def test_stack_is_its_members():
+    """A stack's log weights are each member's, on each member's inputs and noise."""
+    members = [seeded(2, seed=s) for s in range(3)]
+    st = stack(members)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(3, 4, 784, generator=g) < 0.3).float()
+    noise = [torch.randn(3, 5, 4, d, generator=g) for d in st.latent_sizes]
+    out = st.log_weights(x, 5, noise=noise)
+    assert out.shape == (3, 5, 4)
+    for m, single in enumerate(members):
+        alone = single.log_weights(x[m], 5, noise=[e[m] for e in noise])
+        assert torch.allclose(out[m], alone, rtol=1e-6, atol=1e-4)
+        assert all(torch.equal(member_state_dict(st, m)[k], v) for k, v in single.state_dict().items())
+
+
+def test_q_fixed_keeps_values_and_gives_the_path_gradient():
+    """q_fixed: the same log w; the recognition gradient is that of log q with q's parameters frozen."""
+    model = seeded(1)
+    x = batch(b=2)
+    eps = [torch.randn(3, 2, 50, generator=torch.Generator().manual_seed(9))]
+    full = model.log_weights(x, 3, noise=eps)
+    fixed = model.log_weights(x, 3, noise=eps, q_fixed=True)
+    assert torch.equal(full, fixed)
+    phi = model.recognition_parameters()
+    g_fixed = torch.autograd.grad(fixed.sum(), phi)
+    # the path derivative written out: log p(x, z(phi)) - log q_stop(z(phi)) with a frozen copy of q
+    mean, log_sigma = model.q_layers[0](x)
+    z = mean + log_sigma.exp() * eps[0]
+    q = Normal(mean.detach(), log_sigma.exp().detach())
+    log_w = (Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
+             + Bernoulli(logits=model.p_x(z)).log_prob(x.expand(3, 2, 784)).sum(-1))
+    g_ref = torch.autograd.grad(log_w.sum(), phi)
+    for a, b in zip(g_fixed, g_ref):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    # ... which is not the full gradient (that has the score term of log q too)
+    g_full = torch.autograd.grad(full.sum(), phi)
+    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_full, g_fixed))
 
 
 def test_iwae_gradient_is_normalised_weight_average(model):
@@ -118,8 +163,7 @@ def test_iwae_gradient_is_normalised_weight_average(model):
 
 def test_removing_units_is_the_model_without_them():
     """With units masked out, log w is that of the model whose removed units are held at 0."""
-    torch.manual_seed(0)
-    model = IWAEModel(ModelConfig(1))
+    model = seeded(1)
     x = batch(b=3)
     active = torch.zeros(50, dtype=torch.bool)
     active[:20] = True

@@ -1,7 +1,9 @@
-"""Training: resume after a kill gives the same parameters; non-finite loss stops cleanly; it learns."""
+"""Training: a stack equals its members trained alone; resume after a kill gives the same parameters;
+a non-finite loss stops cleanly; it learns."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -12,17 +14,19 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from iwae import objectives
 from iwae import train as train_mod
 from iwae.data import binarize, load
 from iwae.evaluate import log_likelihood
-from iwae.train import TrainConfig, build_model, load_model, train
+from iwae.model import output_bias_from_data
+from iwae.train import CHECKPOINT_FORMAT, TrainConfig, initial_model, load_model, train
 
 CPU = torch.device("cpu")
 
 
 def _train_cmd(data_dir, out, **over):
     args = dict(dataset="mnist", layers=1, objective="iwae", k=3, seed=7, stages="0,1,2", train_subset=400,
-                checkpoint_minutes=0, threads=1)
+                checkpoint_minutes=0, threads=1, data_order="reshuffle")
     args.update(over)
     cmd = [sys.executable, "-m", "iwae.cli", "train", "--data-dir", str(data_dir), "--out", str(out), "--no-progress"]
     for key, val in args.items():
@@ -34,67 +38,101 @@ def _params(path):
     return load_model(path).state_dict()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_run_resumes_to_the_same_parameters(fake_data_dir, tmp_path, sig):
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_train_cmd(fake_data_dir, ref), check=True, capture_output=True)
+STACK = dict(objectives="vae,iwae", seeds="0,1", out_pattern="{objective}/seed{seed}")
 
-    proc = subprocess.Popen(_train_cmd(fake_data_dir, killed), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    ckpt = killed / "checkpoint.pt"
+
+@pytest.mark.parametrize("sig, stacked", [(signal.SIGKILL, False), (signal.SIGTERM, False), (signal.SIGKILL, True)],
+                         ids=["SIGKILL", "SIGTERM", "SIGKILL-stack"])
+def test_killed_run_resumes_to_the_same_parameters(fake_data_dir, tmp_path, sig, stacked):
+    over = dict(objectives=STACK["objectives"], seeds=STACK["seeds"]) if stacked else {}
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    out = (lambda d: d / STACK["out_pattern"]) if stacked else (lambda d: d)
+    subprocess.run(_train_cmd(fake_data_dir, out(ref), **over), check=True, capture_output=True)
+
+    proc = subprocess.Popen(_train_cmd(fake_data_dir, out(killed), **over), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    first = killed / "vae" / "seed0" if stacked else killed
+    ckpt = first / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for a mid-run checkpoint beyond the first epoch
         if ckpt.exists():
-            state = torch.load(ckpt, weights_only=False)
+            try:
+                state = torch.load(ckpt, weights_only=False)
+            except Exception:  # being replaced right now
+                continue
             if state["epoch"] >= 2 and state["step"] > 0:
                 break
         time.sleep(0.05)
     proc.send_signal(sig)
     proc.wait(timeout=60)
-    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    assert not (first / "model.pt").exists(), "the run finished before it could be killed"
     assert ckpt.exists()
 
-    out = subprocess.run(_train_cmd(fake_data_dir, killed), check=True, capture_output=True, text=True)
-    assert "resuming" in out.stdout
-    a, b = _params(ref / "model.pt"), _params(killed / "model.pt")
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    done = subprocess.run(_train_cmd(fake_data_dir, out(killed), **over), check=True, capture_output=True, text=True)
+    assert "resuming" in done.stdout
+    folders = [f"{o}/seed{s}" for o in ("vae", "iwae") for s in (0, 1)] if stacked else ["."]
+    for folder in folders:
+        a, b = _params(ref / folder / "model.pt"), _params(killed / folder / "model.pt")
+        assert a.keys() == b.keys()
+        for name in a:
+            assert torch.equal(a[name], b[name]), (folder, name)
     assert not ckpt.exists()
+
+
+@pytest.mark.parametrize("data_order", ["fixed", "reshuffle"])
+def test_a_stack_trains_each_member_as_training_it_alone(fake_data_dir, tmp_path, data_order):
+    """Three members (two objectives, three seeds, independent initial weights) trained as one stack and
+    each alone from the same seeds: 80 updates (4 epochs of 20), the same per-epoch losses and the same
+    final parameters within 1e-6 (float32; on this CPU they agree exactly)."""
+    common = dict(k=3, stages=[0, 1], train_subset=400, init="seeded", data_order=data_order)
+    cfgs = [TrainConfig(objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1), ("iwae", 2))]
+    stacked = train(cfgs, fake_data_dir, [tmp_path / f"stack{i}" for i in range(3)], CPU, progress=False)
+    for i, cfg in enumerate(cfgs):
+        alone = train(cfg, fake_data_dir, tmp_path / f"alone{i}", CPU, progress=False)
+        assert alone["updates"] == stacked[i]["updates"] == 80 and stacked[i]["stack_size"] == 3
+        losses = [h["train_objective"] for h in stacked[i]["history"]]
+        assert losses == pytest.approx([h["train_objective"] for h in alone["history"]], rel=0, abs=1e-6)
+        a, b = _params(tmp_path / f"stack{i}" / "model.pt"), _params(tmp_path / f"alone{i}" / "model.pt")
+        for name in a:
+            assert torch.allclose(a[name], b[name], rtol=0, atol=1e-6), (i, name)
+    assert not torch.equal(_params(tmp_path / "stack1" / "model.pt")["p_x.head.weight"],
+                           _params(tmp_path / "stack2" / "model.pt")["p_x.head.weight"])
 
 
 def test_finished_run_is_not_redone(fake_data_dir, tmp_path):
     subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), check=True, capture_output=True)
     again = subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), capture_output=True, text=True)
-    assert again.returncode != 0 and "exists: this run is finished" in again.stderr
+    assert again.returncode != 0 and "model.pt exist(s): finished. Use --force" in again.stderr
 
 
 def test_non_finite_loss_names_epoch_and_step_and_keeps_checkpoint(fake_data_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train_mod.objective
+    iwae = objectives.get("iwae")
 
-    def poisoned(name, log_w):
+    def poisoned(log_w):
         calls["n"] += 1
-        out = real(name, log_w)
+        out = iwae.value(log_w)
         return out * float("nan") if calls["n"] == 25 else out  # epoch 2, step 4 (10 steps an epoch)
 
-    monkeypatch.setattr(train_mod, "objective", poisoned)
-    cfg = TrainConfig(k=2, stages=[0, 1], train_subset=200, checkpoint_minutes=1e6)
+    monkeypatch.setattr(objectives, "get", lambda name: dataclasses.replace(iwae, value=poisoned))
+    cfg = TrainConfig(k=2, stages=[0, 1], train_subset=200)
     with pytest.raises(train_mod.NonFiniteLoss, match=r"epoch 2 .*step 4 of 10(.|\n)*last good checkpoint is kept"):
-        train(cfg, fake_data_dir, tmp_path, CPU, progress=False)
+        train(cfg, fake_data_dir, tmp_path, CPU, progress=False, checkpoint_minutes=1e6)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 2 and state["step"] == 0
-    assert all(torch.isfinite(v).all() for v in state["state_dict"].values())
+    assert state["epoch"] == 1 and state["step"] == 0  # written at the end of stage 0 (epoch 0)
+    assert all(torch.isfinite(v).all() for v in state["members"][0]["state_dict"].values())
     assert not (tmp_path / "model.pt").exists()
 
 
 def test_checkpoint_from_another_config_is_refused(fake_data_dir, tmp_path):
     cfg = TrainConfig(k=2, stages=[0], train_subset=200)
-    torch.save(dict(train_config=asdict(TrainConfig(k=5))), tmp_path / "checkpoint.pt")
+    torch.save(dict(format=CHECKPOINT_FORMAT, stack=[str(tmp_path)], members=[dict(train_config=asdict(TrainConfig(k=5)))]),
+               tmp_path / "checkpoint.pt")
     with pytest.raises(RuntimeError, match="different configuration"):
         train(cfg, fake_data_dir, tmp_path, CPU, progress=False)
 
 
-def test_checkpoint_of_an_older_optimiser_is_refused(fake_data_dir, tmp_path):
+def test_checkpoint_of_an_older_version_is_refused(fake_data_dir, tmp_path):
     cfg = TrainConfig(k=2, stages=[0], train_subset=200)
     old = dict(state={0: dict(step=3, m=torch.zeros(1), v=torch.ones(1))}, param_groups=[])
     torch.save(dict(train_config=asdict(cfg), optimizer=old), tmp_path / "checkpoint.pt")
@@ -109,7 +147,7 @@ def test_short_real_mnist_run_beats_the_untrained_model(real_data_dir, tmp_path)
     assert meta["updates"] == 300
     splits, _ = load("mnist", real_data_dir)
     x = binarize(splits.test[:200], torch.Generator().manual_seed(0))
-    untrained = build_model(cfg, splits.train[:6000], CPU)
+    untrained = initial_model(cfg, output_bias_from_data(splits.train[:6000]))
     trained = load_model(tmp_path / "model.pt")
     l50 = {name: float(log_likelihood(m, x, 50, generator=torch.Generator().manual_seed(1)).mean())
            for name, m in (("untrained", untrained), ("trained", trained))}

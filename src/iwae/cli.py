@@ -1,17 +1,28 @@
-"""Command line: ``iwae fetch | train | evaluate | report``. Every option is explained by ``--help``."""
+"""iwae: fetch the data, train and evaluate the models of Burda et al. (ICLR 2016), make tables and figures.
+
+Commands: fetch, train, evaluate, report, snr. Every option is described by `iwae COMMAND --help`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 
 def _int_list(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t.strip()]
+
+
+def _str_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default and keeps the description's line breaks."""
 
 
 def cmd_fetch(args) -> None:
@@ -24,20 +35,42 @@ def cmd_fetch(args) -> None:
         print(f"{args.dataset}/{rec['file']}: {rec['algorithm']} {rec['checksum']} {flag}; from {rec['source']}")
 
 
+def _members(args) -> tuple[list, list[Path]]:
+    """The (config, output folder) of every member: the product of --objectives and --seeds."""
+    from iwae.train import TrainConfig
+
+    objectives, seeds = args.objectives or [args.objective], args.seeds or [args.seed]
+    pairs = list(itertools.product(objectives, seeds))
+    if len(pairs) > 1 and not ("{objective}" in args.out or "{seed}" in args.out):
+        raise ValueError(f"{len(pairs)} members need one folder each: put {{objective}} and {{seed}} in --out, "
+                         f"e.g. --out 'runs/{{objective}}-k{args.k}/seed{{seed}}'")
+    cfgs, outs = [], []
+    for objective, seed in pairs:
+        fill = dict(objective=objective, seed=seed)
+        cfgs.append(TrainConfig(
+            dataset=args.dataset, n_layers=args.layers, objective=objective, k=args.k, seed=seed,
+            stages=args.stages, epoch_scale=args.epoch_scale, train_subset=args.train_subset,
+            batch_size=args.batch_size, optimizer=args.optimizer, init=args.init, data_order=args.data_order,
+            init_from=args.init_from.format(**fill) if args.init_from else None,
+            continue_state=not args.fresh_optimizer, budget=args.budget))
+        outs.append(Path(args.out.format(**fill)))
+    if len(set(outs)) != len(outs):
+        raise ValueError(f"--out {args.out!r} gives the same folder to several members; add {{objective}}/{{seed}}")
+    return cfgs, outs
+
+
 def cmd_train(args) -> None:
     from iwae.runtime import resolve_device, set_threads, tune_allocator
-    from iwae.train import Interrupted, TrainConfig, train
+    from iwae.train import Interrupted, train
 
     set_threads(args.threads)
     tune_allocator()
-    cfg = TrainConfig(
-        dataset=args.dataset, n_layers=args.layers, objective=args.objective, k=args.k, seed=args.seed,
-        stages=args.stages, epoch_scale=args.epoch_scale, train_subset=args.train_subset,
-        batch_size=args.batch_size, optimizer=args.optimizer, checkpoint_minutes=args.checkpoint_minutes,
-        init_from=args.init_from, budget=args.budget,
-    )
-    if (Path(args.out) / "model.pt").exists() and not args.force:
-        sys.exit(f"{args.out}/model.pt exists: this run is finished. Use --force to train it again.")
+    cfgs, outs = _members(args)
+    done = [o for o in outs if (o / "model.pt").exists()]
+    if done and not args.force:
+        sys.exit(f"iwae train: {', '.join(f'{o}/model.pt' for o in done)} exist(s): finished. Use --force to train "
+                 f"{'them' if len(done) > 1 else 'it'} again" + (", or leave the finished members out of the stack."
+                                                                  if len(done) < len(outs) else "."))
     # A scheduler's SIGTERM (preemption, time limit) or Ctrl-C: checkpoint at the next step, then exit.
     stop = {"requested": False}
 
@@ -47,13 +80,16 @@ def cmd_train(args) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        meta = train(cfg, args.data_dir, args.out, resolve_device(args.device), progress=not args.no_progress,
-                     should_stop=lambda: stop["requested"])
+        metas = train(cfgs, args.data_dir, outs, resolve_device(args.device), progress=not args.no_progress,
+                      should_stop=lambda: stop["requested"], checkpoint_minutes=args.checkpoint_minutes,
+                      step_mode=args.step)
     except Interrupted as e:
         print(f"iwae train: interrupted: {e}. Run the same command again to resume.", file=sys.stderr)
         sys.exit(143)
-    print(f"trained {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
-          f"on {meta['device']}; final train objective {meta['history'][-1]['train_objective']:.3f}")
+    for meta, out in zip(metas, outs):
+        print(f"{out}: {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
+              f"(a stack of {meta['stack_size']}) on {meta['device']}; final train objective "
+              f"{meta['history'][-1]['train_objective']:.3f}")
 
 
 def cmd_evaluate(args) -> None:
@@ -64,39 +100,48 @@ def cmd_evaluate(args) -> None:
     from iwae.runtime import code_version, device_name, peak_memory_mb, resolve_device, set_threads, tune_allocator
     from iwae.train import load_model
 
+    if len(args.model) != len(args.out):
+        raise ValueError(f"{len(args.model)} --model files but {len(args.out)} --out files: give one of each per model")
     set_threads(args.threads)
     tune_allocator()
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # the estimate is float32 exactly
-    model = load_model(args.model, device)
-    meta = model.metadata
-    dataset = meta["train_config"]["dataset"]
-    splits, manifest = data_mod.load(dataset, args.data_dir)
-    test_x = splits.test[: args.test_subset] if args.test_subset else splits.test
-    train_x = splits.train[: max(args.train_subset, args.active_units_n)]  # all that evaluate() reads
-    result = evaluate(
-        model, test_x.to(device), train_x.to(device), seed=args.seed, k=args.k,
-        train_subset=args.train_subset, active_units_n=args.active_units_n, max_rows=args.max_rows,
-        progress=lambda msg: print(msg, flush=True),
-    )
-    metrics = dict(
-        run=dict(dataset=dataset, n_layers=meta["model_config"]["n_layers"],
-                 objective=meta["train_config"]["objective"], k=meta["train_config"]["k"],
-                 seed=meta["train_config"]["seed"], budget=meta["train_config"]["budget"],
-                 continued_from=meta["train_config"]["init_from"]),
-        train={k: v for k, v in meta.items() if k not in ("data",)},
-        data=dict(train=meta["data"], eval=manifest, verified=bool(meta["data"]["verified"] and manifest["verified"])),
-        eval=dict(result, device=device_name(device), peak_memory_mb=peak_memory_mb(device),
-                  eval_config=dict(k=args.k, test_subset=args.test_subset, train_subset=args.train_subset,
-                                   active_units_n=args.active_units_n, seed=args.seed, max_rows=args.max_rows),
-                  eval_path="fast", code_version=code_version()),
-    )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(metrics, indent=2))
-    au = "+".join(str(a) for a in result["active_units"])
-    print(f"test log-likelihood (K={args.k}): {result['test_ll']:.3f}  active units: {au}  "
-          f"({result['eval_seconds']:.1f} s on {metrics['eval']['device']})")
+    loaded = {}
+    for model_path, out in zip(args.model, args.out):
+        model = load_model(model_path, device)
+        meta = model.metadata
+        tc = meta["train_config"]
+        if tc["dataset"] not in loaded:  # several models of one data set: the data are read once
+            splits, manifest = data_mod.load(tc["dataset"], args.data_dir)
+            test_x = splits.test[: args.test_subset] if args.test_subset else splits.test
+            train_x = splits.train[: max(args.train_subset, args.active_units_n)]  # all that evaluate() reads
+            loaded[tc["dataset"]] = (test_x.to(device), train_x.to(device), manifest)
+        test_x, train_x, manifest = loaded[tc["dataset"]]
+        result = evaluate(
+            model, test_x, train_x, seed=args.seed, k=args.k, bound_ks=tuple(args.bound_ks) + (tc["k"],),
+            train_subset=args.train_subset, active_units_n=args.active_units_n, max_rows=args.max_rows,
+            activity_ddof=args.activity_ddof, progress=lambda msg: print(f"{model_path}: {msg}", flush=True),
+        )
+        metrics = dict(
+            run=dict(dataset=tc["dataset"], n_layers=meta["model_config"]["n_layers"], objective=tc["objective"],
+                     k=tc["k"], seed=tc["seed"], budget=tc["budget"], continued_from=tc["init_from"],
+                     protocol=dict(init=tc.get("init"), data_order=tc.get("data_order"), optimizer=tc["optimizer"],
+                                   continue_state=tc.get("continue_state"), activity_ddof=args.activity_ddof)),
+            train={k: v for k, v in meta.items() if k not in ("data",)},
+            data=dict(train=meta["data"], eval=manifest,
+                      verified=bool(meta["data"]["verified"] and manifest["verified"])),
+            eval=dict(result, device=device_name(device), peak_memory_mb=peak_memory_mb(device),
+                      eval_config=dict(k=args.k, test_subset=args.test_subset, train_subset=args.train_subset,
+                                       active_units_n=args.active_units_n, seed=args.seed, max_rows=args.max_rows,
+                                       activity_ddof=args.activity_ddof),
+                      eval_path="fast", code_version=code_version()),
+        )
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(metrics, indent=1))
+        au = "+".join(str(a) for a in result["active_units"])
+        print(f"{model_path}: test log-likelihood (K={args.k}) {result['test_ll']:.3f}, active units {au} "
+              f"({result['eval_seconds']:.1f} s on {metrics['eval']['device']})", flush=True)
 
 
 def cmd_report(args) -> None:
@@ -105,16 +150,27 @@ def cmd_report(args) -> None:
     report.main(args)
 
 
+def cmd_snr(args) -> None:
+    from iwae import snr
+
+    snr.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from iwae.train import TrainConfig
+    from iwae import __version__
+    from iwae.evaluate import AUTHORS_DDOF
+    from iwae.optim import OPTIMIZERS
+    from iwae.train import DATA_ORDERS, STEP_MODES, TrainConfig
 
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
-    p = argparse.ArgumentParser(prog="iwae", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="iwae", description=__doc__, formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"iwae {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    f = sub.add_parser("fetch", help="download (or copy from a mirror) and verify a dataset")
+    f = sub.add_parser("fetch", help="download (or copy from a mirror) and verify a dataset", formatter_class=_Help,
+                       description="Put a dataset's files in the cache folder and verify their checksums.")
     f.add_argument("dataset", choices=["mnist", "omniglot"])
-    f.add_argument("--data-dir", default="data", help="cache folder (default: data)")
+    f.add_argument("--data-dir", default="data", help="cache folder")
     f.add_argument("--mirror", default=None, help="local mirror folder tried before the internet "
                    "(default: $IWAE_DATA_MIRROR); it holds <dataset>/<file>")
     f.add_argument("--source-file", default=None, help="use this local file as the dataset's file (still checksummed)")
@@ -122,51 +178,88 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept a file whose checksum does not match; every result records it")
     f.set_defaults(func=cmd_fetch)
 
-    t = sub.add_parser("train", help="train one model with the paper's schedule (resumes a checkpoint in --out)")
-    t.add_argument("--dataset", choices=["mnist", "omniglot"], default=defaults["dataset"])
-    t.add_argument("--layers", type=int, choices=[1, 2], default=defaults["n_layers"], help="stochastic layers")
-    t.add_argument("--objective", choices=["vae", "iwae"], default=defaults["objective"],
-                   help="vae: K-sample average of ELBO terms; iwae: the bound L_K")
-    t.add_argument("--k", type=int, default=defaults["k"], help="samples per data point in the objective")
-    t.add_argument("--seed", type=int, default=0, help="seed of every random draw of the run")
+    t = sub.add_parser(
+        "train", formatter_class=_Help, help="train a model, or a stack of models together, with the paper's schedule",
+        description="Train with the paper's schedule (resumes the checkpoints in the output folders).\n"
+                    "Several --objectives/--seeds train as one stack (one process, batched): each member ends\n"
+                    "where training it alone would. The defaults are the authors' procedure.")
+    t.add_argument("--dataset", choices=["mnist", "omniglot"], default=d.dataset)
+    t.add_argument("--layers", type=int, choices=[1, 2], default=d.n_layers, help="stochastic layers")
+    t.add_argument("--objective", default=d.objective,
+                   help="training objective or estimator (vae, iwae, iwae_stl, iwae_dreg, rws, rws_dreg, miwae_m<M>, "
+                        "piwae_m<M>, ciwae_b<beta>; see the README)")
+    t.add_argument("--objectives", type=_str_list, default=None, help="comma-separated: train these together")
+    t.add_argument("--k", type=int, default=d.k, help="samples per data point in the objective")
+    t.add_argument("--seed", type=int, default=d.seed, help="seed of every random draw of the run")
+    t.add_argument("--seeds", type=_int_list, default=None, help="comma-separated: train these seeds together")
     t.add_argument("--stages", type=_int_list, default=None,
                    help="comma-separated stage indices 0..7 to run (default: all 8, the paper)")
-    t.add_argument("--epoch-scale", type=float, default=1.0, help="epochs of stage i = round(3^i * scale), >= 1")
+    t.add_argument("--epoch-scale", type=float, default=d.epoch_scale, help="epochs of stage i = round(3^i x scale), >= 1")
     t.add_argument("--train-subset", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--batch-size", type=int, default=20, help="minibatch size (paper: 20)")
-    t.add_argument("--optimizer", choices=["published", "paper_text"], default="published",
-                   help="published: Adam as the authors' code ran it (Table 1); paper_text: torch Adam, beta1=0.9")
-    t.add_argument("--checkpoint-minutes", type=float, default=10.0, help="also checkpoint every N minutes mid-epoch")
-    t.add_argument("--init-from", default=None, help="model.pt to continue training from (Table 2)")
-    t.add_argument("--budget", default="custom", help="name of the budget, recorded in the metadata")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help="minibatch size (the paper's)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                   help="published: Adam as the authors' code ran it (Theano's order); published_torch_order: the "
+                        "same constants in torch's order; paper_text: torch's Adam, beta1 = 0.9")
+    t.add_argument("--init", choices=["authors", "seeded"], default=d.init,
+                   help="authors: the published initial weights (the same for every seed); seeded: independent "
+                        "Glorot-uniform weights from the seed")
+    t.add_argument("--data-order", choices=DATA_ORDERS, default=d.data_order,
+                   help="fixed: minibatch i is rows 20i..20i+19 every epoch (the authors'); reshuffle: a new order "
+                        "every epoch")
+    t.add_argument("--init-from", default=None,
+                   help="model.pt to continue training from (Table 2); may contain {objective} and {seed}")
+    t.add_argument("--fresh-optimizer", action="store_true",
+                   help="with --init-from: start a new optimiser and random state instead of continuing the "
+                        "first run's (the authors continue them)")
+    t.add_argument("--budget", default=d.budget, help="name of the budget, recorded in the metadata")
     t.add_argument("--data-dir", default="data", help="where `iwae fetch` put the data")
-    t.add_argument("--out", required=True, help="run folder: model.pt, train.json, checkpoint.pt while running")
+    t.add_argument("--out", required=True,
+                   help="run folder (model.pt, train.json; checkpoint.pt while running); for several members a "
+                        "pattern with {objective} and {seed}")
+    t.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                   help="checkpoint every N minutes (and at every stage's end, and on SIGTERM)")
+    t.add_argument("--step", choices=STEP_MODES, default="eager",
+                   help="captured: record the whole step as a CUDA graph and replay it (CUDA only)")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     t.add_argument("--force", action="store_true", help="train again even if model.pt exists")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true", help="print nothing per epoch")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="K=5000 log-likelihood, bounds and active units of a model -> metrics JSON")
-    e.add_argument("--model", required=True, help="model.pt written by `iwae train`")
-    e.add_argument("--out", required=True, help="metrics JSON to write")
+    e = sub.add_parser("evaluate", formatter_class=_Help,
+                       help="K=5000 log-likelihood, bounds and active units of models -> metrics JSON",
+                       description="Evaluate one or several models (one process; data read once).")
+    e.add_argument("--model", required=True, nargs="+", help="model.pt file(s) written by `iwae train`")
+    e.add_argument("--out", required=True, nargs="+", help="metrics JSON file(s) to write, one per model")
     e.add_argument("--data-dir", default="data")
-    e.add_argument("--k", type=int, default=5000, help="samples of the log-likelihood estimator (paper: 5000)")
+    e.add_argument("--k", type=int, default=5000, help="samples of the log-likelihood estimator (the paper's)")
+    e.add_argument("--bound-ks", type=_int_list, default=[1, 5, 50],
+                   help="also the test bounds L_K for these K (and the model's training K)")
     e.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images (default: all)")
     e.add_argument("--train-subset", type=int, default=1000, help="training images for the train log-likelihood")
-    e.add_argument("--active-units-n", type=int, default=500, help="training images for active units (paper: 500)")
-    e.add_argument("--max-rows", type=int, default=5_000,
-                   help="memory bound: images x samples per chunk (~ rows * 9.4 kB of peak memory)")
+    e.add_argument("--active-units-n", type=int, default=500, help="training images for active units (the paper's)")
+    e.add_argument("--activity-ddof", type=int, choices=[0, 1], default=AUTHORS_DDOF,
+                   help="variance of the activity statistic: 0 as the published code (np.var), 1 unbiased")
+    e.add_argument("--max-rows", type=int, default=None,
+                   help="memory bound: images x samples per chunk, ~9.4 kB each (default: 5,000 on CPU, 250,000 on GPU)")
     e.add_argument("--seed", type=int, default=1234, help="seed of the binarisation and samples")
     e.add_argument("--device", default="auto")
     e.add_argument("--threads", type=int, default=None)
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("report", help="tables and figures from metrics JSON files")
     from iwae.report import add_arguments
 
+    r = sub.add_parser("report", help="tables, figures and sample images from metrics and model files",
+                       formatter_class=_Help)
     add_arguments(r)
     r.set_defaults(func=cmd_report)
+
+    from iwae.snr import add_arguments as snr_arguments
+
+    s = sub.add_parser("snr", help="gradient signal-to-noise ratios of the estimators against K (Rainforth et al.)",
+                       formatter_class=_Help)
+    snr_arguments(s)
+    s.set_defaults(func=cmd_snr)
     return p
 
 

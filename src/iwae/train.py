@@ -1,36 +1,51 @@
-"""Training with the paper's schedule, resumable checkpoints and a non-finite-loss guard.
+"""Training with the paper's schedule: one loop, for one model or a stack of M models trained together.
 
-The loop reads top to bottom: data, model, optimiser, schedule, (resume), epochs, checkpoints.
-Randomness: one generator for the sampled noise (its state is checkpointed) and, per epoch, a
-generator seeded from (seed, epoch) that draws the epoch's shuffle and binarisation -- so a run
-killed and started again ends with exactly the parameters of an uninterrupted run on CPU.
+A run trains M >= 1 *members* that share the data set, the architecture, K, the schedule and the
+optimiser, and may differ in objective and seed (and, for Table 2, in the model they continue).
+They are one stacked model (parameters with a leading member dimension, batched matrix products)
+with one optimiser update for all; a single run is the M = 1 case. Each member draws everything
+random -- its minibatch order where reshuffled, binarisation and sample noise -- from its own
+generator seeded by its seed, in the same order whatever M is, and its loss depends on its own
+parameters only, so every member ends where training it alone would (tested).
+
+The loop reads top to bottom: data, members, model, optimiser, schedule, (resume), epochs,
+checkpoints. Each member's folder holds its own ``checkpoint.pt`` (in a single model's layout, so a
+stack and a single run resume each other's) and finally its ``model.pt``, ``train.json`` and
+``stages/stage<i>.pt`` snapshots. A killed run started again ends with exactly the parameters of an
+uninterrupted run on CPU.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from iwae import data as data_mod
-from iwae.bounds import OBJECTIVES, objective
-from iwae.model import IWAEModel, ModelConfig, output_bias_from_mean
-from iwae.optim import flatten_parameters, make_optimizer
+from iwae import objectives
+from iwae.model import IWAEModel, ModelConfig, initialise, member_state_dict, output_bias_from_data, stack
+from iwae.optim import OPTIMIZERS, FlatParameters, PublishedAdam
 from iwae.runtime import code_version, device_name, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
 
 CHECKPOINT = "checkpoint.pt"
-# Raised whenever what a checkpoint holds changes (2: optimiser state in torch Adam's layout).
-CHECKPOINT_FORMAT = 2
+# Raised whenever what a checkpoint holds changes (3: per-member files, optimiser state by parameter
+# name in Theano's order with the pending gradient, one generator per member).
+CHECKPOINT_FORMAT = 3
+DATA_ORDERS = ("fixed", "reshuffle")
+STEP_MODES = ("eager", "captured")
+MEMBER_FIELDS = ("objective", "seed", "init_from")  # what may differ between the members of a stack
 
 
 @dataclass
 class TrainConfig:
+    """One model's training protocol. The defaults are the authors' procedure (yburda/iwae)."""
+
     dataset: str = "mnist"
     n_layers: int = 1
     objective: str = "iwae"
@@ -40,14 +55,19 @@ class TrainConfig:
     epoch_scale: float = 1.0  # epochs of stage i = round(3**i * epoch_scale), at least 1
     train_subset: int | None = None  # use only the first N training images (None: all)
     batch_size: int = 20
-    optimizer: str = "published"  # "published" (the code behind Table 1) or "paper_text"
-    checkpoint_minutes: float = 10.0
+    optimizer: str = "published"  # Adam as optimizers.py ran it; or published_torch_order, paper_text
+    init: str = "authors"  # authors: RandomState(123) per layer, as nnet.py; seeded: Glorot from the seed
+    data_order: str = "fixed"  # fixed: minibatch i = rows 20i..20i+19 every epoch (the authors'); or reshuffle
     init_from: str | None = None  # a model.pt to continue from (the paper's Table 2)
+    continue_state: bool = True  # with init_from: continue its optimiser state and random state (the authors')
     budget: str = "custom"  # the pipeline's name for this budget, recorded only
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        objectives.get(self.objective).check(self.k, self.n_layers)
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("data_order", self.data_order,
+                                     DATA_ORDERS), ("init", self.init, ("authors", "seeded"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if self.batch_size < 1:
@@ -55,6 +75,10 @@ class TrainConfig:
         if self.train_subset is not None and self.train_subset < self.batch_size:
             raise ValueError(f"train_subset ({self.train_subset}) must be at least batch_size ({self.batch_size})")
         schedule(self.stages, self.epoch_scale)  # validates stages and epoch_scale
+
+    def shared(self) -> dict:
+        """What every member of a stack must have in common."""
+        return {k: v for k, v in asdict(self).items() if k not in MEMBER_FIELDS}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -65,23 +89,10 @@ class Interrupted(RuntimeError):
     """Training stopped on request (e.g. SIGTERM from a scheduler) after saving a checkpoint."""
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63 - 1)
-
-
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def build_model(cfg: TrainConfig, train_x: torch.Tensor, device: torch.device) -> IWAEModel:
-    init_gen = torch.Generator().manual_seed(cfg.seed)  # initial weights drawn on the CPU: the same on any device
-    model = IWAEModel(ModelConfig(cfg.n_layers), output_bias=output_bias_from_mean(train_x.mean(0).cpu()),
-                      generator=init_gen)
-    if cfg.init_from:
-        model.load_state_dict(load_checkpoint_file(cfg.init_from)["state_dict"])
-    return model.to(device)
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
@@ -94,146 +105,353 @@ def load_checkpoint_file(path: str | os.PathLike) -> dict:
         ) from e
 
 
+def initial_model(cfg: TrainConfig, output_bias: torch.Tensor) -> IWAEModel:
+    """One member's starting point: the initial weights of ``cfg.init``, or the model it continues."""
+    model = IWAEModel(ModelConfig(cfg.n_layers))
+    if cfg.init_from:
+        model.load_state_dict(load_checkpoint_file(cfg.init_from)["state_dict"])
+        return model
+    return initialise(model, cfg.init, output_bias, seed=cfg.seed)
+
+
+class _EpochLog:
+    """A progress bar on a terminal; otherwise one plain line per epoch (logs stay readable)."""
+
+    def __init__(self, enabled: bool, total: int, start: int, desc: str):
+        self.bar = None
+        self.enabled, self.total, self.desc = enabled, total, desc
+        if enabled and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=start, desc=desc, unit="epoch", mininterval=2.0)
+            except ImportError:  # tqdm is optional: a bare GPU node may lack it
+                pass
+
+    def epoch(self, epoch: int, stage: int, lr: float, losses: list[float], seconds: float, steps: int) -> None:
+        loss = " ".join(f"{v:.2f}" for v in losses)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"stage {stage}, loss {loss}, {steps / max(seconds, 1e-9):.0f} it/s")
+        elif self.enabled:
+            print(f"{self.desc}: epoch {epoch + 1}/{self.total} (stage {stage}, lr {lr:g}): train loss {loss} "
+                  f"in {seconds:.1f} s ({1e3 * seconds / steps:.2f} ms/step)", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def train(
-    cfg: TrainConfig,
+    cfgs: TrainConfig | list[TrainConfig],
     data_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
+    outs: str | os.PathLike | list,
     device: torch.device,
     progress: bool = True,
     should_stop=lambda: False,
-) -> dict:
-    """Train one model; write ``out_dir/model.pt`` and return its metadata.
+    checkpoint_minutes: float = 10.0,
+    step_mode: str = "eager",
+    check_every: int = 500,
+):
+    """Train the members ``cfgs`` (one or a list) as one stack; write ``model.pt`` in each of ``outs``.
 
-    A ``checkpoint.pt`` in ``out_dir`` from the same config is resumed; it is removed once the
-    final model is written. ``should_stop()`` is polled after every step: when it returns True
-    the run saves a checkpoint and raises ``Interrupted`` (the CLI wires it to SIGTERM/SIGINT).
+    Returns each member's metadata (a dict for a single config, else a list). Checkpoints are written
+    at the end of every stage, every ``checkpoint_minutes`` (0: after every step) and when
+    ``should_stop()`` (polled after every step) returns True, after which ``Interrupted`` is raised
+    (the CLI wires it to SIGTERM/SIGINT). A non-finite loss, read from a device buffer every
+    ``check_every`` steps and at each epoch's end, stops the run with its epoch and step.
+    step_mode: ``eager``, or ``captured`` (CUDA only): the whole step recorded once as a CUDA graph
+    and replayed.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
+    single = isinstance(cfgs, TrainConfig)
+    cfgs, outs = ([cfgs], [outs]) if single else (list(cfgs), list(outs))
+    if len(cfgs) != len(outs) or not cfgs:
+        raise ValueError(f"{len(cfgs)} members but {len(outs)} output folders")
+    for c in cfgs[1:]:
+        if c.shared() != cfgs[0].shared():
+            diff = {k: (v, c.shared()[k]) for k, v in cfgs[0].shared().items() if c.shared()[k] != v}
+            raise ValueError(f"members of one stack must share everything but {MEMBER_FIELDS}; they differ in {diff}")
+    if step_mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
+    if step_mode == "captured" and device.type != "cuda":
+        raise ValueError("step_mode 'captured' records a CUDA graph and needs a CUDA device; use 'eager'")
+    cfg0, n_members = cfgs[0], len(cfgs)
+    outs = [Path(o) for o in outs]
+    for o in outs:
+        o.mkdir(parents=True, exist_ok=True)
 
     # data
-    splits, manifest = data_mod.load(cfg.dataset, data_dir)
-    train_x = splits.train[: cfg.train_subset] if cfg.train_subset else splits.train
-    train_x = train_x.to(device)  # [N, 784], kept on the device; binarised there every epoch
-    n_batches = train_x.shape[0] // cfg.batch_size
+    splits, manifest = data_mod.load(cfg0.dataset, data_dir)
+    train_x = splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train
+    train_x = train_x.to(device)  # [N, 784] grey levels, kept on the device; binarised there every step
+    n_train, batch = train_x.shape[0], cfg0.batch_size
+    n_batches = n_train // batch
 
-    # model, optimiser, schedule
-    model = build_model(cfg, train_x, device)
-    plan = epoch_plan(schedule(cfg.stages, cfg.epoch_scale))  # [(stage, lr)] per epoch
-    flat = flatten_parameters(model)  # one buffer for all parameters and one for their gradients
-    opt = make_optimizer(cfg.optimizer, [flat], lr=plan[0][1])
-    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    # members: objectives, generators, starting points; then the stack, optimiser and schedule
+    objs = [objectives.get(c.objective) for c in cfgs]
+    gens = [torch.Generator(device=device).manual_seed(c.seed) for c in cfgs]
+    continued = [load_checkpoint_file(c.init_from).get("training_state") if c.init_from and c.continue_state
+                 else None for c in cfgs]
+    for c, state in zip(cfgs, continued):
+        if c.init_from and c.continue_state and (state is None or state["optimizer"]["variant"] != c.optimizer):
+            raise RuntimeError(f"{c.init_from} holds no {c.optimizer!r} optimiser state to continue; continue it "
+                               f"with continue_state=False (a fresh optimiser), or retrain it with this version")
+    if any(continued) and not all(continued):
+        raise ValueError("either every member of a stack continues a model's training state or none does")
+    output_bias = output_bias_from_data(train_x)
+    model = stack([initial_model(c, output_bias) for c in cfgs]).to(device)
+    params = FlatParameters(model)  # one buffer for all parameters of all members, one for their gradients
+    plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
+    opt = PublishedAdam(params, lr=plan[0][1], variant=cfg0.optimizer)
+    theta, phi = model.generative_parameters(), model.recognition_parameters()
 
-    # resume
-    start_epoch, start_step, history, elapsed = 0, 0, [], 0.0
-    partial = torch.zeros(n_batches, device=device)  # per-step objective of the current epoch
+    def member_tensors(flat: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
+        return {name: t[m].detach().cpu().clone() for name, t in params.views(flat).items()}
+
+    def load_member_tensors(flat: torch.Tensor, m: int, tensors: dict[str, torch.Tensor]) -> None:
+        for name, t in params.views(flat).items():
+            t[m].copy_(tensors[name])
+
+    def load_optimiser(states: list[dict]) -> None:
+        ts = {s["t"] for s in states}
+        if len(ts) != 1:
+            raise RuntimeError(f"the members' optimiser states are at different steps {sorted(ts)}; train them "
+                               f"in separate runs")
+        pending = [s["pending"] is not None for s in states]
+        if any(pending) and not all(pending):
+            for s in states:  # bring every member to the settled form (moments up to date)
+                s.update(_settled(s, opt.betas))
+        flat_state = {key: torch.zeros_like(params.flat) for key in ("m", "v", "pending")}
+        for m, s in enumerate(states):
+            for key in ("m", "v") + (("pending",) if s["pending"] is not None else ()):
+                load_member_tensors(flat_state[key], m, s[key])
+        opt.load(dict(variant=states[0]["variant"], t=ts.pop(), m=flat_state["m"], v=flat_state["v"],
+                      pending=flat_state["pending"] if states[0]["pending"] is not None else None))
+
+    def optimiser_state(m: int) -> dict:
+        s = opt.state()
+        return dict(variant=s["variant"], t=s["t"], m=member_tensors(s["m"], m), v=member_tensors(s["v"], m),
+                    pending=None if s["pending"] is None else member_tensors(s["pending"], m))
+
+    # per-step buffers: a stack's minibatches, noise, objective values (read on the host every check_every steps)
+    order = torch.arange(n_train, device=device).expand(n_members, n_train).clone()  # [M, N] row order
+    step_in_epoch = torch.zeros((), dtype=torch.long, device=device)
+    rows_base = torch.arange(batch, device=device)
+    uniform = torch.empty(n_members, batch, train_x.shape[1], device=device)
+    noise = [torch.empty(n_members, cfg0.k, batch, d, device=device) for d in model.latent_sizes]
+    member_values = torch.empty(n_members, batch, device=device)
+    partial = torch.zeros(n_members, n_batches, device=device)  # per-step objective of the current epoch
+    members_of = {}
+    for m, o in enumerate(objs):
+        members_of.setdefault(o.name, (o, []))[1].append(m)
+    by_objective = [(o, None if len(ms) == n_members else torch.tensor(ms, device=device))
+                    for o, ms in members_of.values()]
+    q_fixed = [o.q_fixed for o in objs]
+    q_fixed = q_fixed[0] if len(set(q_fixed)) == 1 else torch.tensor(q_fixed, device=device)
+    needs_log_q = any(o.needs_log_q for o in objs)
+    split_backward = any(o.phi is not None for o in objs)  # theta and phi take different surrogates
+
+    def step() -> None:
+        """One update of every member; no host synchronisation (a CUDA graph can record it)."""
+        rows = rows_base + step_in_epoch * batch  # [B]
+        if cfg0.data_order == "fixed":
+            grey = train_x.index_select(0, rows)  # [B, 784], the same rows for every member
+        else:
+            grey = train_x[order.index_select(1, rows)]  # [M, B, 784]
+        for m, g in enumerate(gens):  # each member's draws, in a fixed order: binarisation, then noise
+            torch.rand(uniform.shape[1:], generator=g, device=device, out=uniform[m])
+            for buf in noise:
+                torch.randn(buf.shape[1:], generator=g, device=device, out=buf[m])
+        x = (uniform < grey).to(train_x.dtype)  # [M, B, 784]: a fresh binarisation of the minibatch
+        out = model.log_weights(x, cfg0.k, noise=noise, q_fixed=q_fixed, with_log_q=needs_log_q)
+        log_w, log_q = out if needs_log_q else (out, None)  # [M, K, B]
+        theta_total = phi_total = 0.0
+        for obj, idx in by_objective:
+            pick = (lambda t: t) if idx is None else (lambda t: t.index_select(0, idx))
+            value = obj.value(pick(log_w))  # [m, B]
+            theta_total = theta_total + value.sum()  # gradients summed over the minibatch
+            if split_backward:
+                phi_total = phi_total + obj.phi_surrogate(pick(log_w), None if log_q is None else pick(log_q),
+                                                          value).sum()
+            if idx is None:
+                member_values.copy_(value.detach())
+            else:
+                member_values.index_copy_(0, idx, value.detach())
+        params.zero_grad()
+        if split_backward:
+            torch.autograd.backward(-theta_total, inputs=theta, retain_graph=True)
+            torch.autograd.backward(-phi_total, inputs=phi)
+        else:
+            (-theta_total).backward()
+        partial.index_copy_(1, step_in_epoch.view(1), member_values.sum(-1, keepdim=True))
+        if step_mode == "eager":
+            opt.step()
+        else:
+            opt.step_graphable(t_device)
+        step_in_epoch.add_(1).remainder_(n_batches)
+
+    # resume: one checkpoint for the whole stack, in the first member's folder (written atomically)
+    start_epoch, start_step, elapsed = 0, 0, 0.0
+    histories = [[] for _ in cfgs]
+    ckpt_path = outs[0] / CHECKPOINT
     if ckpt_path.exists():
-        ck = load_checkpoint_file(ckpt_path)
-        if ck["train_config"] != asdict(cfg):
-            raise RuntimeError(
-                f"{ckpt_path} belongs to a different configuration ({ck['train_config']}); "
-                f"move it away or delete it to start this run afresh."
-            )
-        found = ck.get("format", 1)
-        if found != CHECKPOINT_FORMAT:
-            raise RuntimeError(
-                f"{ckpt_path} was written by an {'older' if found < CHECKPOINT_FORMAT else 'newer'} iwae version "
-                f"(checkpoint format {found}; this version reads {CHECKPOINT_FORMAT}); delete it to start this "
-                f"run afresh, or resume it with the version that wrote it."
-            )
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        noise_gen.set_state(ck["noise_rng"])
-        start_epoch, start_step, history, elapsed = ck["epoch"], ck["step"], ck["history"], ck["elapsed"]
-        partial = ck["partial"].to(device)
-        print(f"resuming {out} from epoch {start_epoch}, step {start_step} ({elapsed:.0f} s trained)")
+        ck = _read_checkpoint(ckpt_path, cfgs, outs)
+        with torch.no_grad():
+            for m, s in enumerate(ck["members"]):
+                for name, t in model.state_dict().items():
+                    t[m].copy_(s["state_dict"][name])
+                gens[m].set_state(s["generator"])
+                partial[m].copy_(s["partial"])
+                order[m].copy_(s["order"])
+        load_optimiser([s["optimizer"] for s in ck["members"]])
+        start_epoch, start_step, elapsed = ck["epoch"], ck["step"], ck["elapsed"]
+        histories = [s["history"] for s in ck["members"]]
+        print(f"resuming {ckpt_path} ({n_members} member(s)) from epoch {start_epoch}, step {start_step} "
+              f"({elapsed:.0f} s trained)", flush=True)
+    else:
+        for m, state in enumerate(continued):  # Table 2 as the authors ran it: the first run's optimiser, rng
+            if state is not None:
+                gens[m].set_state(state["generator"])
+        if all(continued):
+            load_optimiser([state["optimizer"] for state in continued])
 
-    def save_checkpoint(epoch: int, step: int) -> None:
-        _save_atomic(
-            dict(state_dict=model.state_dict(), optimizer=opt.state_dict(), noise_rng=noise_gen.get_state(),
-                 epoch=epoch, step=step, history=history, elapsed=elapsed, partial=partial.cpu(),
-                 train_config=asdict(cfg), format=CHECKPOINT_FORMAT),
-            ckpt_path,
-        )
+    def save_checkpoint(epoch: int, step_index: int) -> None:
+        members = [dict(train_config=asdict(c), state_dict=member_state_dict(model, m), optimizer=optimiser_state(m),
+                        generator=gens[m].get_state(), history=histories[m], partial=partial[m].cpu(),
+                        order=order[m].cpu()) for m, c in enumerate(cfgs)]
+        _save_atomic(dict(format=CHECKPOINT_FORMAT, stack=[str(o) for o in outs], members=members, epoch=epoch,
+                          step=step_index, elapsed=elapsed), ckpt_path)
 
     def check_finite(epoch: int, upto: int) -> None:
-        bad = torch.nonzero(~torch.isfinite(partial[:upto]))
+        values = partial[:, :upto]
+        bad = torch.nonzero(~torch.isfinite(values))
         if len(bad):
+            m, s = (int(v) for v in bad[0])
             raise NonFiniteLoss(
-                f"non-finite loss at epoch {epoch} (stage {plan[epoch][0]}, lr {plan[epoch][1]:g}), step {int(bad[0])} "
-                f"of {n_batches}. The last good checkpoint is kept"
-                + (f" at {ckpt_path}" if ckpt_path.exists() else " (none yet: the run had not saved one)")
+                f"non-finite loss at epoch {epoch} (stage {plan[epoch][0]}, lr {plan[epoch][1]:g}), step {s} "
+                f"of {n_batches}, member {outs[m]} ({cfgs[m].objective}, seed {cfgs[m].seed}). The last good "
+                f"checkpoint is kept" + (f" in {ckpt_path}" if ckpt_path.exists() else
+                                         " (none yet: the run had not saved one)")
                 + ". Fix: check the data and the config (learning rate, K); a re-run resumes from that checkpoint."
             )
 
+    runner = step
+    if step_mode == "captured":
+        from iwae.graphs import CapturedStep
+
+        opt.settle()  # the graph runs the update in Theano's order directly (no pending gradient)
+        t_device = torch.tensor(float(opt.t), device=device)
+        opt.lr_tensor = torch.tensor(opt.lr, device=device)
+        runner = CapturedStep(step, gens, device)  # a few eager steps, then the recorded step replayed
+
     model.train()
-    bar = tqdm(range(start_epoch, len(plan)), initial=start_epoch, total=len(plan), disable=not progress,
-               desc=f"{cfg.dataset} L{cfg.n_layers} {cfg.objective}-k{cfg.k}", unit="epoch", mininterval=2.0)
+    log = _EpochLog(progress, len(plan), start_epoch,
+                    f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} " + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
     last_ckpt = time.monotonic()
-    for epoch in bar:
+    for epoch in range(start_epoch, len(plan)):
         stage, lr = plan[epoch]
-        for group in opt.param_groups:
-            group["lr"] = lr
-        data_gen = torch.Generator(device=device).manual_seed(epoch_seed(cfg.seed, epoch))
-        perm = torch.randperm(train_x.shape[0], generator=data_gen, device=device)
-        x_epoch = data_mod.binarize(train_x[perm], data_gen)  # [N, 784] in {0, 1}
+        opt.lr = lr
+        if cfg0.data_order == "reshuffle" and start_step == 0:
+            for m, g in enumerate(gens):  # a new order of the rows, from the member's generator
+                order[m].copy_(torch.randperm(n_train, generator=g, device=device))
+        step_in_epoch.fill_(start_step)
         t0 = time.perf_counter()
-        for step in range(start_step, n_batches):
-            x = x_epoch[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            log_w = model.log_weights(x, cfg.k, generator=noise_gen)  # [k, batch]
-            obj = objective(cfg.objective, log_w).sum()  # gradient summed over the minibatch
-            flat.grad.zero_()
-            (-obj).backward()
-            opt.step()
-            partial[step] = obj.detach()
-            if (step + 1) % 500 == 0:
-                check_finite(epoch, step + 1)
+        for s in range(start_step, n_batches):
+            runner()
+            if step_mode == "captured":
+                opt.t += 1
+            if (s + 1) % check_every == 0:
+                check_finite(epoch, s + 1)
             stop = should_stop()
-            if (stop or time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60) and step + 1 < n_batches:
-                check_finite(epoch, step + 1)
+            if (stop or time.monotonic() - last_ckpt > checkpoint_minutes * 60) and s + 1 < n_batches:
+                check_finite(epoch, s + 1)
                 elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                save_checkpoint(epoch, step + 1)
+                save_checkpoint(epoch, s + 1)
                 last_ckpt = time.monotonic()
                 if stop:
-                    raise Interrupted(f"stopped at epoch {epoch}, step {step + 1}; checkpoint saved in {ckpt_path}")
+                    raise Interrupted(f"stopped at epoch {epoch}, step {s + 1}; checkpoint saved in {ckpt_path}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         check_finite(epoch, n_batches)
         epoch_time = time.perf_counter() - t0
         elapsed += epoch_time
-        mean_obj = float(partial.sum()) / (n_batches * cfg.batch_size)
-        history.append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=mean_obj, seconds=epoch_time))
-        bar.set_postfix(stage=stage, loss=f"{-mean_obj:.2f}", it_s=f"{n_batches / max(epoch_time, 1e-9):.0f}")
+        means = (partial.sum(1) / (n_batches * batch)).tolist()
+        for m in range(n_members):
+            histories[m].append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=epoch_time))
+        log.epoch(epoch, stage, lr, [-v for v in means], epoch_time, n_batches)
         partial.zero_()
         start_step = 0
-        save_checkpoint(epoch + 1, 0)  # no finished epoch is ever lost
-        last_ckpt = time.monotonic()
-        if should_stop() and epoch + 1 < len(plan):
-            raise Interrupted(f"stopped after epoch {epoch}; checkpoint saved in {ckpt_path}")
-    bar.close()
+        stage_ends = epoch + 1 == len(plan) or plan[epoch + 1][0] != stage
+        if stage_ends:
+            for m, o in enumerate(outs):
+                (o / "stages").mkdir(exist_ok=True)
+                _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config),
+                                  metadata=dict(train_config=asdict(cfgs[m]), epochs=epoch + 1, stage=stage)),
+                             o / "stages" / f"stage{stage}.pt")
+        if epoch + 1 < len(plan) and (stage_ends or time.monotonic() - last_ckpt > checkpoint_minutes * 60
+                                      or should_stop()):
+            save_checkpoint(epoch + 1, 0)
+            last_ckpt = time.monotonic()
+            if should_stop():
+                raise Interrupted(f"stopped after epoch {epoch}; checkpoint saved in {ckpt_path}")
+    log.close()
 
-    meta = dict(
-        train_config=asdict(cfg),
-        model_config=asdict(model.config),
-        data=manifest,
-        history=history,
-        epochs=len(plan),
-        updates=len(plan) * n_batches,
-        train_seconds=elapsed,
-        seconds_per_epoch=elapsed / max(len(history), 1),
-        device=device_name(device),
-        peak_memory_mb=peak_memory_mb(device),
-        code_version=code_version(),
-        torch_version=torch.__version__,
-        train_path="fast",
-    )
-    _save_atomic(dict(state_dict=model.state_dict(), model_config=asdict(model.config), metadata=meta),
-                 out / "model.pt")
-    (out / "train.json").write_text(json.dumps(meta, indent=2))
+    metas = []
+    for m, (c, o) in enumerate(zip(cfgs, outs)):
+        meta = dict(
+            train_config=asdict(c),
+            model_config=asdict(model.config),
+            data=manifest,
+            history=histories[m],
+            epochs=len(plan),
+            updates=len(plan) * n_batches,
+            train_seconds=elapsed,  # wall-clock of the whole stack
+            train_seconds_per_member=elapsed / n_members,
+            seconds_per_epoch=elapsed / max(len(histories[m]), 1),
+            stack_size=n_members,
+            stack=[dict(objective=s.objective, seed=s.seed) for s in cfgs],
+            device=device_name(device),
+            peak_memory_mb=peak_memory_mb(device),
+            code_version=code_version(),
+            torch_version=torch.__version__,
+            train_path=f"stacked {step_mode}",
+        )
+        training_state = dict(optimizer=optimiser_state(m), generator=gens[m].get_state(), epochs=len(plan))
+        _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config), metadata=meta,
+                          training_state=training_state), o / "model.pt")
+        (o / "train.json").write_text(json.dumps(meta, indent=2))
+        metas.append(meta)
     ckpt_path.unlink(missing_ok=True)
-    return meta
+    return metas[0] if single else metas
+
+
+def _settled(state: dict, betas) -> dict:
+    """An optimiser state with its pending moment update applied (see PublishedAdam.settle)."""
+    if state["pending"] is None:
+        return {}
+    b1, b2 = betas
+    g = state["pending"]
+    return dict(m={n: b1 * t + (1 - b1) * g[n] for n, t in state["m"].items()},
+                v={n: b2 * t + (1 - b2) * g[n].square() for n, t in state["v"].items()}, pending=None)
+
+
+def _read_checkpoint(path: Path, cfgs: list[TrainConfig], outs: list[Path]) -> dict:
+    ck = load_checkpoint_file(path)
+    found = ck.get("format", 1)
+    if found != CHECKPOINT_FORMAT:
+        raise RuntimeError(
+            f"{path} was written by an {'older' if found < CHECKPOINT_FORMAT else 'newer'} iwae version "
+            f"(checkpoint format {found}; this version reads {CHECKPOINT_FORMAT}); delete it to start this "
+            f"run afresh, or resume it with the version that wrote it."
+        )
+    if ck["stack"] != [str(o) for o in outs] or [m["train_config"] for m in ck["members"]] != [asdict(c) for c in cfgs]:
+        raise RuntimeError(
+            f"{path} belongs to a different configuration or stack (members {ck['stack']}: "
+            f"{[m['train_config'] for m in ck['members']]}); run the command that wrote it to resume it, or move it "
+            f"away or delete it to start this run afresh."
+        )
+    return ck
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> IWAEModel:
@@ -245,3 +463,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> I
     model.load_state_dict(blob["state_dict"])
     model.metadata = blob.get("metadata", {})
     return model.to(device).eval()
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
