@@ -1,7 +1,11 @@
 # iwae-repro: Burda, Grosse & Salakhutdinov (ICLR 2016), Table 1 and 2, figures and report.
 # Reads like a table of contents; the rules are in workflow/rules/, the science in src/iwae/.
 
+
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

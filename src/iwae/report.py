@@ -1,7 +1,9 @@
-"""Tables and figures from the runs' metrics JSON files, beside the paper's reference numbers.
+"""Tables, the paired comparisons and the sentences on what a run supports, from the metrics files.
 
 Every number shown comes from a metrics file (see ``collect``); the paper's numbers come only from
-``iwae/reference/*.csv`` and are always labelled "paper".
+``iwae/reference/*.csv`` and are always labelled "paper". CSV files are long and complete (one row
+per model); Markdown and LaTeX print Table 1 and Table 2 as the paper does, ours beside the paper's.
+Figures are in ``iwae.figures``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iwae.schedule import epoch_plan, schedule
+from iwae.stats import mean_ci, paired_difference, verdict
+
 OBJ_LABEL = {"vae": "VAE", "iwae": "IWAE"}
+MNIST_UPDATES_PER_EPOCH, OMNIGLOT_UPDATES_PER_EPOCH = 59_600 // 20, (24_345 - 1_345) // 20
+
+
+def label(objective: str) -> str:
+    """VAE, IWAE, IWAE-DReG, MIWAE(8), CIWAE(0.5), ..."""
+    if objective in OBJ_LABEL:
+        return OBJ_LABEL[objective]
+    base, _, arg = objective.partition("_")
+    if base in ("miwae", "piwae") and arg.startswith("m"):
+        return f"{base.upper()}({arg[1:]})"
+    if base == "ciwae" and arg.startswith("b"):
+        return f"CIWAE({arg[1:]})"
+    return objective.upper().replace("_", "-")
 
 
 # ----------------------------------------------------------------------------- data frames
@@ -30,79 +48,281 @@ def collect(paths: list[str | Path]) -> pd.DataFrame:
     for p in paths:
         m = json.loads(Path(p).read_text())
         run, ev, tr = m["run"], m["eval"], m["train"]
+        tc = tr["train_config"]
         rows.append(dict(
-            metrics=str(p), dataset=run["dataset"], n_layers=run["n_layers"], objective=run["objective"],
-            k=run["k"], seed=run["seed"], budget=run["budget"], continued_from=run.get("continued_from"),
+            metrics=str(p), run_dir=str(Path(p).resolve().parent), dataset=run["dataset"], n_layers=run["n_layers"],
+            objective=run["objective"], k=run["k"], seed=run["seed"], budget=run["budget"],
+            continued_from=run.get("continued_from"), protocol=run.get("protocol", {}),
             nll=-ev["test_ll"], nll_sem=ev.get("test_ll_sem"), nll_active_only=-ev["test_ll_active_only"],
-            train_nll=-ev["train_ll"], eval_k=ev["eval_k"], n_test=ev["n_test"],
+            ll=np.asarray(ev.get("test_ll_per_image", []), dtype=float), train_nll=-ev["train_ll"],
+            eval_k=ev["eval_k"], n_test=ev["n_test"], active=ev["active_units"],
             active_units="+".join(str(a) for a in ev["active_units"]), active_total=ev["active_units_total"],
-            activity=ev["activity"], bounds=ev["test_bounds"],
-            train_seconds=tr["train_seconds"], seconds_per_epoch=tr["seconds_per_epoch"], epochs=tr["epochs"],
-            updates=tr["updates"], eval_seconds=ev["eval_seconds"], train_device=tr["device"],
-            eval_device=ev["device"], train_path=tr.get("train_path", "?"), eval_path=ev.get("eval_path", "?"),
-            optimizer=tr["train_config"]["optimizer"], history=tr["history"],
+            activity=ev["activity"], bounds=ev["test_bounds"], epochs=tr["epochs"], updates=tr["updates"],
+            train_seconds=tr["train_seconds"], stack_size=tr.get("stack_size", 1),
+            seconds_per_epoch=tr["seconds_per_epoch"], eval_seconds=ev["eval_seconds"], train_device=tr["device"],
+            eval_device=ev["device"], train_path=tr.get("train_path", "?"), optimizer=tc["optimizer"],
+            init=tc.get("init", "seeded"), data_order=tc.get("data_order", "reshuffle"), history=tr["history"],
             data_verified=m["data"]["verified"],
         ))
     if not rows:
         raise ValueError("no metrics files given")
+    df = pd.DataFrame(rows)
+    df["ms_per_update"] = 1e3 * df.train_seconds / df.stack_size / df.updates  # per model, stacks shared out
+    return df
+
+
+def base_runs(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df.continued_from.isna()]
+
+
+def data_status(df: pd.DataFrame) -> str:
+    bad = sorted(df[~df.data_verified].dataset.unique())
+    return "all data verified" if not bad else f"{', '.join(bad)}: UNVERIFIED stand-in data"
+
+
+def budget_note(df: pd.DataFrame) -> str:
+    budgets = ", ".join(sorted(df.budget.unique()))
+    return (f"budget {budgets}; {int(df.epochs.max())} epochs; test NLL = -log p(x) estimated with "
+            f"K={int(df.eval_k.max())} on {int(df.n_test.max())} test images; {data_status(df)}")
+
+
+def _seeds(rows: pd.DataFrame) -> dict[int, pd.Series]:
+    return {int(r.seed): r for _, r in rows.iterrows()}
+
+
+def compare(df: pd.DataFrame, a: dict, b: dict) -> dict | None:
+    """NLL(a) - NLL(b), paired over the test images (and seeds), for two selections of df (dicts of column values)."""
+    pick = lambda sel: _seeds(df[np.logical_and.reduce([df[c] == v for c, v in sel.items()])])  # noqa: E731
+    ra, rb = pick(a), pick(b)
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds or any(len(ra[s].ll) == 0 or len(ra[s].ll) != len(rb[s].ll) for s in seeds):
+        return None
+    # NLL = -ll: NLL(a) - NLL(b) = ll(b) - ll(a)
+    return paired_difference([rb[s].ll for s in seeds], [ra[s].ll for s in seeds])
+
+
+def table1_long(df: pd.DataFrame) -> pd.DataFrame:
+    """Ours beside the paper's, one row per (dataset, layers, K, objective), everything a machine needs."""
+    base = base_runs(df)
+    rows = []
+    for key, g in base.groupby(["dataset", "n_layers", "k", "objective"]):
+        nll, low, high = mean_ci(g.nll)
+        au = np.mean(np.stack(g.active.map(np.asarray)), axis=0)
+        rows.append(dict(zip(["dataset", "n_layers", "k", "objective"], key), nll=nll,
+                         nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
+                         nll_sem_images=float(g.nll_sem.mean()), seeds=len(g),
+                         active_units="+".join(f"{a:g}" for a in np.round(au, 1)), active_total=float(au.sum()),
+                         nll_active_only=float(g.nll_active_only.mean()), train_nll=float(g.train_nll.mean()),
+                         budget=g.budget.iloc[0], epochs=int(g.epochs.iloc[0]), eval_k=int(g.eval_k.iloc[0]),
+                         n_test=int(g.n_test.iloc[0]), optimizer=g.optimizer.iloc[0], init=g.init.iloc[0],
+                         data_order=g.data_order.iloc[0], device=g.train_device.iloc[0],
+                         data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)"))
+    ours = pd.DataFrame(rows)
+    ref = paper_reference("table1").rename(columns={"nll": "nll_paper", "active_units": "active_units_paper"})
+    t = ours.merge(ref, on=["dataset", "n_layers", "k", "objective"], how="left")
+    t["nll_minus_paper"] = t.nll - t.nll_paper
+    diffs = [compare(base, dict(dataset=r.dataset, n_layers=r.n_layers, k=r.k, objective=r.objective),
+                     dict(dataset=r.dataset, n_layers=r.n_layers, k=r.k, objective="vae")) if r.objective != "vae"
+             else None for r in t.itertuples()]
+    t["minus_vae"] = [d["diff"] if d else np.nan for d in diffs]
+    t["minus_vae_low"] = [d["low"] if d else np.nan for d in diffs]
+    t["minus_vae_high"] = [d["high"] if d else np.nan for d in diffs]
+    t["minus_vae_over"] = [d["over"] if d else "" for d in diffs]
+    order = {o: i for i, o in enumerate(["vae", "iwae"])}
+    return t.sort_values(["dataset", "n_layers", "k"], kind="stable").sort_values(
+        ["dataset", "n_layers", "k", "objective"], key=lambda c: c.map(order).fillna(9) if c.name == "objective" else c)
+
+
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.2f}" if not np.isfinite(sd) else f"{mean:.2f} ± {sd:.2f}"
+
+
+def _ci(r) -> str:
+    if not np.isfinite(r.minus_vae):
+        return ""
+    if not np.isfinite(r.minus_vae_low):
+        return f"{r.minus_vae:+.2f}"
+    return f"{r.minus_vae:+.2f} [{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}]"
+
+
+def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as the paper prints it: one row per (dataset, layers, K), VAE and IWAE side by side."""
+    rows = []
+    for (dataset, layers, k), g in long.groupby(["dataset", "n_layers", "k"], sort=False):
+        row = {"data": dataset.upper() + ("" if g.data.iloc[0] == "verified" else "*"), "layers": layers, "k": k}
+        for obj in ("vae", "iwae"):
+            r = g[g.objective == obj]
+            if len(r):
+                r = r.iloc[0]
+                name = OBJ_LABEL[obj]
+                row[f"{name} NLL"] = _pm(r.nll, r.nll_sd)
+                row[f"{name} paper"] = f"{r.nll_paper:.2f}" if np.isfinite(r.nll_paper) else ""
+                row[f"{name} -paper"] = f"{r.nll_minus_paper:+.2f}" if np.isfinite(r.nll_minus_paper) else ""
+                row[f"{name} AU (paper)"] = f"{r.active_units} ({r.active_units_paper})"
+        iw = g[g.objective == "iwae"]
+        row["IWAE-VAE [95% CI]"] = _ci(iw.iloc[0]) if len(iw) else ""
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _mean_over_seeds(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    agg = df.groupby(keys, as_index=False).agg(
-        nll=("nll", "mean"), nll_sd=("nll", "std"), seeds=("seed", "count"),
-        active_units=("active_units", lambda s: "/".join(sorted(set(s)))),
-        budget=("budget", "first"), eval_k=("eval_k", "first"), n_test=("n_test", "first"),
-        data_verified=("data_verified", "all"), optimizer=("optimizer", "first"),
-        device=("train_device", "first"),
-    )
-    return agg
-
-
-def table1(df: pd.DataFrame) -> pd.DataFrame:
-    """Ours beside the paper's, one row per (dataset, layers, K, objective)."""
-    ours = _mean_over_seeds(df[df.continued_from.isna()], ["dataset", "n_layers", "k", "objective"])
-    ref = paper_reference("table1").rename(columns={"nll": "nll_paper", "active_units": "active_units_paper"})
-    t = ours.merge(ref, on=["dataset", "n_layers", "k", "objective"], how="left")
-    t["nll_diff"] = t.nll - t.nll_paper
-    t["data"] = np.where(t.data_verified, "verified", "UNVERIFIED (stand-in)")
-    cols = ["dataset", "n_layers", "k", "objective", "nll", "nll_paper", "nll_diff", "active_units",
-            "active_units_paper", "seeds", "budget", "eval_k", "n_test", "optimizer", "device", "data"]
-    return t[cols].sort_values(["dataset", "n_layers", "k", "objective"], ascending=[True, True, True, False])
-
-
 def table2(df: pd.DataFrame) -> pd.DataFrame:
-    """Continued-training runs: the first model's numbers and the continued model's."""
+    """Continued-training runs: the first model's numbers and the continued model's, ours beside the paper's."""
     cont = df[df.continued_from.notna()]
-    run_dirs = df.metrics.map(lambda m: Path(m).resolve().parent)  # a run is its folder, however it was named
+    run_dirs = df.metrics.map(lambda m: str(Path(m).resolve().parent))
     rows = []
     for _, r in cont.iterrows():
-        first = df[run_dirs == Path(r.continued_from).resolve().parent]
+        first = df[run_dirs == str(Path(r.continued_from).resolve().parent)]
         base = first.iloc[0] if len(first) else None
         rows.append(dict(
             first_objective=base.objective if base is not None else "?", first_k=base.k if base is not None else -1,
-            second_objective=r.objective, second_k=r.k, seed=r.seed,
-            nll_first=base.nll if base is not None else np.nan,
-            active_first=base.active_units if base is not None else "",
+            second_objective=r.objective, second_k=r.k, seed=r.seed, epochs_second=r.epochs,
+            nll_first=base.nll if base is not None else np.nan, active_first=base.active_units if base is not None else "",
             nll_second=r.nll, active_second=r.active_units, budget=r.budget, device=r.train_device,
         ))
     ours = pd.DataFrame(rows, columns=["first_objective", "first_k", "second_objective", "second_k", "seed",
-                                       "nll_first", "active_first", "nll_second", "active_second", "budget",
-                                       "device"])
+                                       "epochs_second", "nll_first", "active_first", "nll_second", "active_second",
+                                       "budget", "device"])
     ref = paper_reference("table2").rename(columns=lambda c: c + "_paper" if c.startswith(("nll", "active")) else c)
     t = ours.merge(ref, on=["first_objective", "first_k", "second_objective", "second_k"], how="left")
-    t["nll_second_diff"] = t.nll_second - t.nll_second_paper
+    t["nll_second_minus_paper"] = t.nll_second - t.nll_second_paper
     return t
 
 
+def table2_paper(t: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "first": f"{label(r.first_objective)} k={r.first_k}", "then": f"{label(r.second_objective)} k={r.second_k}",
+        "seed": r.seed, "NLL first": f"{r.nll_first:.2f}", "paper": f"{r.nll_first_paper:.2f}",
+        "AU first (paper)": f"{r.active_first} ({r.active_first_paper})", "NLL after": f"{r.nll_second:.2f}",
+        "paper ": f"{r.nll_second_paper:.2f}", "AU after (paper)": f"{r.active_second} ({r.active_second_paper})",
+    } for r in t.itertuples()])
+
+
+def paper_updates(dataset: str, table2: bool = False) -> int:
+    per_epoch = MNIST_UPDATES_PER_EPOCH if dataset == "mnist" else OMNIGLOT_UPDATES_PER_EPOCH
+    return per_epoch * (3**7 if table2 else len(epoch_plan(schedule())))
+
+
 def wallclock(df: pd.DataFrame) -> pd.DataFrame:
-    cols = ["dataset", "n_layers", "objective", "k", "seed", "continued_from", "epochs", "updates",
-            "seconds_per_epoch", "train_seconds", "eval_seconds", "eval_k", "n_test", "train_device",
-            "eval_device", "train_path", "eval_path", "budget"]
-    t = df[cols].copy()
-    t["continued_from"] = t.continued_from.notna().map({True: "yes", False: ""})
-    t["ms_per_update"] = 1000 * t.train_seconds / t.updates
-    return t.sort_values(["dataset", "n_layers", "k", "objective", "seed"])
+    """Per model: updates, ms per update (a stack's time shared out), train hours, eval seconds, device."""
+    t = df.assign(model=df.apply(lambda r: f"{r.dataset} L{r.n_layers} {label(r.objective)} k={r.k}"
+                                 + (" (cont.)" if isinstance(r.continued_from, str) else ""), axis=1))
+    t["train_h"] = t.train_seconds / t.stack_size / 3600
+    cols = ["model", "seed", "stack_size", "updates", "ms_per_update", "train_h", "eval_seconds", "train_device"]
+    return t[cols].sort_values(["model", "seed"]).rename(columns={"stack_size": "stack", "train_device": "device"})
+
+
+def projection(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper budget (Table 1 + Table 2) on each measured device, from the measured ms per update per
+    (dataset, layers, K, stack size): the stack's time per update x the paper's updates, per training group."""
+    rows = []
+    base = base_runs(df)
+    for (device, dataset, layers, k), g in base.groupby(["train_device", "dataset", "n_layers", "k"]):
+        stack_ms = float((1e3 * g.train_seconds / g.updates).max())  # the group's wall-clock per update
+        rows.append(dict(device=device, group=f"{dataset} L{layers} k={k}", models=len(g),
+                         stack_ms_per_update=stack_ms, paper_hours=stack_ms * paper_updates(dataset) / 3.6e6))
+    cont = df[df.continued_from.notna()]
+    for (device, k), g in cont.groupby(["train_device", "k"]):
+        stack_ms = float((1e3 * g.train_seconds / g.updates).max())
+        rows.append(dict(device=device, group=f"Table 2 (then k={k})", models=len(g), stack_ms_per_update=stack_ms,
+                         paper_hours=stack_ms * paper_updates("mnist", table2=True) / 3.6e6))
+    t = pd.DataFrame(rows)
+    if len(t):
+        total = t.groupby("device", as_index=False).agg(models=("models", "sum"), paper_hours=("paper_hours", "sum"))
+        t = pd.concat([t, total.assign(group="total (run in sequence)", stack_ms_per_update=np.nan)])
+    return t
+
+
+def curve(df: pd.DataFrame) -> pd.DataFrame:
+    """A learning curve from stage snapshots: NLL per (dataset, layers, K, objective, epochs), and the
+    IWAE - VAE difference at each point, paired."""
+    rows = []
+    for (dataset, layers, k, epochs), g in df.groupby(["dataset", "n_layers", "k", "epochs"]):
+        row = dict(dataset=dataset, n_layers=layers, k=k, epochs=epochs)
+        for obj, h in g.groupby("objective"):
+            row[f"nll_{obj}"], row[f"sem_{obj}"] = float(h.nll.mean()), float(h.nll_sem.mean())
+            row[f"au_{obj}"] = "/".join(h.active_units)
+        d = compare(g, dict(objective="iwae"), dict(objective="vae"))
+        if d:
+            row.update(iwae_minus_vae=d["diff"], low=d["low"], high=d["high"], over=d["over"], n=d["n"])
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["dataset", "n_layers", "k", "epochs"])
+
+
+# ----------------------------------------------------------------------------- what the run supports
+def claims(long: pd.DataFrame, df: pd.DataFrame) -> list[str]:
+    """Sentences, with the numbers, on the paper's claims at this run's budget (from the paired intervals)."""
+    out = []
+    base = base_runs(df)
+    for (dataset, layers), g in long.groupby(["dataset", "n_layers"]):
+        where = f"{dataset.upper()}{'' if g.data.iloc[0] == 'verified' else ' (stand-in data)'}, {layers} layer(s)"
+        iw = g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()]
+        for r in iw.itertuples():
+            v = verdict(r.minus_vae_low, r.minus_vae_high) if np.isfinite(r.minus_vae_low) else "unresolved"
+            word = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}[v]
+            out.append(f"{where}, k={r.k}: IWAE - VAE = {r.minus_vae:+.2f} nats of test NLL, 95% CI "
+                       f"[{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}] (over {r.minus_vae_over}): this run "
+                       f"{word} the paper's claim that IWAE beats VAE for k > 1 (paper: "
+                       f"{r.nll_paper - g[(g.objective == 'vae') & (g.k == r.k)].nll_paper.iloc[0]:+.2f}).")
+        for obj in ("vae", "iwae"):
+            ks = sorted(g[g.objective == obj].k)
+            steps = []
+            for k1, k2 in zip(ks, ks[1:]):
+                d = compare(base, dict(dataset=dataset, n_layers=layers, objective=obj, k=k2),
+                            dict(dataset=dataset, n_layers=layers, objective=obj, k=k1))
+                if d:
+                    steps.append((k1, k2, d))
+            if steps:
+                ok = all(verdict(d["low"], d["high"]) == "below" for _, _, d in steps)
+                detail = "; ".join(f"k={k1}->{k2}: {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+                                   for k1, k2, d in steps)
+                out.append(f"{where}, {OBJ_LABEL.get(obj, obj)}: NLL falling with k is "
+                           f"{'supported' if ok else 'not supported at every step'} ({detail}).")
+        au = g.pivot_table(index="k", columns="objective", values="active_total", aggfunc="first")
+        if {"vae", "iwae"} <= set(au.columns):
+            more = [(k, au.loc[k, "iwae"], au.loc[k, "vae"]) for k in au.index if k > 1]
+            if more:
+                ok = all(a > b for _, a, b in more)
+                out.append(f"{where}: more active units with IWAE than VAE for k > 1 is "
+                           f"{'supported' if ok else 'not supported'} ("
+                           + "; ".join(f"k={k}: {a:g} vs {b:g}" for k, a, b in more) + ").")
+    return out
+
+
+# ----------------------------------------------------------------------------- family (beyond the paper)
+def table3(df: pd.DataFrame) -> pd.DataFrame:
+    """Rainforth et al. 2018's table: the IWAE-K training bound (L_K at evaluation) and log p(x) (K=5000)."""
+    ref = paper_reference("rainforth2018")
+    rows = []
+    for obj, g in df.groupby("objective", sort=False):
+        k = int(g.k.iloc[0])
+        bound = [float(b[f"L{k}"]) for b in g.bounds]
+        row = dict(objective=obj, label=label(obj), k=k, seeds=len(g),
+                   bound=float(np.mean(bound)), bound_sd=float(np.std(bound, ddof=1)) if len(g) > 1 else np.nan,
+                   log_px=float(-g.nll.mean()), log_px_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
+                   epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0])
+        d = compare(df, dict(objective=obj), dict(objective="iwae")) if obj != "iwae" else None
+        if d:  # log p(x) relative to IWAE's = NLL(iwae) - NLL(obj)
+            row.update(log_px_minus_iwae=-d["diff"], low=-d["high"], high=-d["low"], over=d["over"])
+        rows.append(row)
+    return pd.DataFrame(rows).merge(ref, on="objective", how="left")
+
+
+def estimators(df: pd.DataFrame) -> pd.DataFrame:
+    """Each estimator against IWAE on the same protocol: NLL, the paired difference, active units, wall-clock."""
+    rows = []
+    for (dataset, layers, k, obj), g in df.groupby(["dataset", "n_layers", "k", "objective"], sort=False):
+        row = dict(dataset=dataset, n_layers=layers, k=k, objective=obj, label=label(obj), seeds=len(g),
+                   nll=float(g.nll.mean()), nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
+                   active_units="/".join(g.active_units), ms_per_update=float(g.ms_per_update.mean()),
+                   epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0],
+                   data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)")
+        if obj != "iwae":
+            d = compare(df, dict(dataset=dataset, n_layers=layers, k=k, objective=obj),
+                        dict(dataset=dataset, n_layers=layers, k=k, objective="iwae"))
+            if d:
+                row.update(minus_iwae=d["diff"], low=d["low"], high=d["high"], over=d["over"])
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- writers
@@ -114,161 +334,126 @@ def _fmt(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(t: pd.DataFrame, stem: Path, caption: str) -> None:
-    """stem.csv (full precision), stem.md and stem.tex (2 decimals)."""
+def latex_table(t: pd.DataFrame, caption: str, label_: str, size: str = "small") -> str:
+    """A booktabs table at a legible size (no shrinking to the text width)."""
+    body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns))
+    return (f"\\begin{{table}}[htbp]\n\\centering\\{size}\n\\caption{{{_tex_escape(caption)}}}\\label{{{label_}}}\n"
+            f"{body}\\end{{table}}\n")
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
+                 ("->", "$\\to$")):
+        text = text.replace(a, b)
+    return text
+
+
+def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
+    """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    t.to_csv(stem.with_suffix(".csv"), index=False)
-    shown = _fmt(t)
-    stem.with_suffix(".md").write_text(f"{caption}\n\n" + shown.to_markdown(index=False) + "\n")
-    latex = shown.rename(columns=lambda c: c.replace("_", " ")).to_latex(index=False, escape=True)
-    stem.with_suffix(".tex").write_text(f"% {caption}\n{latex}")
+    long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active") if c in long.columns]
+              ).to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(f"{caption}\n\n" + _fmt(shown).to_markdown(index=False) + "\n")
+    stem.with_suffix(".tex").write_text(latex_table(shown, caption, f"tab:{stem.name}", size))
 
 
-def write_tables(df: pd.DataFrame, out_dir: Path) -> None:
-    budgets = ", ".join(sorted(df.budget.unique()))
-    note = (f"Ours: budget {budgets}; test NLL in nats (K={int(df.eval_k.max())} estimate). "
-            "'paper' columns: arXiv:1509.00519 v4, reference data.")
-    write_table(table1(df), out_dir / "table1", "Table 1 reproduction. " + note)
-    write_table(table2(df), out_dir / "table2", "Table 2 reproduction (continued training). " + note)
-    write_table(wallclock(df), out_dir / "wallclock", f"Wall-clock cost per model (budget {budgets}).")
-    df.drop(columns=["activity", "bounds", "history"]).to_csv(out_dir / "all_runs.csv", index=False)
+def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None = None) -> None:
+    note = budget_note(df)
+    paper = "'paper': Burda et al., arXiv:1509.00519 v4 (reference data). "
+    t1 = table1_long(df)
+    write_table(t1, table1_paper(t1), out_dir / "table1",
+                f"Table 1: test NLL (nats) and active units (per layer), ours beside the paper's. {paper}"
+                f"IWAE-VAE: the difference of test NLL, paired over the same test images (and seeds), with its 95% "
+                f"CI; negative means IWAE is better. Ours: {note}.", size="footnotesize")
+    t2 = table2(df)
+    write_table(t2, table2_paper(t2) if len(t2) else t2, out_dir / "table2",
+                f"Table 2: continued training (MNIST, 1 layer), ours beside the paper's. {paper}Ours: {note}.")
+    write_table(wallclock(df), wallclock(df), out_dir / "wallclock",
+                "Wall-clock per model (a stack's time shared out among its members): updates, ms per update, "
+                f"training hours, evaluation seconds, device. Ours: {note}.")
+    proj = projection(df)
+    (out_dir / "wallclock.md").write_text((out_dir / "wallclock.md").read_text() + (
+        "\nThe paper budget (Table 1 + Table 2) on the same device, projected from these measured updates "
+        "(each group's time per update x the paper's updates):\n\n" + _fmt(proj).to_markdown(index=False) + "\n"))
+    proj.to_csv(out_dir / "projection.csv", index=False)
+    if curve_df is not None:
+        c = curve(curve_df)
+        write_table(c, c, out_dir / "curve",
+                    f"Learning curve: test NLL after each stage and IWAE - VAE (paired 95% CI). Ours: {budget_note(curve_df)}.")
+    sentences = claims(t1, df)
+    (out_dir / "claims.md").write_text("What this run supports, at its budget:\n\n" + "".join(f"- {s}\n" for s in sentences))
+    (out_dir / "claims.tex").write_text("\\begin{itemize}\n" + "".join(f"\\item {_tex_escape(s)}\n" for s in sentences)
+                                        + "\\end{itemize}\n" if sentences else "No paired comparison in this run.\n")
+    df.drop(columns=["ll", "activity", "bounds", "history", "active"]).to_csv(out_dir / "all_runs.csv", index=False)
 
 
-# ----------------------------------------------------------------------------- figures
-def _panel_title(dataset: str, n_layers: int, verified: bool) -> str:
-    return f"{dataset}, {n_layers} layer{'s' if n_layers > 1 else ''}" + ("" if verified else " (unverified data)")
+def write_family(table3_paths, estimator_paths, snr_csv: Path, out: Path) -> None:
+    from iwae import figures
+    from iwae.snr import slopes
 
-
-def _grid(df: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    keys = sorted({(d, l) for d, l in zip(df.dataset, df.n_layers)})
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
-    return fig, list(zip(keys, axes[0]))
-
-
-def write_figures(df: pd.DataFrame, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = df[df.continued_from.isna()]
-    ref = paper_reference("table1")
-    ref["active_total"] = ref.active_units.map(lambda s: sum(int(a) for a in s.split("+")))
-    palette = {"VAE": "tab:blue", "IWAE": "tab:orange"}
-
-    def save(fig, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=120)
-        plt.close(fig)
-
-    def per_k(column: str, ref_column: str | None, ylabel: str, name: str, logy: bool = False):
-        fig, panels = _grid(base)
-        for (dataset, layers), ax in panels:
-            sub = base[(base.dataset == dataset) & (base.n_layers == layers)].assign(
-                model=lambda d: d.objective.map(OBJ_LABEL))
-            sns.lineplot(sub, x="k", y=column, hue="model", marker="o", ax=ax, palette=palette, errorbar=None)
-            if ref_column:
-                r = ref[(ref.dataset == dataset) & (ref.n_layers == layers)]
-                for obj, g in r.groupby("objective"):
-                    ax.scatter(g.k, g[ref_column], marker="x", color=palette[OBJ_LABEL[obj]], s=40,
-                               label=f"{OBJ_LABEL[obj]} (paper)", zorder=3)
-            ax.set_xscale("log")
-            if logy:
-                ax.set_yscale("log")
-            ax.set_title(_panel_title(dataset, layers, bool(sub.data_verified.all())))
-            ax.set_ylabel(ylabel)
-            ax.legend(fontsize=7)
-        save(fig, name)
-
-    per_k("nll", "nll", "test NLL (nats)", "nll_vs_k.png")
-    per_k("active_total", "active_total", "active units", "active_units_vs_k.png")
-    per_k("seconds_per_epoch", None, "train seconds / epoch", "wallclock_vs_k.png", logy=True)
-
-    # histograms of log10 A_u, one panel per (dataset, layers), one line per model
-    fig, panels = _grid(base)
-    for (dataset, layers), ax in panels:
-        sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
-        for _, r in sub.iterrows():
-            vals = np.log10(np.maximum(np.concatenate([np.asarray(a) for a in r.activity]), 1e-12))
-            sns.histplot(vals, ax=ax, element="step", fill=False, bins=np.linspace(-12, 1, 27),
-                         label=f"{OBJ_LABEL[r.objective]} k={r.k}")
-        ax.axvline(-2, color="k", ls="--", lw=0.8)
-        ax.set_xlabel("log10 A_u (active if >= -2)")
-        ax.set_title(_panel_title(dataset, layers, bool(sub.data_verified.all())))
-        ax.legend(fontsize=6)
-    save(fig, "activity_hist.png")
-
-    def per_model(long: pd.DataFrame, x: str, y: str, ylabel: str, name: str, logx: bool):
-        """One line per model, one panel per (dataset, layers), from a long data frame."""
-        fig, panels = _grid(base)
-        for (dataset, layers), ax in panels:
-            sns.lineplot(long[(long.dataset == dataset) & (long.n_layers == layers)], x=x, y=y, hue="model",
-                         marker="o" if logx else None, ax=ax, errorbar=None)
-            if logx:
-                ax.set_xscale("log")
-            ax.set_ylabel(ylabel)
-            ax.set_title(f"{dataset}, {layers} layer(s)")
-            ax.legend(fontsize=6)
-        save(fig, name)
-
-    def label(r) -> dict:
-        return dict(dataset=r.dataset, n_layers=r.n_layers, model=f"{OBJ_LABEL[r.objective]} k={r.k}")
-
-    # bounds L_1 <= L_5 <= L_50 <= L_5000 per model
-    bounds = pd.DataFrame([dict(label(r), K=int(b[1:]), value=v) for _, r in base.iterrows() for b, v in r.bounds.items()])
-    per_model(bounds, "K", "value", "test bound L_K (nats)", "bounds.png", logx=True)
-    # training curves
-    curves = pd.DataFrame([dict(label(r), epoch=h["epoch"] + 1, objective=h["train_objective"])
-                           for _, r in base.iterrows() for h in r.history])
-    per_model(curves, "epoch", "objective", "train objective (nats)", "training_curves.png", logx=False)
-
-
-def write_samples(model_paths: list[str], out: Path, n: int = 64, seed: int = 0) -> None:
-    """One panel per model: Bernoulli means of p(x | h) for h from the generative model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from iwae.train import load_model
-
-    cols = min(6, len(model_paths))
-    rows = -(-len(model_paths) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
-    side = int(np.sqrt(n))
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, path in zip(axes.flat, sorted(model_paths)):
-        model = load_model(path)
-        means = model.sample_x_means(side * side, generator=torch.Generator().manual_seed(seed)).numpy()
-        grid = means.reshape(side, side, 28, 28).transpose(0, 2, 1, 3).reshape(side * 28, side * 28)
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
-        c = model.metadata["train_config"]
-        ax.set_title(f"{c['dataset']} L{c['n_layers']} {OBJ_LABEL[c['objective']]} k={c['k']}"
-                     + (" (cont.)" if c["init_from"] else ""), fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    tables = out / "tables"
+    t3 = table3(collect(table3_paths))
+    shown = pd.DataFrame({"objective": t3.label, "seeds": t3.seeds,
+                          "IWAE-K bound": [_pm(-b, s) for b, s in zip(-t3.bound, t3.bound_sd)],
+                          "paper": t3.bound_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+                          "log p(x)": [_pm(v, s) for v, s in zip(t3.log_px, t3.log_px_sd)],
+                          "paper ": t3.log_px_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+                          "vs IWAE [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(d) else "" for d, lo, hi in
+                                               zip(t3.get("log_px_minus_iwae", np.nan), t3.get("low", np.nan),
+                                                   t3.get("high", np.nan))]})
+    df3 = collect(table3_paths)
+    write_table(t3, shown, tables / "table3",
+                "Table 3 (Rainforth et al. 2018 on Burda's protocol): the training bound with all K samples and "
+                "log p(x) (K=5000), mean ± sd over seeds; 'paper': Rainforth et al. 2018 as quoted in "
+                f"src/iwae/reference/paper_rainforth2018.csv (reference data). Ours: {budget_note(df3)}.")
+    dfe = collect(estimator_paths)
+    te = estimators(dfe)
+    write_table(te, te.drop(columns=["objective"]), tables / "estimators",
+                "Gradient estimators of the IWAE bound on the same protocol: test NLL, the difference to IWAE "
+                f"(paired 95% CI), active units, ms per update. Ours: {budget_note(dfe)}.")
+    rows = pd.read_csv(snr_csv)
+    fitted = pd.DataFrame(slopes(rows.to_dict("records")))
+    write_table(fitted, fitted, tables / "snr",
+                "Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018): "
+                "expected about -1/2 for the recognition network and +1/2 for the generative network with IWAE.")
+    figures.snr_figure(rows, fitted, out / "figures" / "snr")
 
 
 # ----------------------------------------------------------------------------- CLI
 def add_arguments(p) -> None:
-    p.add_argument("what", choices=["tables", "figures", "samples"],
-                   help="tables: Table 1/2 + wall-clock (csv, md, tex); figures: PNG plots; samples: sample grids")
-    p.add_argument("inputs", nargs="+", help="metrics JSON files (tables, figures) or model.pt files (samples)")
-    p.add_argument("--out", required=True, help="output folder (tables, figures) or PNG file (samples)")
+    sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    for what, helptext in (("tables", "Table 1, Table 2, wall-clock, claims (csv, md, tex)"),
+                           ("figures", "the figures (pdf and png)")):
+        s = sub.add_parser(what, help=helptext)
+        s.add_argument("inputs", nargs="+", help="metrics JSON files")
+        s.add_argument("--curve", nargs="*", default=None, help="metrics of stage snapshots: a learning curve")
+        s.add_argument("--out", required=True, help="output folder")
+        if what == "figures":
+            s.add_argument("--nll", choices=["auto", "absolute", "difference"], default="auto",
+                           help="NLL-vs-K figure: our NLL beside the paper's, or ours minus the paper's (auto: the "
+                                "difference where ours are more than 3 nats away)")
+    s = sub.add_parser("samples", help="samples of each generative model, one labelled matrix per data set and "
+                                       "architecture")
+    s.add_argument("inputs", nargs="+", help="model.pt files")
+    s.add_argument("--out", required=True, help="output file name without extension (writes .pdf and .png)")
+    s = sub.add_parser("family", help="beyond the paper: Table 3, the estimators, the SNR slopes and figure")
+    s.add_argument("--table3", nargs="+", required=True, help="metrics of the Table 3 runs")
+    s.add_argument("--estimators", nargs="+", required=True, help="metrics of the estimator runs")
+    s.add_argument("--snr", required=True, help="snr.csv of `iwae snr`")
+    s.add_argument("--out", required=True, help="results folder (writes tables/ and figures/ in it)")
 
 
 def main(args) -> None:
+    from iwae import figures
+
     if args.what == "samples":
-        write_samples(args.inputs, Path(args.out))
-        return
-    df = collect(args.inputs)
-    (write_tables if args.what == "tables" else write_figures)(df, Path(args.out))
+        figures.samples(args.inputs, Path(args.out))
+    elif args.what == "family":
+        write_family(args.table3, args.estimators, Path(args.snr), Path(args.out))
+    else:
+        df = collect(args.inputs)
+        curve_df = collect(args.curve) if args.curve else None
+        if args.what == "tables":
+            write_tables(df, Path(args.out), curve_df)
+        else:
+            figures.write_figures(df, Path(args.out), curve_df, nll_mode=args.nll)

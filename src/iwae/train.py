@@ -335,6 +335,27 @@ def train(
                 + ". Fix: check the data and the config (learning rate, K); a re-run resumes from that checkpoint."
             )
 
+    def member_meta(m: int, epochs_done: int) -> dict:
+        """What a member's model.pt (or stage snapshot) records about its training."""
+        return dict(
+            train_config=asdict(cfgs[m]),
+            model_config=asdict(model.config),
+            data=manifest,
+            history=list(histories[m]),
+            epochs=epochs_done,
+            updates=epochs_done * n_batches,
+            train_seconds=elapsed,  # wall-clock of the whole stack
+            train_seconds_per_member=elapsed / n_members,
+            seconds_per_epoch=elapsed / max(len(histories[m]), 1),
+            stack_size=n_members,
+            stack=[dict(objective=c.objective, seed=c.seed) for c in cfgs],
+            device=device_name(device),
+            peak_memory_mb=peak_memory_mb(device),
+            code_version=code_version(),
+            torch_version=torch.__version__,
+            train_path=f"stacked {step_mode}",
+        )
+
     runner = step
     if step_mode == "captured":
         from iwae.graphs import CapturedStep
@@ -383,12 +404,11 @@ def train(
         partial.zero_()
         start_step = 0
         stage_ends = epoch + 1 == len(plan) or plan[epoch + 1][0] != stage
-        if stage_ends:
+        if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
             for m, o in enumerate(outs):
                 (o / "stages").mkdir(exist_ok=True)
                 _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config),
-                                  metadata=dict(train_config=asdict(cfgs[m]), epochs=epoch + 1, stage=stage)),
-                             o / "stages" / f"stage{stage}.pt")
+                                  metadata=member_meta(m, epoch + 1)), o / "stages" / f"stage{stage}.pt")
         if epoch + 1 < len(plan) and (stage_ends or time.monotonic() - last_ckpt > checkpoint_minutes * 60
                                       or should_stop()):
             save_checkpoint(epoch + 1, 0)
@@ -398,25 +418,8 @@ def train(
     log.close()
 
     metas = []
-    for m, (c, o) in enumerate(zip(cfgs, outs)):
-        meta = dict(
-            train_config=asdict(c),
-            model_config=asdict(model.config),
-            data=manifest,
-            history=histories[m],
-            epochs=len(plan),
-            updates=len(plan) * n_batches,
-            train_seconds=elapsed,  # wall-clock of the whole stack
-            train_seconds_per_member=elapsed / n_members,
-            seconds_per_epoch=elapsed / max(len(histories[m]), 1),
-            stack_size=n_members,
-            stack=[dict(objective=s.objective, seed=s.seed) for s in cfgs],
-            device=device_name(device),
-            peak_memory_mb=peak_memory_mb(device),
-            code_version=code_version(),
-            torch_version=torch.__version__,
-            train_path=f"stacked {step_mode}",
-        )
+    for m, o in enumerate(outs):
+        meta = member_meta(m, len(plan))
         training_state = dict(optimizer=optimiser_state(m), generator=gens[m].get_state(), epochs=len(plan))
         _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config), metadata=meta,
                           training_state=training_state), o / "model.pt")

@@ -1,3 +1,10 @@
+# Data: fetched once per dataset, on the machine that runs Snakemake (compute nodes may have no internet).
+
+
+localrules:
+    fetch_data,
+
+
 rule fetch_data:
     output:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
@@ -8,16 +15,16 @@ rule fetch_data:
     params:
         data_dir=lambda w, output: os.path.dirname(os.path.dirname(output.manifest)),
         mirror=f"--mirror {config['data_mirror']}" if config["data_mirror"] else "",
-        source=lambda w: f"--source-file {config['omniglot_file']}"
-        if w.dataset == "omniglot" and config["omniglot_file"]
-        else "",
+        source=lambda w: (
+            f"--source-file {config['omniglot_file']}" if w.dataset == "omniglot" and config["omniglot_file"] else ""
+        ),
         unverified=lambda w: "--allow-unverified" if w.dataset in config["allow_unverified"] else "",
     resources:
         **SLURM,
         runtime=30,
         mem_mb=1000,
     conda:
-        "../envs/iwae.yaml"
+        ENV
     shell:
-        "iwae fetch {wildcards.dataset} --data-dir {params.data_dir} {params.mirror} {params.source} "
+        "{IWAE} fetch {wildcards.dataset} --data-dir {params.data_dir} {params.mirror} {params.source} "
         "{params.unverified} > {log} 2>&1"

@@ -1,7 +1,11 @@
+# Evaluation: the K=5000 estimate, bounds and active units of each model (one job per model, or per
+# training group with evaluate_by_group: true), and of the stage snapshots for a learning curve.
+
+
 rule evaluate:
     input:
         model="{run}/model.pt",
-        manifest=lambda w: f"{DATA}/{w.run.split('/')[1]}/manifest.json",
+        manifest=manifest_of,
     output:
         metrics="{run}/metrics.json",
     log:
@@ -12,20 +16,75 @@ rule evaluate:
         run="results/.+/seed[0-9]+",
     params:
         data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        subset=f"--test-subset {BUDGET['eval_test_subset']}" if BUDGET["eval_test_subset"] else "",
-        k=BUDGET["eval_k"],
-        train_subset=BUDGET["eval_train_subset"],
-        au=BUDGET["active_units_n"],
-        device=config["device"],
+        args=eval_args(),
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **SLURM,
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=BUDGET["eval_runtime_min"],
-        gpu=config["resources"]["evaluate"]["gpu"],
+        gpu=gpus("evaluate"),
     conda:
-        "../envs/iwae.yaml"
+        ENV
     shell:
-        "iwae evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} --k {params.k} "
-        "{params.subset} --train-subset {params.train_subset} --active-units-n {params.au} "
-        "--device {params.device} --threads {threads} > {log} 2>&1"
+        "{IWAE} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
+        "--threads {threads} > {log} 2>&1"
+
+
+rule evaluate_stage:
+    """A stage snapshot of a Table 1 model (budgets with eval_stages: true): the learning curve."""
+    input:
+        model="{run}/stages/stage{stage}.pt",
+        manifest=manifest_of,
+    output:
+        metrics="{run}/stages/stage{stage}.metrics.json",
+    log:
+        "logs/evaluate/{run}/stage{stage}.log",
+    benchmark:
+        "benchmarks/rules/evaluate/{run}/stage{stage}.tsv"
+    wildcard_constraints:
+        run="results/.+/seed[0-9]+",
+    params:
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        args=eval_args(),
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        **SLURM,
+        mem_mb=config["resources"]["evaluate"]["mem_mb"],
+        runtime=BUDGET["eval_runtime_min"],
+        gpu=gpus("evaluate"),
+    conda:
+        ENV
+    shell:
+        "{IWAE} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
+        "--threads {threads} > {log} 2>&1"
+
+
+if config["evaluate_by_group"]:
+
+    ruleorder: evaluate_group > evaluate
+
+    rule evaluate_group:
+        """Every member of a Table 1 training group in one job (one process; the data read once)."""
+        input:
+            models=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
+            manifest=f"{DATA}/{{dataset}}/manifest.json",
+        output:
+            metrics=group_outputs("results/", GRID["objectives"], GRID["seeds"], "metrics.json"),
+        log:
+            "logs/evaluate/{dataset}/L{layers}/k{k}.log",
+        benchmark:
+            "benchmarks/rules/evaluate/{dataset}/L{layers}/k{k}.tsv"
+        params:
+            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+            args=eval_args(),
+        threads: config["resources"]["evaluate"]["threads"]
+        resources:
+            **SLURM,
+            mem_mb=config["resources"]["evaluate"]["mem_mb"],
+            runtime=BUDGET["eval_runtime_min"] * len(GRID["objectives"]) * len(GRID["seeds"]),
+            gpu=gpus("evaluate"),
+        conda:
+            ENV
+        shell:
+            "{IWAE} evaluate --model {input.models} --out {output.metrics} --data-dir {params.data_dir} "
+            "{params.args} --threads {threads} > {log} 2>&1"

@@ -1,15 +1,25 @@
+# The LaTeX reproduction report over the generated tables and figures (needs latexmk).
+
+
+localrules:
+    paper_pdf,
+
+
 rule paper_pdf:
-    """A short LaTeX reproduction report over the generated tables and figures (needs latexmk)."""
+    """A short reproduction report: the protocol, the tables, the figures and what the run supports."""
     input:
         tex="paper/report.tex",
         tables=TABLES,
-        figures=FIGURES + [SAMPLES],
+        figures=FIGURES + SAMPLES,
+        family=FAMILY if config["family"] else [],
     output:
-        pdf=report("results/paper/report.pdf", caption="../report/paper.rst", category="Paper"),
+        pdf=report("results/paper/report.pdf", caption="../report/paper.rst", category="Report"),
     log:
         "logs/paper/report.log",
     benchmark:
         "benchmarks/rules/paper/report.tsv"
+    params:
+        family="\\def\\withfamily{}" if config["family"] else "",
     resources:
         **SLURM,
         runtime=10,
@@ -18,4 +28,4 @@ rule paper_pdf:
         "../envs/latex.yaml"
     shell:
         "latexmk -pdf -interaction=nonstopmode -halt-on-error -cd -outdir=../results/paper/build "
-        "{input.tex} > {log} 2>&1 && cp results/paper/build/report.pdf {output.pdf}"
+        "-usepretex='{params.family}' {input.tex} > {log} 2>&1 && cp results/paper/build/report.pdf {output.pdf}"

@@ -1,52 +1,67 @@
+# Tables, figures and sample images from the runs' metrics and models (small jobs: run where Snakemake runs).
+
+
+localrules:
+    tables,
+    figures,
+    samples,
+    family_tables,
+
+
 rule tables:
     input:
-        all_metrics(),
+        metrics=all_metrics(),
+        curve=curve_metrics(),
     output:
-        TABLES,
+        [report(t, caption=f"../report/table_{os.path.basename(t).split('.')[0]}.rst", category="Tables",
+                labels={"table": os.path.basename(t)}) if t.endswith(".md") else t for t in TABLES],
         runs="results/tables/all_runs.csv",
     log:
         "logs/report/tables.log",
     benchmark:
         "benchmarks/rules/report/tables.tsv"
+    params:
+        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
     conda:
-        "../envs/iwae.yaml"
+        ENV
     shell:
-        "iwae report tables {input} --out results/tables > {log} 2>&1"
+        "{IWAE} report tables {input.metrics} {params.curve} --out results/tables > {log} 2>&1"
 
 
 rule figures:
     input:
-        all_metrics(),
+        metrics=all_metrics(),
+        curve=curve_metrics(),
     output:
-        report("results/figures/nll_vs_k.png", caption="../report/nll_vs_k.rst", category="Table 1"),
-        report("results/figures/active_units_vs_k.png", caption="../report/active_units.rst", category="Table 1"),
-        report("results/figures/wallclock_vs_k.png", caption="../report/wallclock.rst", category="Cost"),
-        report("results/figures/activity_hist.png", caption="../report/activity_hist.rst", category="Active units"),
-        report("results/figures/bounds.png", caption="../report/bounds.rst", category="Bounds"),
-        report("results/figures/training_curves.png", caption="../report/training_curves.rst", category="Training"),
+        [report(f, caption=f"../report/figure_{os.path.basename(f).split('.')[0]}.rst", category="Figures",
+                labels={"figure": os.path.basename(f).split('.')[0]}) if f.endswith(".png") else f for f in FIGURES],
     log:
         "logs/report/figures.log",
     benchmark:
         "benchmarks/rules/report/figures.tsv"
+    params:
+        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
     conda:
-        "../envs/iwae.yaml"
+        ENV
     shell:
-        "iwae report figures {input} --out results/figures > {log} 2>&1"
+        "{IWAE} report figures {input.metrics} {params.curve} --out results/figures > {log} 2>&1"
 
 
 rule samples:
     input:
         all_models(),
     output:
-        report(SAMPLES, caption="../report/samples.rst", category="Samples"),
+        report("results/figures/samples.png", caption="../report/figure_samples.rst", category="Figures",
+               labels={"figure": "samples"}),
+        "results/figures/samples.pdf",
     log:
         "logs/report/samples.log",
     benchmark:
@@ -56,6 +71,63 @@ rule samples:
         runtime=10,
         mem_mb=2000,
     conda:
-        "../envs/iwae.yaml"
+        ENV
     shell:
-        "iwae report samples {input} --out {output} > {log} 2>&1"
+        "{IWAE} report samples {input} --out results/figures/samples > {log} 2>&1"
+
+
+rule snr:
+    """Gradient signal-to-noise ratios against K at the trained SNR model and at its first-stage snapshot."""
+    input:
+        model=f"{SNR_MODEL}/model.pt",
+        manifest=f"{DATA}/{EXP['snr']['dataset']}/manifest.json",
+    output:
+        snr="results/snr/snr.csv",
+        slopes="results/snr/snr_slopes.csv",
+    log:
+        "logs/snr/snr.log",
+    benchmark:
+        "benchmarks/rules/snr/snr.tsv"
+    params:
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        early=f"{SNR_MODEL}/stages/stage{BUDGET['stages'][0]}.pt",
+        ks=csv(EXP["snr"]["ks"]),
+        estimators=csv(EXP["snr"]["estimators"]),
+        draws=EXP["snr"]["draws"],
+        images=EXP["snr"]["images"],
+    threads: config["resources"].get("snr", {}).get("threads", 1)
+    resources:
+        **SLURM,
+        mem_mb=config["resources"].get("snr", {}).get("mem_mb", 3000),
+        runtime=BUDGET["eval_runtime_min"],
+    conda:
+        ENV
+    shell:
+        "{IWAE} snr --model trained={input.model} --model early={params.early} --data-dir {params.data_dir} "
+        "--ks {params.ks} --estimators {params.estimators} --draws {params.draws} --images {params.images} "
+        "--threads {threads} --out {output.snr} > {log} 2>&1"
+
+
+rule family_tables:
+    """Beyond the paper: Table 3 (Rainforth et al.), the estimator comparison, the SNR slopes and figure."""
+    input:
+        table3=[f"{run}/metrics.json" for run in table3_runs()],
+        estimators=[f"{run}/metrics.json" for run in estimator_runs()],
+        snr="results/snr/snr.csv",
+    output:
+        [report(t, caption=f"../report/{'figure' if t.endswith('.png') else 'table'}_{os.path.basename(t).split('.')[0]}.rst",
+                category="Beyond the paper", labels={"item": os.path.basename(t)}) if t.endswith((".md", ".png")) else t
+         for t in FAMILY],
+    log:
+        "logs/report/family.log",
+    benchmark:
+        "benchmarks/rules/report/family.tsv"
+    resources:
+        **SLURM,
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        ENV
+    shell:
+        "{IWAE} report family --table3 {input.table3} --estimators {input.estimators} --snr {input.snr} "
+        "--out results > {log} 2>&1"

@@ -1,0 +1,5 @@
+"""`python -m iwae ...` is the `iwae` command."""
+
+from iwae.cli import main
+
+main()
