@@ -12,11 +12,9 @@ export IWAE_DATA_MIRROR
 # Set OMNIGLOT_STANDIN= (empty) to refuse it.
 OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.mat)
 SNAKE_ARGS ?=
-ifneq ($(OMNIGLOT_STANDIN),)
-SNAKE_CONFIG := --config omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]'
-endif
+CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv reproduce test bench report clean-results
+.PHONY: venv reproduce family long test bench gpu-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,12 +27,26 @@ venv: $(VENV)/.installed
 
 reproduce: venv
 	@if [ -n "$(OMNIGLOT_STANDIN)" ]; then echo "NOTE: Omniglot uses the stand-in $(OMNIGLOT_STANDIN) (not the paper's file; results are labelled UNVERIFIED)"; fi
-	time snakemake --cores all $(SNAKE_ARGS) $(SNAKE_CONFIG)
-	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html $(SNAKE_CONFIG)
+	time snakemake --cores all $(SNAKE_ARGS) $(if $(CONFIG_ITEMS),--config $(CONFIG_ITEMS))
+	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html $(if $(CONFIG_ITEMS),--config $(CONFIG_ITEMS))
 
 test: venv
 	$(PY) -m pytest -v $(PYTEST_ARGS)
 
+# Beyond the paper (Table 3, the estimators, the SNR figure) at the quick budget, on top of the reproduction.
+family: venv
+	time snakemake --cores all $(SNAKE_ARGS) --config family=true $(CONFIG_ITEMS)
+	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config family=true $(CONFIG_ITEMS)
+
+# The longer CPU budget (about 2 hours on 2 cores): MNIST, 1 layer, K=50, 40 epochs, with its learning curve.
+long: venv
+	time snakemake --cores all --set-threads train=2 $(SNAKE_ARGS) --config budget=long
+	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=long
+
 bench: venv
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_eval.py
+
+# On a machine with a GPU (needs only Python, PyTorch, NumPy, pytest): tests, timings, the paper budget projected.
+gpu-check:
+	bash benchmarks/gpu_check.sh

@@ -1,8 +1,14 @@
-"""Training step: the package's fast path against the plain reference, in one run, same data.
+"""Training step: the package against a plain reference, stacks of M models, and Adam's update order.
 
-For K in {1, 5, 50} and 1 and 2 stochastic layers: checks that both compute the same loss on the
-same inputs and noise, then times one full step (noise, forward, backward, published Adam) of each
-and prints the ratio. Writes results/benchmarks/train_<device>.csv. Usage: python benchmarks/bench_train.py [--device cuda]
+In one process, on the same MNIST images, for 1 and 2 stochastic layers and K in {1, 5, 50}, it times
+one full training step (minibatch binarisation, noise, forward, backward, the published Adam):
+- plain: the obvious eager PyTorch (benchmarks/plain.py), after checking both give the same loss;
+- fast: the package's step for one model (iwae.stack.Stack with M = 1, what `iwae train` runs);
+- stacked: the same step for M = 2 and M = 10 models trained together, per model;
+- torch order: the fast step with Adam in torch's order instead of the published (Theano's) order:
+  what following the authors' order costs.
+The variants take turns within each round; each is summarised by its best round. Writes
+results/benchmarks/train_<device>.csv. Usage: python benchmarks/bench_train.py [--device cuda] [--threads N]
 """
 
 from __future__ import annotations
@@ -11,61 +17,77 @@ import argparse
 
 import torch
 
-from common import parse_and_setup, summarise, test_images, time_rounds, write_csv
+from common import parse_and_setup, sync, test_images, time_rounds, write_csv
 from plain import PlainIWAE, PlainPublishedAdam
 
-from iwae.bounds import objective
-from iwae.model import IWAEModel, ModelConfig
-from iwae.optim import PublishedAdam, flatten_parameters
+from iwae.bounds import iwae_bound
+from iwae.model import IWAEModel, ModelConfig, initialise
 from iwae.runtime import device_name
-from iwae.schedule import schedule
+from iwae.stack import Stack
+from iwae.train import TrainConfig
+
+
+def make_stack(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published") -> Stack:
+    cfgs = [TrainConfig(n_layers=layers, objective="iwae", k=k, seed=s, optimizer=optimizer, init="seeded")
+            for s in range(members)]
+    models = [initialise(IWAEModel(ModelConfig(layers)), "seeded", torch.zeros(784), seed=s) for s in range(members)]
+    return Stack(cfgs, models, grey, lr=1e-4)
 
 
 def main():
-    _, device = parse_and_setup(argparse.ArgumentParser(description=__doc__))
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default: 10, 5 at K=50 on CPU)")
+    args, device = parse_and_setup(ap)
     name = device_name(device)
-    x, source = test_images(20, device)
+    grey, source = test_images(2000, device, binary=False)  # grey levels: the step binarises its minibatch
     print(f"device: {name}; data: {source}; minibatch 20")
     rows = []
     for layers in (1, 2):
         for k in (1, 5, 50):
-            fast = IWAEModel(ModelConfig(layers), generator=torch.Generator().manual_seed(0)).to(device)
-            plain = PlainIWAE(layers).to(device).load_from(fast)
-            # same loss on the same inputs and noise
+            fast = make_stack(grey, layers, k, 1)
+            single = IWAEModel(ModelConfig(layers))
+            single.load_state_dict(fast.member_state_dict(0))
+            plain = PlainIWAE(layers).to(device).load_from(single)
+            x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(3)).to(device) < grey[:20]).float()
             g = torch.Generator(device=device).manual_seed(1)
-            noise = [torch.randn(k, 20, d, generator=g, device=device) for d in fast.latent_sizes]
-            with torch.no_grad():
-                lf = float(-objective("iwae", fast.log_weights(x, k, noise=noise)).sum())
-                lp = float(plain.loss(x, k, "iwae", noise=noise))
+            noise = [torch.randn(1, k, 20, d, generator=g, device=device) for d in fast.model.latent_sizes]
+            with torch.no_grad():  # the same loss on the same inputs and noise
+                lf = float(-iwae_bound(fast.model.log_weights(x[None], k, noise=noise)).sum())
+                lp = float(plain.loss(x, k, "iwae", noise=[e[0] for e in noise]))
             assert abs(lf - lp) <= 1e-4 * abs(lp), f"fast and plain losses differ: {lf} vs {lp}"
-
-            flat = flatten_parameters(fast)
-            opt_f, opt_p = PublishedAdam([flat], lr=1e-4), PlainPublishedAdam(plain.parameters(), lr=1e-4)
+            opt_p = PlainPublishedAdam(plain.parameters(), lr=1e-4)
             gen = torch.Generator(device=device).manual_seed(2)
 
-            def fast_step():
-                loss = -objective("iwae", fast.log_weights(x, k, generator=gen)).sum()
-                flat.grad.zero_()
-                loss.backward()
-                opt_f.step()
-
             def plain_step():
-                loss = plain.loss(x, k, "iwae")
+                xb = (torch.rand(20, 784, generator=gen, device=device) < grey[:20]).float()
+                loss = plain.loss(xb, k, "iwae")
                 opt_p.zero_grad()
                 loss.backward()
                 opt_p.step()
 
-            number = 10 if k < 50 or device.type == "cuda" else 2
-            t = time_rounds(dict(plain=plain_step, fast=fast_step), device, number=number)
-            t_plain, t_fast, speedup = summarise(t["plain"], t["fast"])
-            updates = sum(s.epochs for s in schedule()) * 2980  # the paper's MNIST schedule
-            rows.append(dict(device=name, layers=layers, k=k, plain_ms=round(1e3 * t_plain, 3),
-                             fast_ms=round(1e3 * t_fast, 3), speedup=round(speedup, 2),
-                             loss_fast=round(lf, 3), loss_plain=round(lp, 3),
-                             paper_schedule_hours_fast=round(updates * t_fast / 3600, 2)))
+            variants = dict(plain=plain_step, fast=fast.advance,
+                            torch_order=make_stack(grey, layers, k, 1, "published_torch_order").advance)
+            stacks = {m: make_stack(grey, layers, k, m) for m in (2, 10)}
+            variants.update({f"stack{m}": s.advance for m, s in stacks.items()})
+            cpu_k50 = device.type == "cpu" and k == 50
+            t = time_rounds(variants, device, rounds=args.rounds or (5 if cpu_k50 else 10), number=2 if cpu_k50 else 10)
+            best = {v: 1e3 * min(ts) for v, ts in t.items()}
+            per_model = {1: best["fast"], 2: best["stack2"] / 2, 10: best["stack10"] / 10}
+            rows.append(dict(device=name, layers=layers, k=k, plain_ms=round(best["plain"], 3),
+                             fast_ms=round(best["fast"], 3), speedup=round(best["plain"] / best["fast"], 2),
+                             m2_ms_per_model=round(per_model[2], 3), m10_ms_per_model=round(per_model[10], 3),
+                             stack2_ratio=round(per_model[1] / per_model[2], 2),
+                             stack10_ratio=round(per_model[1] / per_model[10], 2),
+                             torch_order_ms=round(best["torch_order"], 3),
+                             published_order_cost_pct=round(100 * (best["fast"] / best["torch_order"] - 1), 1),
+                             loss_fast=round(lf, 3), loss_plain=round(lp, 3)))
             r = rows[-1]
-            print(f"L{layers} k={k:>2}: plain {r['plain_ms']:8.3f} ms  fast {r['fast_ms']:8.3f} ms  "
-                  f"speedup x{r['speedup']:.2f}  (MNIST paper schedule: {r['paper_schedule_hours_fast']} h)")
+            print(f"L{layers} k={k:>2}: plain {r['plain_ms']:8.3f} ms  fast {r['fast_ms']:8.3f} ms (x{r['speedup']:.2f})"
+                  f" | per model stacked: M=2 {r['m2_ms_per_model']:.3f} ms (x{r['stack2_ratio']:.2f}), "
+                  f"M=10 {r['m10_ms_per_model']:.3f} ms (x{r['stack10_ratio']:.2f})"
+                  f" | Theano's order vs torch's: {r['published_order_cost_pct']:+.1f}%", flush=True)
+            del fast, stacks
+            sync(device)
     tag = "cuda" if device.type == "cuda" else "cpu"
     print(f"wrote {write_csv(rows, f'train_{tag}.csv')}")
 

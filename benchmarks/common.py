@@ -48,8 +48,9 @@ def summarise(plain: list[float], fast: list[float]) -> tuple[float, float, floa
     return min(plain), min(fast), min(plain) / min(fast)
 
 
-def test_images(n, device, seed=0):
-    """Real binarised MNIST test images when the data are available, else a fixed random batch."""
+def test_images(n, device, seed=0, binary=True):
+    """Real MNIST test images (binarised, or the grey levels) when the data are available, else a fixed
+    random batch."""
     from iwae.data import binarize, load
 
     data_dir = os.environ.get("IWAE_DATA_DIR", str(REPO / "data"))
@@ -59,7 +60,7 @@ def test_images(n, device, seed=0):
         x, source = splits.test[:n], f"MNIST test images from {data_dir}"
     except Exception as e:  # no fetched data: the timing does not depend on pixel values
         x, source = torch.rand(n, 784, generator=gen) * 0.4, f"random images ({type(e).__name__})"
-    return binarize(x, gen).to(device), source
+    return (binarize(x, gen) if binary else x).to(device), source
 
 
 def write_csv(rows: list[dict], name: str) -> Path:

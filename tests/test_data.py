@@ -34,13 +34,29 @@ def test_checksum_mismatch_is_refused_with_the_promised_error(tmp_path):
     assert "train-images-idx3-ubyte.gz" in msg
     assert "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db" in msg  # expected
     assert "sha256" in msg and "Fix:" in msg and "allow_unverified" in msg
-    actual = data.file_checksum(tmp_path / "d" / "mnist" / "train-images-idx3-ubyte.gz", "sha256", True)
-    assert actual in msg  # the actual checksum is named too
+    mirror_file = tmp_path / "mirror" / "mnist" / "train-images-idx3-ubyte.gz"
+    assert data.file_checksum(mirror_file, "sha256", True) in msg  # the actual checksum is named too
+    assert f"Fix: replace {mirror_file.resolve()}" in msg  # the file to fix is the mirror's, not the cache copy
 
 
-def test_truncated_file_names_the_file_and_the_fix(tmp_path):
+def test_truncated_mirror_file_names_the_mirror_file_and_a_fix_that_works(tmp_path):
     write_fake_mnist(tmp_path / "mirror" / "mnist", n_train=50, n_test=10)
     f = tmp_path / "mirror" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    good = f.read_bytes()
+    f.write_bytes(good[:100])
+    with pytest.raises(data.DataError) as e:
+        data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)
+    assert str(f.resolve()) in str(e.value) and "truncated or corrupt" in str(e.value)
+    assert f"Fix: replace {f.resolve()}" in str(e.value)
+    assert not (tmp_path / "d" / "mnist" / f.name).exists()  # no bad copy left in the cache
+    f.write_bytes(good)  # the fix it names works
+    data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)
+
+
+def test_truncated_cache_file_names_the_file_and_the_fix(tmp_path):
+    write_fake_mnist(tmp_path / "mirror" / "mnist", n_train=50, n_test=10)
+    data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)
+    f = tmp_path / "d" / "mnist" / "t10k-images-idx3-ubyte.gz"
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(data.DataError, match=r"t10k-images-idx3-ubyte.gz.*truncated or corrupt(.|\n)*Fix: delete"):
         data.fetch("mnist", tmp_path / "d", mirror=tmp_path / "mirror", allow_unverified=True)

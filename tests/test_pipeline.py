@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, mirror_or_fail, write_fake_omniglot
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "paper", "profiles"]
+WORKFLOW_FILES = ["Snakefile", "workflow", "config", "paper", "profiles", "src"]
 
 
 def workflow_copy(dest: Path) -> Path:
@@ -43,9 +43,9 @@ def job_counts(output: str) -> dict[str, int]:
 
 def test_paper_budget_dry_run_shows_every_cell(tmp_path):
     wd = workflow_copy(tmp_path)
-    out = snakemake(wd, "-n", "-p", "--config", "budget=paper")
+    out = snakemake(wd, "-n", "-p", "--config", "budget=paper", "device=cpu")
     counts = job_counts(out.stdout + out.stderr)
-    assert counts["train"] == 24  # 2 datasets x 2 layer counts x {vae, iwae} x K in {1, 5, 50}
+    assert counts["train"] == 12  # one job per (dataset, layers, K): VAE and IWAE trained as one stack
     assert counts["train_continued"] == 2  # Table 2
     assert counts["evaluate"] == 26
     assert counts["fetch_data"] == 2
@@ -54,27 +54,49 @@ def test_paper_budget_dry_run_shows_every_cell(tmp_path):
                  "results/mnist/L1/continued/vae-k1_then_iwae-k50/seed0/model.pt",
                  "results/mnist/L1/continued/iwae-k50_then_vae-k1/seed0/model.pt"):
         assert cell in text
-    assert "--stages 0,1,2,3,4,5,6,7" in text and "--k 5000" in text
+    assert "--stages 0,1,2,3,4,5,6,7" in text and "--k 5000" in text and "--objectives vae,iwae" in text
+    assert "--init authors --data-order fixed" in text and "--optimizer published" in text
+    assert "gpu=1" not in text  # device cpu: no job asks for a GPU
+
+
+def test_paper_budget_on_cuda_asks_one_gpu_per_train_and_evaluate_job(tmp_path):
+    wd = workflow_copy(tmp_path)
+    out = snakemake(wd, "-n", "--config", "budget=paper", "device=cuda", "seeds=[0,1,2,3,4]")
+    text = out.stdout + out.stderr
+    jobs = [j for j in text.split("\n\n") if "rule train" in j or "rule evaluate" in j]
+    assert jobs and all("gpu=1" in j for j in jobs), jobs[:2]
+    assert job_counts(text)["train"] == 12  # five seeds cost no more jobs: each group trains them together
 
 
 @pytest.mark.parametrize(
     "override, expected",
     [
-        (["budget=fast"], r"'budget'.*'fast'.*\['paper', 'quick', 'smoke'\]"),
-        (["device=gpu"], r"device"),
-        (["objectives=[vae,rws]"], r"rws"),
+        (["budget=fast"], r"'budget'.*'fast'.*\['long', 'paper', 'quick', 'smoke'\]"),
+        (["device=gpu"], r"key 'device': 'gpu' does not match"),
+        (["objectives=[vae,wake_sleep]"], r"objectives: unknown objective 'wake_sleep'"),
+        (["objectives=[iwae,iwae_dreg]", "layers=[2]"], r"objectives: objective 'iwae_dreg' is written for one "
+                                                         r"stochastic layer"),
+        (["budgett=paper"], r"unknown key 'budgett' \(did you mean 'budget'\?\)"),
     ],
 )
-def test_bad_config_value_names_the_key(tmp_path, override, expected):
+def test_bad_config_value_names_the_key_in_a_few_lines(tmp_path, override, expected):
     wd = workflow_copy(tmp_path)
     out = snakemake(wd, "-n", "--config", *override, check=False)
     assert out.returncode != 0
-    assert re.search(expected, out.stdout + out.stderr, re.S), out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert re.search(expected, text, re.S), text
+    assert len(text.strip().splitlines()) <= 12, text  # the key and the fix, not the whole schema
 
 
 def test_lint_is_clean(tmp_path):
     out = snakemake(workflow_copy(tmp_path), "--lint")
     assert "Congratulations, your workflow is in a good condition" in out.stdout + out.stderr
+
+
+def test_workflow_is_snakefmt_formatted():
+    out = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", "Snakefile", "workflow"],
+                         cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 @pytest.mark.slow
@@ -86,20 +108,27 @@ def test_smoke_pipeline_end_to_end(tmp_path):
               "allow_unverified=[omniglot]"]
     snakemake(wd, "--cores", "2", *config)
 
-    # every table and figure, the report and (where latexmk is, as in CI) the PDF
+    # every table and figure (PDF and PNG), the report and (where latexmk is, as in CI) the PDF
     for name in ("table1", "table2", "wallclock"):
         for ext in ("csv", "md", "tex"):
             assert (wd / "results" / "tables" / f"{name}.{ext}").stat().st_size > 0
-    for fig in ("nll_vs_k", "active_units_vs_k", "wallclock_vs_k", "activity_hist", "bounds", "training_curves",
-                "samples"):
+    assert "IWAE" in (wd / "results" / "tables" / "claims.md").read_text()
+    for fig in ("nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock", "samples"):
         assert (wd / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
+        assert (wd / "results" / "figures" / f"{fig}.pdf").read_bytes()[:4] == b"%PDF"
     if shutil.which("latexmk") or os.environ.get("CI"):
         assert (wd / "results" / "paper" / "report.pdf").read_bytes()[:4] == b"%PDF"
     snakemake(wd, "--cores", "1", *config, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="ignore")
-    assert "nll_vs_k.png" in html and "activity_hist.png" in html
+    assert "nll_vs_k.png" in html and "activity_hist.png" in html and "table1.md" in html
 
-    # the tables hold the runs' numbers
+    # Table 1 in the paper's layout: one row per (dataset, layers, K) with both objectives
+    md = (wd / "results" / "tables" / "table1.md").read_text().splitlines()
+    header = next(line for line in md if line.startswith("| data"))
+    assert all(col in header for col in ("VAE NLL", "IWAE NLL", "VAE AU (paper)", "IWAE-VAE [95% CI]"))
+    assert len([line for line in md if line.startswith("| MNIST") or line.startswith("| OMNIGLOT")]) == 12
+
+    # the long CSV holds the runs' numbers
     t1 = pd.read_csv(wd / "results" / "tables" / "table1.csv")
     assert len(t1) == 24
     for _, row in t1.iterrows():
@@ -107,6 +136,9 @@ def test_smoke_pipeline_end_to_end(tmp_path):
                         / "metrics.json").read_text())
         assert row.nll == pytest.approx(-m["eval"]["test_ll"], abs=1e-9)
         assert str(row.active_units) == "+".join(map(str, m["eval"]["active_units"]))
+        assert len(m["eval"]["test_ll_per_image"]) == 40
+        assert m["run"]["protocol"] == dict(init="authors", data_order="fixed", optimizer="published",
+                                            continue_state=True, activity_ddof=0)
         assert row.budget == "smoke" and m["run"]["budget"] == "smoke"
         assert (row.data == "verified") == (row.dataset == "mnist")
         assert m["data"]["verified"] == (row.dataset == "mnist")
@@ -121,3 +153,24 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     (wd / lost).unlink()
     counts = job_counts(snakemake(wd, lost, "-n", "--cores", "2", *config).stdout)
     assert counts.get("train", 0) == 0 and counts["evaluate"] == 1
+
+
+@pytest.mark.slow
+def test_family_experiments_smoke_end_to_end(tmp_path):
+    """Beyond the paper at the smoke budget: Table 3, the estimator comparison, the SNR slopes and figure."""
+    mirror = mirror_or_fail()
+    wd = workflow_copy(tmp_path)
+    config = ["--config", "budget=smoke", f"data_mirror={mirror}", "datasets=[mnist]", "layers=[1]", "ks=[50]",
+              "table2=false", "family=true"]
+    snakemake(wd, "--cores", "2", *config)
+    tables = wd / "results" / "tables"
+    t3 = pd.read_csv(tables / "table3.csv")
+    assert list(t3.objective) == ["iwae", "piwae_m2", "miwae_m2", "ciwae_b0.5", "vae"]  # the smoke budget's
+    assert t3.log_px.notna().all() and t3.bound.notna().all() and (t3.bound <= t3.log_px + 1e-6).all()
+    assert t3.log_px_paper.notna().sum() == 3  # the published values, where the objectives match them
+    est = pd.read_csv(tables / "estimators.csv")
+    assert set(est.objective) == {"iwae", "iwae_stl", "iwae_dreg", "rws_dreg"} and est.minus_iwae.notna().sum() == 3
+    slopes = pd.read_csv(tables / "snr.csv")
+    assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained", "early"}
+    for ext in ("pdf", "png"):
+        assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000

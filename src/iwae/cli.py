@@ -1,6 +1,6 @@
 """iwae: fetch the data, train and evaluate the models of Burda et al. (ICLR 2016), make tables and figures.
 
-Commands: fetch, train, evaluate, report, snr. Every option is described by `iwae COMMAND --help`.
+Commands: fetch, train, evaluate, report, snr. Every option is described by: iwae COMMAND --help
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ def _str_list(text: str) -> list[str]:
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default and keeps the description's line breaks."""
+    """Shows every option's default (unless its help says it) and keeps the description's line breaks."""
+
+    def _get_help_string(self, action):
+        return action.help if "default" in (action.help or "") else super()._get_help_string(action)
 
 
 def cmd_fetch(args) -> None:
@@ -183,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train with the paper's schedule (resumes the checkpoints in the output folders).\n"
                     "Several --objectives/--seeds train as one stack (one process, batched): each member ends\n"
                     "where training it alone would. The defaults are the authors' procedure.")
-    t.add_argument("--dataset", choices=["mnist", "omniglot"], default=d.dataset)
+    t.add_argument("--dataset", choices=["mnist", "omniglot"], default=d.dataset, help="data set")
     t.add_argument("--layers", type=int, choices=[1, 2], default=d.n_layers, help="stochastic layers")
     t.add_argument("--objective", default=d.objective,
                    help="training objective or estimator (vae, iwae, iwae_stl, iwae_dreg, rws, rws_dreg, miwae_m<M>, "
@@ -231,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate one or several models (one process; data read once).")
     e.add_argument("--model", required=True, nargs="+", help="model.pt file(s) written by `iwae train`")
     e.add_argument("--out", required=True, nargs="+", help="metrics JSON file(s) to write, one per model")
-    e.add_argument("--data-dir", default="data")
+    e.add_argument("--data-dir", default="data", help="where `iwae fetch` put the data")
     e.add_argument("--k", type=int, default=5000, help="samples of the log-likelihood estimator (the paper's)")
     e.add_argument("--bound-ks", type=_int_list, default=[1, 5, 50],
                    help="also the test bounds L_K for these K (and the model's training K)")
@@ -243,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-rows", type=int, default=None,
                    help="memory bound: images x samples per chunk, ~9.4 kB each (default: 5,000 on CPU, 250,000 on GPU)")
     e.add_argument("--seed", type=int, default=1234, help="seed of the binarisation and samples")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     e.set_defaults(func=cmd_evaluate)
 
     from iwae.report import add_arguments

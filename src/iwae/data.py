@@ -130,21 +130,38 @@ def fetch(
             else:
                 url = _download(spec, dest)
                 if url is None:
-                    where = f"is not in the mirror ({candidate})" if candidate else f"is not cached, no mirror is set,"
+                    where = f"is not in the mirror ({candidate})" if candidate else "is not cached, no mirror is set,"
                     raise DataError(
                         f"{dataset}: {spec.name} {where} and could not be downloaded from {list(spec.urls)}.\n"
                         f"Fix: connect to the internet, or put the file in <mirror>/{dataset}/{spec.name} and "
                         f"set {MIRROR_ENV}=<mirror> (or the pipeline's data_mirror config value)."
                     )
                 source = url
-        actual = file_checksum(dest, spec.algorithm, spec.gzipped)
+        copied = source != "cache"
+        try:
+            actual = file_checksum(dest, spec.algorithm, spec.gzipped)
+        except DataError as e:
+            if not copied:
+                raise
+            dest.unlink(missing_ok=True)  # never leave a bad copy in the cache
+            raise DataError(
+                f"{source}: cannot be read ({e.__cause__}); the file is truncated or corrupt (it was copied to "
+                f"{dest}, now removed).\nFix: replace {source} with a good copy (or remove it, so that the file is "
+                f"downloaded), then fetch again."
+            ) from e
         verified = actual == spec.checksum
         if not verified and not allow_unverified:
+            if copied:
+                dest.unlink(missing_ok=True)
+                fix = (f"replace {source} with the right file (or remove it, so that the file is downloaded), then "
+                       f"fetch again")
+            else:
+                fix = f"delete {dest} and fetch it again from a trusted source"
             raise DataError(
                 f"{dest}: {spec.algorithm} of the uncompressed content is {actual}, expected {spec.checksum} "
                 f"(source: {source}).\n"
-                f"Fix: delete {dest} and fetch it again from a trusted source; or, to use this file anyway, "
-                f"opt in with allow_unverified (every result will record that the data were unverified)."
+                f"Fix: {fix}; or, to use this file anyway, opt in with allow_unverified (every result will record "
+                f"that the data were unverified)."
             )
         records.append(
             dict(file=spec.name, source=source, algorithm=spec.algorithm, checksum=actual,

@@ -236,7 +236,9 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     _k_axis(ax, base.k.unique())
     ax.set_yscale("log")
     ax.set_ylabel("ms per update and model")
-    ax.legend(fontsize=6, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    keep = [(h, lab) for h, lab in zip(handles, labels) if lab not in ("arch", "model")]
+    ax.legend(*zip(*keep), fontsize=6, frameon=False)
     save(fig, stem, f"{', '.join(sorted(base.train_device.unique()))}; stacks' time shared out. {budget_note(df)}.")
 
 

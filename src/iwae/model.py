@@ -198,7 +198,7 @@ class IWAEModel(nn.Module):
         def unit_sum(terms: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             return (terms if mask is None else terms * mask).sum(-1)
 
-        samples, log_q_fixed_h = [], 0.0
+        samples, log_w, log_q_fixed_h = [], 0.0, 0.0
         for layer, (eps, mask) in enumerate(zip(noise, masks)):
             if layer == 0:  # [.., B, d1], computed once and broadcast over the k samples
                 mean, log_sigma = (t.unsqueeze(-3) for t in self.q_layers[0](x))
@@ -213,7 +213,7 @@ class IWAEModel(nn.Module):
                 path = _fix_value(minus_log_q, 0.5 * ((h - mean.detach()) * torch.exp(-log_sigma.detach())).square()
                                   + log_sigma.detach())
                 minus_log_q = torch.where(choose, path, minus_log_q) if per_member else path
-            log_w = unit_sum(minus_log_q, mask) if layer == 0 else log_w + unit_sum(minus_log_q, mask)
+            log_w = log_w + unit_sum(minus_log_q, mask)
             if with_log_q:
                 if layer > 0:  # q(h_l | stop(h_{l-1})): the parents held fixed too
                     mean, log_sigma = self.q_layers[layer](samples[-2].detach())

@@ -248,6 +248,17 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["dataset", "n_layers", "k", "epochs"])
 
 
+def protocol(df: pd.DataFrame) -> str:
+    """One paragraph: what this run did (budget, epochs, evaluation, options, devices, data)."""
+    base = base_runs(df)
+    opts = sorted({(r.init, r.data_order, r.optimizer) for r in base.itertuples()})
+    return (f"This run: budget {', '.join(sorted(df.budget.unique()))}, {int(base.epochs.max())} epochs "
+            f"({int(base.updates.max()):,} updates per MNIST model), seeds {sorted(base.seed.unique().tolist())}; "
+            f"initial weights / data order / optimiser: {'; '.join(' / '.join(o) for o in opts)}; test NLL with "
+            f"K={int(df.eval_k.max())} on {int(df.n_test.max()):,} test images; trained on "
+            f"{', '.join(sorted(df.train_device.unique()))}; {data_status(df)}.")
+
+
 # ----------------------------------------------------------------------------- what the run supports
 def claims(long: pd.DataFrame, df: pd.DataFrame) -> list[str]:
     """Sentences, with the numbers, on the paper's claims at this run's budget (from the paired intervals)."""
@@ -336,14 +347,14 @@ def _fmt(t: pd.DataFrame) -> pd.DataFrame:
 
 def latex_table(t: pd.DataFrame, caption: str, label_: str, size: str = "small") -> str:
     """A booktabs table at a legible size (no shrinking to the text width)."""
-    body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns))
+    body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
     return (f"\\begin{{table}}[htbp]\n\\centering\\{size}\n\\caption{{{_tex_escape(caption)}}}\\label{{{label_}}}\n"
             f"{body}\\end{{table}}\n")
 
 
 def _tex_escape(text: str) -> str:
     for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
-                 ("->", "$\\to$")):
+                 ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$")):
         text = text.replace(a, b)
     return text
 
@@ -376,6 +387,11 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
         "\nThe paper budget (Table 1 + Table 2) on the same device, projected from these measured updates "
         "(each group's time per update x the paper's updates):\n\n" + _fmt(proj).to_markdown(index=False) + "\n"))
     proj.to_csv(out_dir / "projection.csv", index=False)
+    (out_dir / "projection.tex").write_text(latex_table(
+        proj, "The paper budget (Table 1 + Table 2) projected on each measured device from the measured time per "
+              "update of each training group (a stack of its members) and the paper's number of updates.",
+        "tab:projection"))
+    (out_dir / "protocol.tex").write_text(_tex_escape(protocol(df)) + "\n")
     if curve_df is not None:
         c = curve(curve_df)
         write_table(c, c, out_dir / "curve",
@@ -392,23 +408,29 @@ def write_family(table3_paths, estimator_paths, snr_csv: Path, out: Path) -> Non
     from iwae.snr import slopes
 
     tables = out / "tables"
-    t3 = table3(collect(table3_paths))
+    df3 = collect(table3_paths)
+    t3 = table3(df3)
     shown = pd.DataFrame({"objective": t3.label, "seeds": t3.seeds,
-                          "IWAE-K bound": [_pm(-b, s) for b, s in zip(-t3.bound, t3.bound_sd)],
+                          "IWAE-K bound": [_pm(b, s) for b, s in zip(t3.bound, t3.bound_sd)],
                           "paper": t3.bound_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
                           "log p(x)": [_pm(v, s) for v, s in zip(t3.log_px, t3.log_px_sd)],
                           "paper ": t3.log_px_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
                           "vs IWAE [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(d) else "" for d, lo, hi in
                                                zip(t3.get("log_px_minus_iwae", np.nan), t3.get("low", np.nan),
                                                    t3.get("high", np.nan))]})
-    df3 = collect(table3_paths)
     write_table(t3, shown, tables / "table3",
                 "Table 3 (Rainforth et al. 2018 on Burda's protocol): the training bound with all K samples and "
                 "log p(x) (K=5000), mean ± sd over seeds; 'paper': Rainforth et al. 2018 as quoted in "
                 f"src/iwae/reference/paper_rainforth2018.csv (reference data). Ours: {budget_note(df3)}.")
     dfe = collect(estimator_paths)
     te = estimators(dfe)
-    write_table(te, te.drop(columns=["objective"]), tables / "estimators",
+    shown = pd.DataFrame({
+        "data": te.dataset.str.upper() + np.where(te.data == "verified", "", "*"), "k": te.k, "estimator": te.label,
+        "seeds": te.seeds, "NLL": [_pm(v, s) for v, s in zip(te.nll, te.nll_sd)],
+        "vs IWAE [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(d) else "" for d, lo, hi in
+                             zip(te.get("minus_iwae", np.nan), te.get("low", np.nan), te.get("high", np.nan))],
+        "AU": te.active_units, "ms/update": te.ms_per_update.map(lambda v: f"{v:.2f}")})
+    write_table(te, shown, tables / "estimators",
                 "Gradient estimators of the IWAE bound on the same protocol: test NLL, the difference to IWAE "
                 f"(paired 95% CI), active units, ms per update. Ours: {budget_note(dfe)}.")
     rows = pd.read_csv(snr_csv)

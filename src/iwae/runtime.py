@@ -12,14 +12,61 @@ from pathlib import Path
 import torch
 
 
+GPU_LOCK_DIR_ENV = "IWAE_GPU_LOCK_DIR"
+_held_gpu_locks: list = []  # open lock files: a claimed GPU stays this process's until it exits
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU. ``cuda`` without a GPU is an error, not a fallback."""
+    """``auto`` -> CUDA when present, else CPU. ``cuda`` without a GPU is an error, not a fallback.
+
+    With several visible GPUs, ``auto`` and ``cuda`` take the least busy one for this process
+    (``claim_gpu``), so that jobs started side by side (Snakemake with --resources gpu=N) do not all
+    land on cuda:0; ``cuda:N`` is taken as given.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        lock_dir = Path(os.environ.get(GPU_LOCK_DIR_ENV) or f"/tmp/iwae-gpu-locks-{os.getuid()}")
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count(), lock_dir))
     return device
+
+
+def claim_gpu(count: int, lock_dir: Path) -> int:
+    """The index of the least busy of ``count`` GPUs, held by this process until it exits.
+
+    Each holder keeps an flock on a slot file ``gpu<i>.<slot>.lock`` in ``lock_dir``; a lock a process
+    holds goes when the process does, however it ends. Claims are made one at a time.
+    """
+    import fcntl
+
+    def held(path: Path) -> bool:
+        with open(path, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "claim.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        busy = [sum(held(p) for p in lock_dir.glob(f"gpu{i}.*.lock")) for i in range(count)]
+        gpu = busy.index(min(busy))
+        slot = 0
+        while True:
+            f = open(lock_dir / f"gpu{gpu}.{slot}.lock", "a")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                f.close()
+                slot += 1
+        _held_gpu_locks.append(f)
+    return gpu
 
 
 def device_name(device: torch.device) -> str:

@@ -108,13 +108,13 @@ def slopes(rows: list[dict]) -> list[dict]:
 def add_arguments(p) -> None:
     p.add_argument("--model", action="append", required=True, metavar="LABEL=MODEL.pt",
                    help="a checkpoint to measure at, e.g. trained=results/.../model.pt (repeat for several)")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default="data", help="where `iwae fetch` put the data")
     p.add_argument("--ks", default="1,10,100,1000", help="comma-separated numbers of samples")
     p.add_argument("--estimators", default=",".join(ESTIMATORS), help="comma-separated registry names")
     p.add_argument("--draws", type=int, default=1000, help="independent gradient draws per (estimator, K)")
     p.add_argument("--images", type=int, default=5, help="training images in the fixed minibatch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of the minibatch's binarisation and of the draws")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--out", required=True, help="CSV of the SNR summaries; the slopes go beside it (_slopes.csv)")
 
 

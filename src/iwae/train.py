@@ -8,11 +8,11 @@ random -- its minibatch order where reshuffled, binarisation and sample noise --
 generator seeded by its seed, in the same order whatever M is, and its loss depends on its own
 parameters only, so every member ends where training it alone would (tested).
 
-The loop reads top to bottom: data, members, model, optimiser, schedule, (resume), epochs,
-checkpoints. Each member's folder holds its own ``checkpoint.pt`` (in a single model's layout, so a
-stack and a single run resume each other's) and finally its ``model.pt``, ``train.json`` and
-``stages/stage<i>.pt`` snapshots. A killed run started again ends with exactly the parameters of an
-uninterrupted run on CPU.
+The loop reads top to bottom: data, members, the stack (``iwae.stack``: model, optimiser, the
+step), schedule, (resume), epochs, checkpoints. The run's ``checkpoint.pt`` lives in its first
+member's folder (every member's state in a single model's layout); each member's folder finally
+holds its ``model.pt``, ``train.json`` and ``stages/stage<i>.pt`` snapshots. A killed run started
+again ends with exactly the parameters of an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import torch
 
 from iwae import data as data_mod
 from iwae import objectives
-from iwae.model import IWAEModel, ModelConfig, initialise, member_state_dict, output_bias_from_data, stack
-from iwae.optim import OPTIMIZERS, FlatParameters, PublishedAdam
+from iwae.model import IWAEModel, ModelConfig, initialise, output_bias_from_data
+from iwae.optim import OPTIMIZERS
+from iwae.stack import Stack
 from iwae.runtime import code_version, device_name, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
 
@@ -184,12 +185,8 @@ def train(
     splits, manifest = data_mod.load(cfg0.dataset, data_dir)
     train_x = splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train
     train_x = train_x.to(device)  # [N, 784] grey levels, kept on the device; binarised there every step
-    n_train, batch = train_x.shape[0], cfg0.batch_size
-    n_batches = n_train // batch
 
-    # members: objectives, generators, starting points; then the stack, optimiser and schedule
-    objs = [objectives.get(c.objective) for c in cfgs]
-    gens = [torch.Generator(device=device).manual_seed(c.seed) for c in cfgs]
+    # members: their starting points, then the stack (model, optimiser, generators, step) and the schedule
     continued = [load_checkpoint_file(c.init_from).get("training_state") if c.init_from and c.continue_state
                  else None for c in cfgs]
     for c, state in zip(cfgs, continued):
@@ -199,96 +196,9 @@ def train(
     if any(continued) and not all(continued):
         raise ValueError("either every member of a stack continues a model's training state or none does")
     output_bias = output_bias_from_data(train_x)
-    model = stack([initial_model(c, output_bias) for c in cfgs]).to(device)
-    params = FlatParameters(model)  # one buffer for all parameters of all members, one for their gradients
     plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
-    opt = PublishedAdam(params, lr=plan[0][1], variant=cfg0.optimizer)
-    theta, phi = model.generative_parameters(), model.recognition_parameters()
-
-    def member_tensors(flat: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
-        return {name: t[m].detach().cpu().clone() for name, t in params.views(flat).items()}
-
-    def load_member_tensors(flat: torch.Tensor, m: int, tensors: dict[str, torch.Tensor]) -> None:
-        for name, t in params.views(flat).items():
-            t[m].copy_(tensors[name])
-
-    def load_optimiser(states: list[dict]) -> None:
-        ts = {s["t"] for s in states}
-        if len(ts) != 1:
-            raise RuntimeError(f"the members' optimiser states are at different steps {sorted(ts)}; train them "
-                               f"in separate runs")
-        pending = [s["pending"] is not None for s in states]
-        if any(pending) and not all(pending):
-            for s in states:  # bring every member to the settled form (moments up to date)
-                s.update(_settled(s, opt.betas))
-        flat_state = {key: torch.zeros_like(params.flat) for key in ("m", "v", "pending")}
-        for m, s in enumerate(states):
-            for key in ("m", "v") + (("pending",) if s["pending"] is not None else ()):
-                load_member_tensors(flat_state[key], m, s[key])
-        opt.load(dict(variant=states[0]["variant"], t=ts.pop(), m=flat_state["m"], v=flat_state["v"],
-                      pending=flat_state["pending"] if states[0]["pending"] is not None else None))
-
-    def optimiser_state(m: int) -> dict:
-        s = opt.state()
-        return dict(variant=s["variant"], t=s["t"], m=member_tensors(s["m"], m), v=member_tensors(s["v"], m),
-                    pending=None if s["pending"] is None else member_tensors(s["pending"], m))
-
-    # per-step buffers: a stack's minibatches, noise, objective values (read on the host every check_every steps)
-    order = torch.arange(n_train, device=device).expand(n_members, n_train).clone()  # [M, N] row order
-    step_in_epoch = torch.zeros((), dtype=torch.long, device=device)
-    rows_base = torch.arange(batch, device=device)
-    uniform = torch.empty(n_members, batch, train_x.shape[1], device=device)
-    noise = [torch.empty(n_members, cfg0.k, batch, d, device=device) for d in model.latent_sizes]
-    member_values = torch.empty(n_members, batch, device=device)
-    partial = torch.zeros(n_members, n_batches, device=device)  # per-step objective of the current epoch
-    members_of = {}
-    for m, o in enumerate(objs):
-        members_of.setdefault(o.name, (o, []))[1].append(m)
-    by_objective = [(o, None if len(ms) == n_members else torch.tensor(ms, device=device))
-                    for o, ms in members_of.values()]
-    q_fixed = [o.q_fixed for o in objs]
-    q_fixed = q_fixed[0] if len(set(q_fixed)) == 1 else torch.tensor(q_fixed, device=device)
-    needs_log_q = any(o.needs_log_q for o in objs)
-    split_backward = any(o.phi is not None for o in objs)  # theta and phi take different surrogates
-
-    def step() -> None:
-        """One update of every member; no host synchronisation (a CUDA graph can record it)."""
-        rows = rows_base + step_in_epoch * batch  # [B]
-        if cfg0.data_order == "fixed":
-            grey = train_x.index_select(0, rows)  # [B, 784], the same rows for every member
-        else:
-            grey = train_x[order.index_select(1, rows)]  # [M, B, 784]
-        for m, g in enumerate(gens):  # each member's draws, in a fixed order: binarisation, then noise
-            torch.rand(uniform.shape[1:], generator=g, device=device, out=uniform[m])
-            for buf in noise:
-                torch.randn(buf.shape[1:], generator=g, device=device, out=buf[m])
-        x = (uniform < grey).to(train_x.dtype)  # [M, B, 784]: a fresh binarisation of the minibatch
-        out = model.log_weights(x, cfg0.k, noise=noise, q_fixed=q_fixed, with_log_q=needs_log_q)
-        log_w, log_q = out if needs_log_q else (out, None)  # [M, K, B]
-        theta_total = phi_total = 0.0
-        for obj, idx in by_objective:
-            pick = (lambda t: t) if idx is None else (lambda t: t.index_select(0, idx))
-            value = obj.value(pick(log_w))  # [m, B]
-            theta_total = theta_total + value.sum()  # gradients summed over the minibatch
-            if split_backward:
-                phi_total = phi_total + obj.phi_surrogate(pick(log_w), None if log_q is None else pick(log_q),
-                                                          value).sum()
-            if idx is None:
-                member_values.copy_(value.detach())
-            else:
-                member_values.index_copy_(0, idx, value.detach())
-        params.zero_grad()
-        if split_backward:
-            torch.autograd.backward(-theta_total, inputs=theta, retain_graph=True)
-            torch.autograd.backward(-phi_total, inputs=phi)
-        else:
-            (-theta_total).backward()
-        partial.index_copy_(1, step_in_epoch.view(1), member_values.sum(-1, keepdim=True))
-        if step_mode == "eager":
-            opt.step()
-        else:
-            opt.step_graphable(t_device)
-        step_in_epoch.add_(1).remainder_(n_batches)
+    st = Stack(cfgs, [initial_model(c, output_bias) for c in cfgs], train_x, lr=plan[0][1], step_mode=step_mode)
+    n_batches = st.n_batches
 
     # resume: one checkpoint for the whole stack, in the first member's folder (written atomically)
     start_epoch, start_step, elapsed = 0, 0, 0.0
@@ -296,35 +206,25 @@ def train(
     ckpt_path = outs[0] / CHECKPOINT
     if ckpt_path.exists():
         ck = _read_checkpoint(ckpt_path, cfgs, outs)
-        with torch.no_grad():
-            for m, s in enumerate(ck["members"]):
-                for name, t in model.state_dict().items():
-                    t[m].copy_(s["state_dict"][name])
-                gens[m].set_state(s["generator"])
-                partial[m].copy_(s["partial"])
-                order[m].copy_(s["order"])
-        load_optimiser([s["optimizer"] for s in ck["members"]])
+        for m, state in enumerate(ck["members"]):
+            st.load_member(m, state)
+        st.load_optimiser([state["optimizer"] for state in ck["members"]])
         start_epoch, start_step, elapsed = ck["epoch"], ck["step"], ck["elapsed"]
-        histories = [s["history"] for s in ck["members"]]
+        histories = [state["history"] for state in ck["members"]]
         print(f"resuming {ckpt_path} ({n_members} member(s)) from epoch {start_epoch}, step {start_step} "
               f"({elapsed:.0f} s trained)", flush=True)
-    else:
-        for m, state in enumerate(continued):  # Table 2 as the authors ran it: the first run's optimiser, rng
-            if state is not None:
-                gens[m].set_state(state["generator"])
-        if all(continued):
-            load_optimiser([state["optimizer"] for state in continued])
+    elif all(continued):  # Table 2 as the authors ran it: the first run's optimiser and random state
+        for m, state in enumerate(continued):
+            st.gens[m].set_state(state["generator"])
+        st.load_optimiser([state["optimizer"] for state in continued])
 
     def save_checkpoint(epoch: int, step_index: int) -> None:
-        members = [dict(train_config=asdict(c), state_dict=member_state_dict(model, m), optimizer=optimiser_state(m),
-                        generator=gens[m].get_state(), history=histories[m], partial=partial[m].cpu(),
-                        order=order[m].cpu()) for m, c in enumerate(cfgs)]
+        members = [dict(st.member_state(m), train_config=asdict(c), history=histories[m]) for m, c in enumerate(cfgs)]
         _save_atomic(dict(format=CHECKPOINT_FORMAT, stack=[str(o) for o in outs], members=members, epoch=epoch,
                           step=step_index, elapsed=elapsed), ckpt_path)
 
     def check_finite(epoch: int, upto: int) -> None:
-        values = partial[:, :upto]
-        bad = torch.nonzero(~torch.isfinite(values))
+        bad = torch.nonzero(~torch.isfinite(st.partial[:, :upto]))
         if len(bad):
             m, s = (int(v) for v in bad[0])
             raise NonFiniteLoss(
@@ -339,7 +239,7 @@ def train(
         """What a member's model.pt (or stage snapshot) records about its training."""
         return dict(
             train_config=asdict(cfgs[m]),
-            model_config=asdict(model.config),
+            model_config=asdict(st.model.config),
             data=manifest,
             history=list(histories[m]),
             epochs=epochs_done,
@@ -356,31 +256,18 @@ def train(
             train_path=f"stacked {step_mode}",
         )
 
-    runner = step
     if step_mode == "captured":
-        from iwae.graphs import CapturedStep
+        st.capture()  # a few eager steps, then the recorded step replayed
 
-        opt.settle()  # the graph runs the update in Theano's order directly (no pending gradient)
-        t_device = torch.tensor(float(opt.t), device=device)
-        opt.lr_tensor = torch.tensor(opt.lr, device=device)
-        runner = CapturedStep(step, gens, device)  # a few eager steps, then the recorded step replayed
-
-    model.train()
     log = _EpochLog(progress, len(plan), start_epoch,
                     f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} " + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
     last_ckpt = time.monotonic()
     for epoch in range(start_epoch, len(plan)):
         stage, lr = plan[epoch]
-        opt.lr = lr
-        if cfg0.data_order == "reshuffle" and start_step == 0:
-            for m, g in enumerate(gens):  # a new order of the rows, from the member's generator
-                order[m].copy_(torch.randperm(n_train, generator=g, device=device))
-        step_in_epoch.fill_(start_step)
+        st.start_epoch(lr, start_step)
         t0 = time.perf_counter()
         for s in range(start_step, n_batches):
-            runner()
-            if step_mode == "captured":
-                opt.t += 1
+            st.advance()
             if (s + 1) % check_every == 0:
                 check_finite(epoch, s + 1)
             stop = should_stop()
@@ -397,17 +284,17 @@ def train(
         check_finite(epoch, n_batches)
         epoch_time = time.perf_counter() - t0
         elapsed += epoch_time
-        means = (partial.sum(1) / (n_batches * batch)).tolist()
+        means = (st.partial.sum(1) / (n_batches * cfg0.batch_size)).tolist()
         for m in range(n_members):
             histories[m].append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=epoch_time))
         log.epoch(epoch, stage, lr, [-v for v in means], epoch_time, n_batches)
-        partial.zero_()
+        st.partial.zero_()
         start_step = 0
         stage_ends = epoch + 1 == len(plan) or plan[epoch + 1][0] != stage
         if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
             for m, o in enumerate(outs):
                 (o / "stages").mkdir(exist_ok=True)
-                _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config),
+                _save_atomic(dict(state_dict=st.member_state_dict(m), model_config=asdict(st.model.config),
                                   metadata=member_meta(m, epoch + 1)), o / "stages" / f"stage{stage}.pt")
         if epoch + 1 < len(plan) and (stage_ends or time.monotonic() - last_ckpt > checkpoint_minutes * 60
                                       or should_stop()):
@@ -420,23 +307,13 @@ def train(
     metas = []
     for m, o in enumerate(outs):
         meta = member_meta(m, len(plan))
-        training_state = dict(optimizer=optimiser_state(m), generator=gens[m].get_state(), epochs=len(plan))
-        _save_atomic(dict(state_dict=member_state_dict(model, m), model_config=asdict(model.config), metadata=meta,
+        training_state = dict(optimizer=st.optimiser_state(m), generator=st.gens[m].get_state(), epochs=len(plan))
+        _save_atomic(dict(state_dict=st.member_state_dict(m), model_config=asdict(st.model.config), metadata=meta,
                           training_state=training_state), o / "model.pt")
         (o / "train.json").write_text(json.dumps(meta, indent=2))
         metas.append(meta)
     ckpt_path.unlink(missing_ok=True)
     return metas[0] if single else metas
-
-
-def _settled(state: dict, betas) -> dict:
-    """An optimiser state with its pending moment update applied (see PublishedAdam.settle)."""
-    if state["pending"] is None:
-        return {}
-    b1, b2 = betas
-    g = state["pending"]
-    return dict(m={n: b1 * t + (1 - b1) * g[n] for n, t in state["m"].items()},
-                v={n: b2 * t + (1 - b2) * g[n].square() for n, t in state["v"].items()}, pending=None)
 
 
 def _read_checkpoint(path: Path, cfgs: list[TrainConfig], outs: list[Path]) -> dict:

@@ -3,6 +3,7 @@ import difflib
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
@@ -24,21 +25,34 @@ def schema_error(cfg):
 
     with open(os.path.join(REPO, "workflow", "schemas", "config.schema.yaml")) as f:
         schema = yaml.safe_load(f)
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
-    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(cfg)
+    )
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
-        hints = [f"{k!r} (did you mean {difflib.get_close_matches(k, allowed, 1)[0]!r}?)"
-                 if difflib.get_close_matches(k, allowed, 1) else repr(k) for k in unknown]
-        return f"unknown key {', '.join(hints)} in {where}; the keys there are {allowed}"
+        hints = [
+            (
+                f"{k!r} (did you mean {difflib.get_close_matches(k, allowed, 1)[0]!r}?)"
+                if difflib.get_close_matches(k, allowed, 1)
+                else repr(k)
+            )
+            for k in unknown
+        ]
+        return (
+            f"unknown key {', '.join(hints)} in {where}; the keys there are {allowed}"
+        )
     return f"key {where!r}: {error.message}"
 
 
 # `--config ks=[1,5]` arrives as strings (Snakemake parses list values with YAML's BaseLoader)
 for key in ("layers", "ks", "seeds"):
     if isinstance(config.get(key), list):
-        config[key] = [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in config[key]]
+        config[key] = [
+            int(v) if isinstance(v, str) and v.strip().isdigit() else v
+            for v in config[key]
+        ]
 for key in ("table2", "family", "evaluate_by_group"):
     if str(config.get(key)).lower() in ("true", "false"):
         config[key] = str(config[key]).lower() == "true"
@@ -60,12 +74,17 @@ if config["omniglot_file"] and "omniglot" not in config["allow_unverified"]:
     )
 
 BUDGET = config["budgets"][config["budget"]]
-GRID = {key: BUDGET.get("grid", {}).get(key, config[key]) for key in ("datasets", "layers", "objectives", "ks",
-                                                                       "seeds", "table2")}
-EXP = {name: {**spec, **BUDGET.get("experiments", {}).get(name, {})} for name, spec in config["experiments"].items()}
+GRID = {
+    key: BUDGET.get("grid", {}).get(key, config[key])
+    for key in ("datasets", "layers", "objectives", "ks", "seeds", "table2")
+}
+EXP = {
+    name: {**spec, **BUDGET.get("experiments", {}).get(name, {})}
+    for name, spec in config["experiments"].items()
+}
 DATA = config["data_dir"]
 RUN_TAIL = "{dataset}/L{layers}/{objective}-k{k}/seed{seed}"
-RUN = "results/" + RUN_TAIL  # Table 1; the family experiments put their runs under results/<experiment>/
+RUN = f"results/{RUN_TAIL}"  # Table 1; the family experiments put their runs under results/<experiment>/
 CONT = "results/{dataset}/L{layers}/continued/{first}-k{fk}_then_{objective}-k{k}/seed{seed}"
 LATEXMK = shutil.which("latexmk")
 # Every rule runs the package from this checkout, whatever environment runs the job (venv, conda).
@@ -76,13 +95,26 @@ def check_objectives():
     """Every (objective, K, layers) of the grid and the experiments, checked by the registry."""
     try:
         from iwae import objectives
-    except ImportError:  # a Snakemake environment without torch: the training jobs check the same
+    except (
+        ImportError
+    ):  # a Snakemake environment without torch: the training jobs check the same
         return
-    combos = [("objectives", o, k, l) for o in GRID["objectives"] for k in GRID["ks"] for l in GRID["layers"]]
+    combos = [
+        ("objectives", o, k, l)
+        for o in GRID["objectives"]
+        for k in GRID["ks"]
+        for l in GRID["layers"]
+    ]
     if config["family"]:
         t3, est = EXP["table3"], EXP["estimators"]
-        combos += [("experiments/table3", o, t3["k"], t3["layers"]) for o in t3["objectives"]]
-        combos += [("experiments/estimators", o, k, est["layers"]) for o in est["objectives"] for k in est["ks"]]
+        combos += [
+            ("experiments/table3", o, t3["k"], t3["layers"]) for o in t3["objectives"]
+        ]
+        combos += [
+            ("experiments/estimators", o, k, est["layers"])
+            for o in est["objectives"]
+            for k in est["ks"]
+        ]
     for key, name, k, layers in combos:
         try:
             objectives.get(name).check(k, layers)
@@ -138,7 +170,7 @@ wildcard_constraints:
 
 def dataset_of(path):
     """The data set a run folder or file belongs to."""
-    return next(part for part in str(path).split("/") if part in ("mnist", "omniglot"))
+    return next(part for part in Path(path).parts if part in ("mnist", "omniglot"))
 
 
 def manifest_of(wildcards):
@@ -151,13 +183,15 @@ def csv(values):
 
 def group_outputs(prefix, objectives, seeds, name="model.pt"):
     """Every member's file of a training group; {dataset}, {layers} and {k} stay wildcards."""
-    pattern = prefix + "{{dataset}}/L{{layers}}/{objective}-k{{k}}/seed{seed}/" + name
+    pattern = f"{prefix}{{{{dataset}}}}/L{{{{layers}}}}/{{objective}}-k{{{{k}}}}/seed{{seed}}/{name}"
     return expand(pattern, objective=objectives, seed=seeds)
 
 
 def group_pattern(prefix):
     """The --out pattern of a training group's job: its members fill in {objective} and {seed}."""
-    return lambda w: f"{prefix}{w.dataset}/L{w.layers}/{{objective}}-k{w.k}/seed{{seed}}"
+    return (
+        lambda w: f"{prefix}{w.dataset}/L{w.layers}/{{objective}}-k{w.k}/seed{{seed}}"
+    )
 
 
 def grid_runs():
@@ -188,19 +222,35 @@ def table2_runs():
 
 def table3_runs():
     t3 = EXP["table3"]
-    return expand("results/table3/" + RUN_TAIL, dataset=t3["dataset"], layers=t3["layers"], objective=t3["objectives"],
-                  k=t3["k"], seed=t3["seeds"])
+    return expand(
+        f"results/table3/{RUN_TAIL}",
+        dataset=t3["dataset"],
+        layers=t3["layers"],
+        objective=t3["objectives"],
+        k=t3["k"],
+        seed=t3["seeds"],
+    )
 
 
 def estimator_runs():
     est = EXP["estimators"]
-    return expand("results/estimators/" + RUN_TAIL, dataset=est["datasets"], layers=est["layers"],
-                  objective=est["objectives"], k=est["ks"], seed=est["seeds"])
+    return expand(
+        f"results/estimators/{RUN_TAIL}",
+        dataset=est["datasets"],
+        layers=est["layers"],
+        objective=est["objectives"],
+        k=est["ks"],
+        seed=est["seeds"],
+    )
 
 
 def stage_snapshots(runs):
     """Snapshots at the end of each stage (evaluated when the budget asks for a learning curve)."""
-    return [f"{run}/stages/stage{s}.pt" for run in runs for s in BUDGET["stages"]] if BUDGET.get("eval_stages") else []
+    return (
+        [f"{run}/stages/stage{s}.pt" for run in runs for s in BUDGET["stages"]]
+        if BUDGET.get("eval_stages")
+        else []
+    )
 
 
 def all_metrics():
@@ -216,18 +266,32 @@ def all_models():
 
 
 SNR_MODEL = "results/{dataset}/L{layers}/iwae-k{k}/seed{seed}".format(
-    dataset=EXP["snr"]["dataset"], layers=EXP["snr"]["layers"], k=EXP["snr"]["k"], seed=GRID["seeds"][0]
+    dataset=EXP["snr"]["dataset"],
+    layers=EXP["snr"]["layers"],
+    k=EXP["snr"]["k"],
+    seed=GRID["seeds"][0],
 )
-TABLE_NAMES = ["table1", "table2", "wallclock"] + (["curve"] if BUDGET.get("eval_stages") else [])
-TABLES = expand("results/tables/{name}.{ext}", name=TABLE_NAMES, ext=["csv", "md", "tex"])
-FIGURE_NAMES = ["nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock"] + (
+TABLE_NAMES = ["table1", "table2", "wallclock"] + (
     ["curve"] if BUDGET.get("eval_stages") else []
 )
+TABLES = expand(
+    "results/tables/{name}.{ext}", name=TABLE_NAMES, ext=["csv", "md", "tex"]
+)
+FIGURE_NAMES = [
+    "nll_vs_k",
+    "active_units",
+    "activity_hist",
+    "bounds",
+    "training_curves",
+    "wallclock",
+] + (["curve"] if BUDGET.get("eval_stages") else [])
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["pdf", "png"])
 SAMPLES = expand("results/figures/samples.{ext}", ext=["pdf", "png"])
-FAMILY = expand("results/tables/{name}.{ext}", name=["table3", "estimators", "snr"], ext=["csv", "md", "tex"]) + expand(
-    "results/figures/snr.{ext}", ext=["pdf", "png"]
-)
+FAMILY = expand(
+    "results/tables/{name}.{ext}",
+    name=["table3", "estimators", "snr"],
+    ext=["csv", "md", "tex"],
+) + expand("results/figures/snr.{ext}", ext=["pdf", "png"])
 
 
 def final_outputs():
@@ -235,12 +299,16 @@ def final_outputs():
     if LATEXMK:
         out.append("results/paper/report.pdf")
     else:
-        print("NOTE: latexmk is not installed, so the paper PDF (results/paper/report.pdf) is skipped.")
+        print(
+            "NOTE: latexmk is not installed, so the paper PDF (results/paper/report.pdf) is skipped."
+        )
     return out
 
 
 def train_args():
-    subset = f"--train-subset {BUDGET['train_subset']}" if BUDGET["train_subset"] else ""
+    subset = (
+        f"--train-subset {BUDGET['train_subset']}" if BUDGET["train_subset"] else ""
+    )
     return (
         f"--budget {config['budget']} --optimizer {config['optimizer']} --init {config['init']} "
         f"--data-order {config['data_order']} --device {config['device']} --step {config['step']} {subset} "
@@ -253,7 +321,11 @@ def stages_arg():
 
 
 def eval_args():
-    subset = f"--test-subset {BUDGET['eval_test_subset']}" if BUDGET["eval_test_subset"] else ""
+    subset = (
+        f"--test-subset {BUDGET['eval_test_subset']}"
+        if BUDGET["eval_test_subset"]
+        else ""
+    )
     return (
         f"--k {BUDGET['eval_k']} {subset} --train-subset {BUDGET['eval_train_subset']} "
         f"--active-units-n {BUDGET['active_units_n']} --activity-ddof {config['activity_ddof']} "
@@ -262,4 +334,6 @@ def eval_args():
 
 
 # Cluster placement, added to every rule's resources (ignored by local runs).
-SLURM = {key: config[key] for key in ("slurm_partition", "slurm_account") if config.get(key)}
+SLURM = {
+    key: config[key] for key in ("slurm_partition", "slurm_account") if config.get(key)
+}

@@ -14,19 +14,20 @@ rule evaluate:
         "benchmarks/rules/evaluate/{run}.tsv"
     wildcard_constraints:
         run="results/.+/seed[0-9]+",
-    params:
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        args=eval_args(),
+    conda:
+        ENV
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **SLURM,
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=BUDGET["eval_runtime_min"],
         gpu=gpus("evaluate"),
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        args=eval_args(),
     shell:
-        "{IWAE} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
+        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -43,19 +44,20 @@ rule evaluate_stage:
         "benchmarks/rules/evaluate/{run}/stage{stage}.tsv"
     wildcard_constraints:
         run="results/.+/seed[0-9]+",
-    params:
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        args=eval_args(),
+    conda:
+        ENV
     threads: config["resources"]["evaluate"]["threads"]
     resources:
         **SLURM,
         mem_mb=config["resources"]["evaluate"]["mem_mb"],
         runtime=BUDGET["eval_runtime_min"],
         gpu=gpus("evaluate"),
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        args=eval_args(),
     shell:
-        "{IWAE} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
+        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -69,22 +71,27 @@ if config["evaluate_by_group"]:
             models=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
             manifest=f"{DATA}/{{dataset}}/manifest.json",
         output:
-            metrics=group_outputs("results/", GRID["objectives"], GRID["seeds"], "metrics.json"),
+            metrics=group_outputs(
+                "results/", GRID["objectives"], GRID["seeds"], "metrics.json"
+            ),
         log:
             "logs/evaluate/{dataset}/L{layers}/k{k}.log",
         benchmark:
             "benchmarks/rules/evaluate/{dataset}/L{layers}/k{k}.tsv"
-        params:
-            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-            args=eval_args(),
+        conda:
+            ENV
         threads: config["resources"]["evaluate"]["threads"]
         resources:
             **SLURM,
             mem_mb=config["resources"]["evaluate"]["mem_mb"],
-            runtime=BUDGET["eval_runtime_min"] * len(GRID["objectives"]) * len(GRID["seeds"]),
+            runtime=BUDGET["eval_runtime_min"]
+            * len(GRID["objectives"])
+            * len(GRID["seeds"]),
             gpu=gpus("evaluate"),
-        conda:
-            ENV
+        params:
+            iwae=IWAE,
+            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+            args=eval_args(),
         shell:
-            "{IWAE} evaluate --model {input.models} --out {output.metrics} --data-dir {params.data_dir} "
+            "{params.iwae} evaluate --model {input.models} --out {output.metrics} --data-dir {params.data_dir} "
             "{params.args} --threads {threads} > {log} 2>&1"

@@ -13,19 +13,23 @@ rule paper_pdf:
         figures=FIGURES + SAMPLES,
         family=FAMILY if config["family"] else [],
     output:
-        pdf=report("results/paper/report.pdf", caption="../report/paper.rst", category="Report"),
+        pdf=report(
+            "results/paper/report.pdf",
+            caption="../report/paper.rst",
+            category="Report",
+        ),
     log:
         "logs/paper/report.log",
     benchmark:
         "benchmarks/rules/paper/report.tsv"
-    params:
-        family="\\def\\withfamily{}" if config["family"] else "",
+    conda:
+        "../envs/latex.yaml"
     resources:
         **SLURM,
         runtime=10,
         mem_mb=1000,
-    conda:
-        "../envs/latex.yaml"
+    params:
+        family="\\def\\withfamily{}" if config["family"] else "",
     shell:
         "latexmk -pdf -interaction=nonstopmode -halt-on-error -cd -outdir=../results/paper/build "
         "-usepretex='{params.family}' {input.tex} > {log} 2>&1 && cp results/paper/build/report.pdf {output.pdf}"

@@ -13,23 +13,35 @@ rule tables:
         metrics=all_metrics(),
         curve=curve_metrics(),
     output:
-        [report(t, caption=f"../report/table_{os.path.basename(t).split('.')[0]}.rst", category="Tables",
-                labels={"table": os.path.basename(t)}) if t.endswith(".md") else t for t in TABLES],
+        [
+            (
+                report(
+                    t,
+                    caption=f"../report/table_{os.path.basename(t).split('.')[0]}.rst",
+                    category="Tables",
+                    labels={"table": os.path.basename(t)},
+                )
+                if t.endswith(".md")
+                else t
+            )
+            for t in TABLES
+        ],
         runs="results/tables/all_runs.csv",
     log:
         "logs/report/tables.log",
     benchmark:
         "benchmarks/rules/report/tables.tsv"
-    params:
-        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
+    conda:
+        ENV
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
+        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
     shell:
-        "{IWAE} report tables {input.metrics} {params.curve} --out results/tables > {log} 2>&1"
+        "{params.iwae} report tables {input.metrics} {params.curve} --out results/tables > {log} 2>&1"
 
 
 rule figures:
@@ -37,43 +49,61 @@ rule figures:
         metrics=all_metrics(),
         curve=curve_metrics(),
     output:
-        [report(f, caption=f"../report/figure_{os.path.basename(f).split('.')[0]}.rst", category="Figures",
-                labels={"figure": os.path.basename(f).split('.')[0]}) if f.endswith(".png") else f for f in FIGURES],
+        [
+            (
+                report(
+                    f,
+                    caption=f"../report/figure_{os.path.basename(f).split('.')[0]}.rst",
+                    category="Figures",
+                    labels={"figure": os.path.basename(f).split(".")[0]},
+                )
+                if f.endswith(".png")
+                else f
+            )
+            for f in FIGURES
+        ],
     log:
         "logs/report/figures.log",
     benchmark:
         "benchmarks/rules/report/figures.tsv"
-    params:
-        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
+    conda:
+        ENV
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
+        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
     shell:
-        "{IWAE} report figures {input.metrics} {params.curve} --out results/figures > {log} 2>&1"
+        "{params.iwae} report figures {input.metrics} {params.curve} --out results/figures > {log} 2>&1"
 
 
 rule samples:
     input:
         all_models(),
     output:
-        report("results/figures/samples.png", caption="../report/figure_samples.rst", category="Figures",
-               labels={"figure": "samples"}),
+        report(
+            "results/figures/samples.png",
+            caption="../report/figure_samples.rst",
+            category="Figures",
+            labels={"figure": "samples"},
+        ),
         "results/figures/samples.pdf",
     log:
         "logs/report/samples.log",
     benchmark:
         "benchmarks/rules/report/samples.tsv"
+    conda:
+        ENV
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
     shell:
-        "{IWAE} report samples {input} --out results/figures/samples > {log} 2>&1"
+        "{params.iwae} report samples {input} --out results/figures/samples > {log} 2>&1"
 
 
 rule snr:
@@ -88,22 +118,23 @@ rule snr:
         "logs/snr/snr.log",
     benchmark:
         "benchmarks/rules/snr/snr.tsv"
+    conda:
+        ENV
+    threads: config["resources"].get("snr", {}).get("threads", 1)
+    resources:
+        **SLURM,
+        mem_mb=config["resources"].get("snr", {}).get("mem_mb", 3000),
+        runtime=BUDGET["eval_runtime_min"],
     params:
+        iwae=IWAE,
         data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
         early=f"{SNR_MODEL}/stages/stage{BUDGET['stages'][0]}.pt",
         ks=csv(EXP["snr"]["ks"]),
         estimators=csv(EXP["snr"]["estimators"]),
         draws=EXP["snr"]["draws"],
         images=EXP["snr"]["images"],
-    threads: config["resources"].get("snr", {}).get("threads", 1)
-    resources:
-        **SLURM,
-        mem_mb=config["resources"].get("snr", {}).get("mem_mb", 3000),
-        runtime=BUDGET["eval_runtime_min"],
-    conda:
-        ENV
     shell:
-        "{IWAE} snr --model trained={input.model} --model early={params.early} --data-dir {params.data_dir} "
+        "{params.iwae} snr --model trained={input.model} --model early={params.early} --data-dir {params.data_dir} "
         "--ks {params.ks} --estimators {params.estimators} --draws {params.draws} --images {params.images} "
         "--threads {threads} --out {output.snr} > {log} 2>&1"
 
@@ -115,19 +146,31 @@ rule family_tables:
         estimators=[f"{run}/metrics.json" for run in estimator_runs()],
         snr="results/snr/snr.csv",
     output:
-        [report(t, caption=f"../report/{'figure' if t.endswith('.png') else 'table'}_{os.path.basename(t).split('.')[0]}.rst",
-                category="Beyond the paper", labels={"item": os.path.basename(t)}) if t.endswith((".md", ".png")) else t
-         for t in FAMILY],
+        [
+            (
+                report(
+                    t,
+                    caption=f"../report/{'figure' if t.endswith('.png') else 'table'}_{os.path.basename(t).split('.')[0]}.rst",
+                    category="Beyond the paper",
+                    labels={"item": os.path.basename(t)},
+                )
+                if t.endswith((".md", ".png"))
+                else t
+            )
+            for t in FAMILY
+        ],
     log:
         "logs/report/family.log",
     benchmark:
         "benchmarks/rules/report/family.tsv"
+    conda:
+        ENV
     resources:
         **SLURM,
         runtime=10,
         mem_mb=2000,
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
     shell:
-        "{IWAE} report family --table3 {input.table3} --estimators {input.estimators} --snr {input.snr} "
+        "{params.iwae} report family --table3 {input.table3} --estimators {input.estimators} --snr {input.snr} "
         "--out results > {log} 2>&1"

@@ -14,7 +14,12 @@ rule train:
             [
                 f
                 for s in BUDGET["stages"]
-                for f in group_outputs("results/", GRID["objectives"], GRID["seeds"], f"stages/stage{s}.pt")
+                for f in group_outputs(
+                    "results/",
+                    GRID["objectives"],
+                    GRID["seeds"],
+                    f"stages/stage{s}.pt",
+                )
             ]
             if BUDGET.get("eval_stages")
             else []
@@ -23,33 +28,38 @@ rule train:
         "logs/train/{dataset}/L{layers}/k{k}.log",
     benchmark:
         "benchmarks/rules/train/{dataset}/L{layers}/k{k}.tsv"
-    params:
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        objectives=csv(GRID["objectives"]),
-        seeds=csv(GRID["seeds"]),
-        out=group_pattern("results/"),
-        stages=stages_arg(),
-        common=train_args(),
+    conda:
+        ENV
     threads: config["resources"]["train"]["threads"]
     resources:
         **SLURM,
         mem_mb=config["resources"]["train"]["mem_mb"],
         runtime=BUDGET["train_runtime_min"],
         gpu=gpus("train"),
-    conda:
-        ENV
+    params:
+        iwae=IWAE,
+        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        objectives=csv(GRID["objectives"]),
+        seeds=csv(GRID["seeds"]),
+        out=group_pattern("results/"),
+        stages=stages_arg(),
+        common=train_args(),
     shell:
-        "{IWAE} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
+        "{params.iwae} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
         "--objectives {params.objectives} --seeds {params.seeds} {params.stages} {params.common} "
         "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
 
 
 rule train_continued:
     """The paper's Table 2: continue finished models with the other objective at lr 1e-4 (stage 7),
-    with their optimiser and random state (table2_state: continue), every seed in one job."""
+    with their optimiser and random state (table2_state: continue), every seed in one job.
+    """
     input:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
-        first=expand("results/{{dataset}}/L{{layers}}/{{first}}-k{{fk}}/seed{seed}/model.pt", seed=GRID["seeds"]),
+        first=expand(
+            "results/{{dataset}}/L{{layers}}/{{first}}-k{{fk}}/seed{seed}/model.pt",
+            seed=GRID["seeds"],
+        ),
     output:
         models=expand(
             "results/{{dataset}}/L{{layers}}/continued/{{first}}-k{{fk}}_then_{{objective}}-k{{k}}/seed{seed}/model.pt",
@@ -59,7 +69,16 @@ rule train_continued:
         "logs/train/{dataset}/L{layers}/continued/{first}-k{fk}_then_{objective}-k{k}.log",
     benchmark:
         "benchmarks/rules/train/{dataset}/L{layers}/continued/{first}-k{fk}_then_{objective}-k{k}.tsv"
+    conda:
+        ENV
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        **SLURM,
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=BUDGET["train_runtime_min"],
+        gpu=gpus("train"),
     params:
+        iwae=IWAE,
         data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
         seeds=csv(GRID["seeds"]),
         scale=BUDGET["table2_epochs"] / 3**7,
@@ -67,16 +86,8 @@ rule train_continued:
         state="--fresh-optimizer" if config["table2_state"] == "fresh" else "",
         first=lambda w: f"results/{w.dataset}/L{w.layers}/{w.first}-k{w.fk}/seed{{seed}}/model.pt",
         out=lambda w: f"results/{w.dataset}/L{w.layers}/continued/{w.first}-k{w.fk}_then_{w.objective}-k{w.k}/seed{{seed}}",
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        **SLURM,
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=BUDGET["train_runtime_min"],
-        gpu=gpus("train"),
-    conda:
-        ENV
     shell:
-        "{IWAE} train --dataset {wildcards.dataset} --layers {wildcards.layers} "
+        "{params.iwae} train --dataset {wildcards.dataset} --layers {wildcards.layers} "
         "--objective {wildcards.objective} --k {wildcards.k} --seeds {params.seeds} "
         "--stages 7 --epoch-scale {params.scale} --init-from '{params.first}' {params.state} {params.common} "
         "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
@@ -92,27 +103,32 @@ for experiment in ("table3", "estimators"):
         input:
             manifest=f"{DATA}/{{dataset}}/manifest.json",
         output:
-            models=group_outputs(f"results/{experiment}/", EXP[experiment]["objectives"], EXP[experiment]["seeds"]),
+            models=group_outputs(
+                f"results/{experiment}/",
+                EXP[experiment]["objectives"],
+                EXP[experiment]["seeds"],
+            ),
         log:
             f"logs/train/{experiment}/{{dataset}}/L{{layers}}/k{{k}}.log",
         benchmark:
             f"benchmarks/rules/train/{experiment}/{{dataset}}/L{{layers}}/k{{k}}.tsv"
-        params:
-            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-            objectives=csv(EXP[experiment]["objectives"]),
-            seeds=csv(EXP[experiment]["seeds"]),
-            out=group_pattern(f"results/{experiment}/"),
-            stages=stages_arg(),
-            common=train_args(),
+        conda:
+            ENV
         threads: config["resources"]["train"]["threads"]
         resources:
             **SLURM,
             mem_mb=config["resources"]["train"]["mem_mb"],
             runtime=BUDGET["train_runtime_min"],
             gpu=gpus("train"),
-        conda:
-            ENV
+        params:
+            iwae=IWAE,
+            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+            objectives=csv(EXP[experiment]["objectives"]),
+            seeds=csv(EXP[experiment]["seeds"]),
+            out=group_pattern(f"results/{experiment}/"),
+            stages=stages_arg(),
+            common=train_args(),
         shell:
-            "{IWAE} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
+            "{params.iwae} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
             "--objectives {params.objectives} --seeds {params.seeds} {params.stages} {params.common} "
             "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"

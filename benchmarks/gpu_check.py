@@ -1,0 +1,169 @@
+"""The GPU check (run by benchmarks/gpu_check.sh): CUDA tests, step timings, a K=5000 evaluation, and the
+paper budget projected on this GPU from what it measured.
+
+1. tests/test_gpu.py (CUDA against CPU, captured against eager, the K=5000 estimate against the CPU's);
+2. per-model step time, eager and captured, for stacks of M = 1, 2, 5, 10 models, K in {1, 5, 50}, 1 and 2
+   stochastic layers (the real training step: binarisation, noise, forward, backward, published Adam);
+3. one K=5000 evaluation of the 10,000 MNIST test images (the whole `iwae evaluate`, and its K=5000
+   log-likelihood alone), for each architecture;
+4. the paper budget (Table 1 + Table 2, evaluations included) for one seed and for five, from those
+   measurements: each (dataset, layers, K) group a stack of its VAE and IWAE members (x seeds), and,
+   as the baseline, one eager model per job.
+Writes results/benchmarks/gpu_train.csv, gpu_eval.csv, gpu_projection.csv and gpu_check.json, each
+naming the GPU. Usage: python benchmarks/gpu_check.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common import OUT, REPO, write_csv
+
+from iwae.evaluate import evaluate, log_likelihood
+from iwae.model import IWAEModel, ModelConfig, initialise
+from iwae.report import paper_updates
+from iwae.runtime import device_name
+from iwae.stack import Stack
+from iwae.train import TrainConfig
+
+KS, MEMBERS, LAYERS = (1, 5, 50), (1, 2, 5, 10), (1, 2)
+
+
+def step_ms(layers: int, k: int, members: int, mode: str, grey: torch.Tensor, steps: int) -> float:
+    """Milliseconds per step of a stack of `members` models (the whole stack; divide by M per model)."""
+    cfgs = [TrainConfig(n_layers=layers, objective=("vae", "iwae")[s % 2], k=k, seed=s) for s in range(members)]
+    models = [initialise(IWAEModel(ModelConfig(layers)), "authors", torch.zeros(784)) for _ in range(members)]
+    st = Stack(cfgs, models, grey, lr=1e-4)
+    if mode == "captured":
+        st.capture()
+    st.start_epoch(1e-4, 0)
+    for _ in range(20):  # warm-up (and, captured, the recording)
+        st.advance()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        st.advance()
+    torch.cuda.synchronize()
+    ms = 1e3 * (time.perf_counter() - t0) / steps
+    if not torch.isfinite(st.partial).all():
+        raise RuntimeError(f"non-finite loss while timing L{layers} K={k} M={members} {mode}")
+    return ms
+
+
+def run_tests() -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_gpu.py"],
+                          cwd=REPO, capture_output=True, text=True)
+    print(proc.stdout[-3000:], proc.stderr[-2000:], flush=True)
+    return dict(passed=proc.returncode == 0, seconds=round(time.perf_counter() - t0, 1),
+                summary=proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", default=os.environ.get("IWAE_DATA_DIR", str(REPO / "data")),
+                    help="a data cache with MNIST (gpu_check.sh fetches it from $IWAE_DATA_MIRROR)")
+    ap.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
+    ap.add_argument("--skip-tests", action="store_true")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("gpu_check: no CUDA GPU here")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    device = torch.device("cuda")
+    name = device_name(device)
+    summary = dict(device=name, torch=torch.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    print(f"GPU check on {name}, torch {torch.__version__}", flush=True)
+    summary["tests"] = {"passed": None} if args.skip_tests else run_tests()
+
+    from iwae import data as data_mod
+
+    splits, _ = data_mod.load("mnist", args.data_dir)
+    grey = splits.train.to(device)
+
+    rows = []
+    for layers in LAYERS:
+        for k in KS:
+            for members in MEMBERS:
+                for mode in ("eager", "captured"):
+                    try:
+                        ms = step_ms(layers, k, members, mode, grey, args.steps)
+                        error = ""
+                    except Exception as e:  # a failed capture is a result too
+                        ms, error = float("nan"), f"{type(e).__name__}: {e}"[:300]
+                    rows.append(dict(device=name, layers=layers, k=k, members=members, mode=mode,
+                                     stack_ms=round(ms, 4), ms_per_model=round(ms / members, 4), error=error))
+                    print(f"L{layers} K={k:>2} M={members:>2} {mode:>8}: {ms:8.3f} ms/step, "
+                          f"{ms / members:7.3f} ms per model {error}", flush=True)
+    write_csv(rows, "gpu_train.csv")
+
+    evals = []
+    for layers in LAYERS:
+        model = initialise(IWAEModel(ModelConfig(layers)), "authors", torch.zeros(784)).to(device).eval()
+        test, train = splits.test.to(device), splits.train[:1000].to(device)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        log_likelihood(model, (test > 0.5).float(), 5000, generator=torch.Generator(device=device).manual_seed(0),
+                       max_rows=250_000)
+        torch.cuda.synchronize()
+        ll_s = time.perf_counter() - t0
+        result = evaluate(model, test, train, k=5000)
+        evals.append(dict(device=name, layers=layers, test_images=test.shape[0], k=5000,
+                          log_likelihood_seconds=round(ll_s, 2), evaluate_seconds=round(result["eval_seconds"], 2)))
+        print(f"L{layers}: K=5000 on {test.shape[0]} test images: {ll_s:.1f} s (log-likelihood), "
+              f"{result['eval_seconds']:.1f} s (the whole evaluation)", flush=True)
+    write_csv(evals, "gpu_eval.csv")
+
+    step = {(r["layers"], r["k"], r["members"], r["mode"]): r["stack_ms"] for r in rows}
+
+    def best(layers, k, members):
+        options = {m: step[(layers, k, members, m)] for m in ("eager", "captured")
+                   if step[(layers, k, members, m)] == step[(layers, k, members, m)]}  # not NaN
+        mode = min(options, key=options.get)
+        return options[mode], mode
+
+    eval_s = {e["layers"]: e["evaluate_seconds"] for e in evals}
+    proj = []
+    for seeds in (1, 5):
+        members = 2 * seeds  # VAE and IWAE of each seed, trained together
+        hours = dict(stacked=0.0, baseline=0.0)
+        modes = set()
+        for dataset in ("mnist", "omniglot"):
+            for layers in LAYERS:
+                for k in KS:
+                    ms, mode = best(layers, k, members)
+                    modes.add(mode)
+                    hours["stacked"] += ms * paper_updates(dataset) / 3.6e6
+                    hours["baseline"] += members * step[(layers, k, 1, "eager")] * paper_updates(dataset) / 3.6e6
+        for k in (50, 1):  # Table 2: each direction continues all seeds together
+            ms, mode = best(1, k, seeds)
+            hours["stacked"] += ms * paper_updates("mnist", table2=True) / 3.6e6
+            hours["baseline"] += seeds * step[(1, k, 1, "eager")] * paper_updates("mnist", table2=True) / 3.6e6
+        n_models = 26 * seeds
+        evaluation = seeds * (12 * eval_s[1] + 12 * eval_s[2] + 2 * eval_s[1]) / 3600
+        proj.append(dict(device=name, seeds=seeds, models=n_models, step_modes="/".join(sorted(modes)),
+                         train_hours=round(hours["stacked"], 2), eval_hours=round(evaluation, 2),
+                         total_hours=round(hours["stacked"] + evaluation, 2),
+                         baseline_one_eager_model_per_job_hours=round(hours["baseline"] + evaluation, 2)))
+        p = proj[-1]
+        print(f"paper budget, {seeds} seed(s), {n_models} models: {p['total_hours']} GPU-hours "
+              f"(train {p['train_hours']} h with {p['step_modes']} stacked steps, evaluation {p['eval_hours']} h); "
+              f"one eager model per job: {p['baseline_one_eager_model_per_job_hours']} h", flush=True)
+    write_csv(proj, "gpu_projection.csv")
+    summary.update(projection=proj, evaluation=evals, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    (OUT / "gpu_check.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {OUT}/gpu_train.csv, gpu_eval.csv, gpu_projection.csv, gpu_check.json", flush=True)
+    if summary["tests"]["passed"] is False:
+        sys.exit("gpu_check: the CUDA tests failed (see above); the timings are written but the captured step "
+                 "must stay off by default")
+
+
+if __name__ == "__main__":
+    main()

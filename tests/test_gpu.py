@@ -1,0 +1,91 @@
+"""CUDA: the step on the GPU against the CPU, the captured step against the eager one, the K=5000 estimate.
+
+Skipped without a CUDA GPU (CI has none); benchmarks/gpu_check.sh runs them on one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from iwae.bounds import iwae_bound
+from iwae.model import IWAEModel, ModelConfig, initialise, stack
+from iwae.optim import FlatParameters, PublishedAdam
+from iwae.stack import Stack
+from iwae.train import TrainConfig
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)")
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(autouse=True)
+def float32_exactly():
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def model(layers, seed=0):
+    return initialise(IWAEModel(ModelConfig(layers)), "seeded", torch.zeros(784), seed=seed)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_cuda_steps_match_cpu_on_the_same_draws(layers):
+    """Ten published-Adam steps (minibatch 20, K=5) on the same minibatches and noise: losses within 1e-4
+    relative, parameters within 1e-5 (float32, no TF32)."""
+    g = torch.Generator().manual_seed(0)
+    draws = [((torch.rand(1, 20, 784, generator=g) < 0.3).float(),
+              [torch.randn(1, 5, 20, d, generator=g) for d in model(layers).latent_sizes]) for _ in range(10)]
+    results = {}
+    for device in (torch.device("cpu"), CUDA):
+        m = stack([model(layers)]).to(device)
+        params = FlatParameters(m)
+        opt = PublishedAdam(params, lr=1e-3)
+        losses = []
+        for x, noise in draws:
+            loss = -iwae_bound(m.log_weights(x.to(device), 5, noise=[e.to(device) for e in noise])).sum()
+            params.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        results[device.type] = (losses, params.flat.detach().cpu().clone())
+    assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-4)
+    assert torch.allclose(results["cuda"][1], results["cpu"][1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_captured_step_matches_eager(members):
+    """A stack trained 60 steps eagerly and 60 steps with the step captured as a CUDA graph (3 eager warm-up
+    steps, then replays), from the same seeds: the same per-step losses and final parameters within 1e-5."""
+    grey = torch.rand(400, 784, generator=torch.Generator().manual_seed(1)).to(CUDA) * 0.5
+    final = {}
+    for mode in ("eager", "captured"):
+        cfgs = [TrainConfig(objective=o, k=5, seed=s) for o, s in zip(("iwae", "vae", "iwae_dreg"), range(members))]
+        st = Stack(cfgs, [model(1, seed=s) for s in range(members)], grey, lr=1e-3)
+        if mode == "captured":
+            st.capture()
+        st.start_epoch(1e-3, 0)
+        losses = []
+        for i in range(60):
+            st.advance()
+            if (i + 1) % st.n_batches == 0:
+                losses.append(st.partial.sum(1).cpu())
+                st.partial.zero_()
+        torch.cuda.synchronize()
+        final[mode] = (torch.stack(losses), st.params.flat.detach().cpu().clone())
+    assert torch.allclose(final["captured"][0], final["eager"][0], rtol=1e-4)
+    assert torch.allclose(final["captured"][1], final["eager"][1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_k5000_estimate_matches_cpu(layers):
+    """L_5000 per image on the GPU within 0.01 nats of the CPU's, on the same noise (float32)."""
+    m = model(layers).eval()
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(4, 784, generator=g) < 0.3).float()
+    noise = [torch.randn(5000, 4, d, generator=g) for d in m.latent_sizes]
+    with torch.no_grad():
+        cpu = iwae_bound(m.log_weights(x, 5000, noise=noise))
+        gpu = iwae_bound(m.to(CUDA).log_weights(x.to(CUDA), 5000, noise=[e.to(CUDA) for e in noise])).cpu()
+    assert torch.allclose(gpu, cpu, rtol=0, atol=0.01), (gpu - cpu).abs().max()
