@@ -43,13 +43,14 @@ def save(fig, stem: Path, footnote: str = "") -> None:
     plt.close(fig)
 
 
-def _k_axis(ax, ks) -> None:
+def _k_axis(ax, ks, labels=None) -> None:
+    """A log axis with a tick at each K of the run, labelled 1, 5, 50 (or ``labels``)."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(sorted(ks)))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([str(k) for k in sorted(ks)])
+    ax.set_xticklabels(labels or [str(k) for k in sorted(ks)])
     ax.set_xlabel("K (samples in training)")
 
 
@@ -177,54 +178,55 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     save(fig, stem, f"All units of all layers, seed {int(base.seed.min())}. {budget_note(df)}.")
 
 
-def bounds(df: pd.DataFrame, stem: Path) -> None:
-    """Test bounds L_1, L_5, L_50, ..., L_5000 of every model: they rise with the evaluation K."""
+def _model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
+                 axis) -> None:
+    """One panel per (dataset, layers), a line per model of ``long`` (colour: objective, style: training K);
+    ``axis(ax, panel_rows)`` styles the x axis."""
     plt, sns = _plt()
     base = base_runs(df)
-    long = pd.DataFrame([dict(dataset=r.dataset, n_layers=r.n_layers, objective=OBJ_LABEL.get(r.objective, r.objective),
-                              trained=f"K={r.k}", eval_k=int(b[1:]), bound=v)
-                         for r in base.itertuples() for b, v in r.bounds.items()])
     fig, panels = _panels(base, plt)
     for (dataset, layers), ax in panels:
         sub = long[(long.dataset == dataset) & (long.n_layers == layers)]
-        sns.lineplot(sub, x="eval_k", y="bound", hue="objective", style="trained", palette=PALETTE, marker="o",
-                     ms=3, lw=1, ax=ax, errorbar=None)
-        ax.set_xscale("log")
-        from matplotlib.ticker import FixedLocator, NullLocator
-
-        ax.xaxis.set_major_locator(FixedLocator(sorted(sub.eval_k.unique())))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticklabels([f"$L_{{{k}}}$" for k in sorted(sub.eval_k.unique())])
-        ax.set_xlabel("test bound")
-        ax.set_ylabel("nats per image")
-        _title(ax, dataset, layers, bool(base[(base.dataset == dataset)].data_verified.all()))
+        sns.lineplot(sub, x=x, y=y, hue="objective", style="trained", palette=PALETTE, ax=ax, lw=1, errorbar=None,
+                     marker="o" if sub[x].nunique() < 30 else None, ms=3)
+        axis(ax, sub)
+        ax.set_ylabel(ylabel)
+        _title(ax, dataset, layers, bool(base[base.dataset == dataset].data_verified.all()))
     _legend(fig, panels)
-    save(fig, stem, f"Mean over the test images of L_K = log (1/K) sum_k w_k for each model. {budget_note(df)}.")
+    save(fig, stem, f"{footnote} {budget_note(df)}.")
+
+
+def _per_model(df: pd.DataFrame, rows) -> pd.DataFrame:
+    return pd.DataFrame([dict(dataset=r.dataset, n_layers=r.n_layers, objective=OBJ_LABEL.get(r.objective, r.objective),
+                              trained=f"K={r.k}", **item) for r in base_runs(df).itertuples() for item in rows(r)])
+
+
+def bounds(df: pd.DataFrame, stem: Path) -> None:
+    """Test bounds L_1, L_5, L_50, ..., L_5000 of every model: they rise with the evaluation K."""
+    def axis(ax, sub):
+        _k_axis(ax, sub.eval_k.unique(), labels=[f"$L_{{{k}}}$" for k in sorted(sub.eval_k.unique())])
+        ax.set_xlabel("test bound")
+
+    long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=v) for b, v in r.bounds.items()])
+    _model_lines(df, long, "eval_k", "bound", "nats per image", stem,
+                 "Mean over the test images of L_K = log (1/K) sum_k w_k for each model.", axis)
 
 
 def training_curves(df: pd.DataFrame, stem: Path) -> None:
     """The training objective per epoch (stages marked where the learning rate changes)."""
-    plt, sns = _plt()
-    base = base_runs(df)
-    long = pd.DataFrame([dict(dataset=r.dataset, n_layers=r.n_layers, objective=OBJ_LABEL.get(r.objective, r.objective),
-                              trained=f"K={r.k}", epoch=h["epoch"] + 1, loss=-h["train_objective"], stage=h["stage"],
-                              lr=h["lr"]) for r in base.itertuples() for h in r.history])
-    fig, panels = _panels(base, plt)
-    for (dataset, layers), ax in panels:
-        sub = long[(long.dataset == dataset) & (long.n_layers == layers)]
-        sns.lineplot(sub, x="epoch", y="loss", hue="objective", style="trained", palette=PALETTE, ax=ax, lw=1,
-                     errorbar=None, marker="o" if sub.epoch.max() < 30 else None, ms=3)
-        starts = sub.groupby("stage").agg(epoch=("epoch", "min"), lr=("lr", "first"))
-        for s in starts.itertuples():
-            ax.axvline(s.epoch - 0.5 if sub.epoch.max() < 30 else s.epoch, color="0.6", lw=0.6, ls=":")
+    def axis(ax, sub):
+        many = sub.epoch.max() >= 30
+        for s in sub.groupby("stage").agg(epoch=("epoch", "min"), lr=("lr", "first")).itertuples():
+            ax.axvline(s.epoch if many else s.epoch - 0.5, color="0.6", lw=0.6, ls=":")
             ax.text(s.epoch, 1.0, f"lr {s.lr:.1e}", transform=ax.get_xaxis_transform(), fontsize=5, color="0.4",
                     ha="left", va="top")
-        if sub.epoch.max() >= 30:
+        if many:
             ax.set_xscale("log")
-        ax.set_ylabel("train loss (-objective, nats)")
-        _title(ax, dataset, layers, bool(base[(base.dataset == dataset)].data_verified.all()))
-    _legend(fig, panels)
-    save(fig, stem, f"Mean training objective per epoch; dotted lines: stage starts (learning rate). {budget_note(df)}.")
+
+    long = _per_model(df, lambda r: [dict(epoch=h["epoch"] + 1, loss=-h["train_objective"], stage=h["stage"],
+                                          lr=h["lr"]) for h in r.history])
+    _model_lines(df, long, "epoch", "loss", "train loss (-objective, nats)", stem,
+                 "Mean training objective per epoch; dotted lines: stage starts (learning rate).", axis)
 
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
