@@ -19,13 +19,12 @@ from iwae.optim import FlatParameters, PublishedAdam
 
 
 class Stack:
-    def __init__(self, cfgs: list, models: list[IWAEModel], train_x: torch.Tensor, lr: float,
-                 step_mode: str = "eager"):
+    def __init__(self, cfgs: list, models: list[IWAEModel], train_x: torch.Tensor, lr: float):
         """cfgs: the members' TrainConfigs (sharing all but objective, seed, init_from); models: their starting
-        points; train_x: [N, 784] grey levels on the training device."""
+        points; train_x: [N, 784] grey levels on the training device. ``capture()`` switches to a CUDA graph."""
         device = train_x.device
         cfg0 = cfgs[0]
-        self.cfgs, self.device, self.step_mode = cfgs, device, step_mode
+        self.cfgs, self.device = cfgs, device
         self.n_members, self.batch, self.k = len(cfgs), cfg0.batch_size, cfg0.k
         self.n_train = train_x.shape[0]
         self.n_batches = self.n_train // self.batch

@@ -197,7 +197,7 @@ def train(
         raise ValueError("either every member of a stack continues a model's training state or none does")
     output_bias = output_bias_from_data(train_x)
     plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
-    st = Stack(cfgs, [initial_model(c, output_bias) for c in cfgs], train_x, lr=plan[0][1], step_mode=step_mode)
+    st = Stack(cfgs, [initial_model(c, output_bias) for c in cfgs], train_x, lr=plan[0][1])
     n_batches = st.n_batches
 
     # resume: one checkpoint for the whole stack, in the first member's folder (written atomically)
@@ -265,7 +265,7 @@ def train(
     for epoch in range(start_epoch, len(plan)):
         stage, lr = plan[epoch]
         st.start_epoch(lr, start_step)
-        t0 = time.perf_counter()
+        t0, epoch_time = time.perf_counter(), 0.0  # training time only: checkpoints are not counted
         for s in range(start_step, n_batches):
             st.advance()
             if (s + 1) % check_every == 0:
@@ -273,17 +273,18 @@ def train(
             stop = should_stop()
             if (stop or time.monotonic() - last_ckpt > checkpoint_minutes * 60) and s + 1 < n_batches:
                 check_finite(epoch, s + 1)
-                elapsed += time.perf_counter() - t0
-                t0 = time.perf_counter()
+                dt = time.perf_counter() - t0
+                epoch_time, elapsed = epoch_time + dt, elapsed + dt
                 save_checkpoint(epoch, s + 1)
+                t0 = time.perf_counter()
                 last_ckpt = time.monotonic()
                 if stop:
                     raise Interrupted(f"stopped at epoch {epoch}, step {s + 1}; checkpoint saved in {ckpt_path}")
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         check_finite(epoch, n_batches)
-        epoch_time = time.perf_counter() - t0
-        elapsed += epoch_time
+        dt = time.perf_counter() - t0
+        epoch_time, elapsed = epoch_time + dt, elapsed + dt
         means = (st.partial.sum(1) / (n_batches * cfg0.batch_size)).tolist()
         for m in range(n_members):
             histories[m].append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=epoch_time))
