@@ -31,7 +31,7 @@ reproduce: venv
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html $(if $(CONFIG_ITEMS),--config $(CONFIG_ITEMS))
 
 test: venv
-	$(PY) -m pytest -v $(PYTEST_ARGS)
+	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)
 
 # Beyond the paper (Table 3, the estimators, the SNR figure) at the quick budget, on top of the reproduction.
 family: venv

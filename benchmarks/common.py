@@ -49,13 +49,14 @@ def summarise(plain: list[float], fast: list[float]) -> tuple[float, float, floa
 
 
 def test_images(n, device, seed=0, binary=True):
-    """Real MNIST test images (binarised, or the grey levels) when the data are available, else a fixed
-    random batch."""
-    from iwae.data import binarize, load
+    """Real MNIST test images (binarised, or the grey levels) when the data are available (the cache, or
+    fetched from $IWAE_DATA_MIRROR / upstream), else a fixed random batch."""
+    from iwae.data import binarize, fetch, load
 
     data_dir = os.environ.get("IWAE_DATA_DIR", str(REPO / "data"))
     gen = torch.Generator().manual_seed(seed)
     try:
+        fetch("mnist", data_dir)  # verified; a cached copy is only checked
         splits, _ = load("mnist", data_dir)
         x, source = splits.test[:n], f"MNIST test images from {data_dir}"
     except Exception as e:  # no fetched data: the timing does not depend on pixel values

@@ -244,21 +244,19 @@ def estimator_runs():
     )
 
 
-def stage_snapshots(runs):
-    """Snapshots at the end of each stage (evaluated when the budget asks for a learning curve)."""
-    return (
-        [f"{run}/stages/stage{s}.pt" for run in runs for s in BUDGET["stages"]]
-        if BUDGET.get("eval_stages")
-        else []
-    )
+def curve_metrics():
+    """The learning curve (budgets with eval_stages: true): each stage's snapshot evaluated, except the
+    last stage's, which is the final model and so its metrics.json (not evaluated twice)."""
+    if not BUDGET.get("eval_stages"):
+        return []
+    *early, last = BUDGET["stages"]
+    return [
+        f"{run}/stages/stage{s}.metrics.json" for run in grid_runs() for s in early
+    ] + [f"{run}/metrics.json" for run in grid_runs()]
 
 
 def all_metrics():
     return [f"{run}/metrics.json" for run in grid_runs() + table2_runs()]
-
-
-def curve_metrics():
-    return [p.replace(".pt", ".metrics.json") for p in stage_snapshots(grid_runs())]
 
 
 def all_models():
