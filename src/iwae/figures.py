@@ -142,7 +142,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
         sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
         for obj in ("vae", "iwae"):
             s = sub[sub.objective == obj]
-            r = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.objective == obj)]
+            r = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.objective == obj) & ref.k.isin(s.k)]
             for layer in range(layers):
                 per_k = s.groupby("k").active.apply(lambda a: np.mean([v[layer] for v in a]))
                 ax.plot(per_k.index, per_k.values, styles[layer], marker="o", ms=3, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
@@ -151,10 +151,12 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
         ax.set_ylabel("active units")
         _title(ax, dataset, layers, bool(sub.data_verified.all()))
     handles = [Line2D([], [], color=c, lw=1.2, marker="o", ms=3, label=f"{n} (ours)") for n, c in PALETTE.items()]
-    handles += [Line2D([], [], color="0.4", ls=ls, lw=1.2, label=f"layer {i + 1}") for i, ls in enumerate(styles)]
+    if base.n_layers.max() > 1:
+        handles += [Line2D([], [], color="0.4", ls=ls, lw=1.2, label=f"layer {i + 1}") for i, ls in enumerate(styles)]
     handles += [Line2D([], [], color="0.4", ls="", marker="x", ms=5, label="the paper's")]
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.legend_rows = 1
+    ncol = len(handles) if len(panels) > 1 else 3  # one panel is a column wide
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=7, frameon=False)
+    fig.legend_rows = -(-len(handles) // ncol)
     save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images). {budget_note(df)}.")
 
 
@@ -302,8 +304,9 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
     groups = sorted({(d, l) for d, l, *_ in models})
     cols = min(2, len(groups))
     rows = -(-len(groups) // cols)
-    fig = plt.figure(figsize=(PAGE if cols > 1 else COLUMN, 2.7 * rows + 0.3), layout="constrained")
-    fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
+    narrow = cols == 1  # a column wide: the footnote takes two lines
+    fig = plt.figure(figsize=(PAGE if cols > 1 else COLUMN, 2.7 * rows + (0.7 if narrow else 0.3)), layout="constrained")
+    fig.get_layout_engine().set(rect=(0, 0.09 if narrow else 0.03, 1, 0.94 if narrow else 0.97))  # room for the footnote
     subfigs = np.atleast_1d(fig.subfigures(rows, cols, wspace=0.04)).ravel()
     for sf in subfigs[len(groups):]:
         sf.set_visible(False)
@@ -325,11 +328,11 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
             axes[0, j].set_title(f"K = {k}", fontsize=7)
         for i, o in enumerate(objs):
             axes[i, 0].set_ylabel(label(o), fontsize=7)
-    fig.text(0.01, 0.0, "Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws "
-             "for all).", fontsize=6, color="0.35")
+    fig.text(0.01, 0.005, "Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws "
+             "for all).", fontsize=6, color="0.35", va="bottom", wrap=True)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".pdf"))
-    fig.savefig(stem.with_suffix(".png"), dpi=200)
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.05)  # subfigure titles included
+    fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
 
 

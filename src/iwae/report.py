@@ -248,6 +248,18 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["dataset", "n_layers", "k", "epochs"])
 
 
+def curve_shown(c: pd.DataFrame) -> pd.DataFrame:
+    """The learning curve as printed: NLL and active units of both objectives, the paired difference."""
+    return pd.DataFrame({
+        "data": c.dataset.str.upper(), "layers": c.n_layers, "k": c.k, "epochs": c.epochs,
+        "VAE NLL": c.get("nll_vae"), "IWAE NLL": c.get("nll_iwae"),
+        "AU VAE / IWAE": [f"{a} / {b}" for a, b in zip(c.get("au_vae", ""), c.get("au_iwae", ""))],
+        "IWAE-VAE [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(d) else ""
+                              for d, lo, hi in zip(c.get("iwae_minus_vae", np.nan), c.get("low", np.nan),
+                                                   c.get("high", np.nan))],
+        "over": [f"{n} {o}" if pd.notna(n) else "" for n, o in zip(c.get("n", np.nan), c.get("over", ""))]})
+
+
 def protocol(df: pd.DataFrame) -> str:
     """One paragraph: what this run did (budget, epochs, evaluation, options, devices, data)."""
     base = base_runs(df)
@@ -379,6 +391,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     t2 = table2(df)
     write_table(t2, table2_paper(t2) if len(t2) else t2, out_dir / "table2",
                 f"Table 2: continued training (MNIST, 1 layer), ours beside the paper's. {paper}Ours: {note}.")
+    if not len(t2):  # the grid has no Table 2 (table2: false): a sentence, not an empty table
+        (out_dir / "table2.md").write_text("Table 2 (continued training) is not part of this run's grid.\n")
+        (out_dir / "table2.tex").write_text("Table 2 (continued training) is not part of this run's grid.\n")
     write_table(wallclock(df), wallclock(df), out_dir / "wallclock",
                 "Wall-clock per model (a stack's time shared out among its members): updates, ms per update, "
                 f"training hours, evaluation seconds, device. Ours: {note}.")
@@ -394,7 +409,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     (out_dir / "protocol.tex").write_text(_tex_escape(protocol(df)) + "\n")
     if curve_df is not None:
         c = curve(curve_df)
-        write_table(c, c, out_dir / "curve",
+        write_table(c, curve_shown(c), out_dir / "curve",
                     f"Learning curve: test NLL after each stage and IWAE - VAE (paired 95% CI). Ours: {budget_note(curve_df)}.")
     sentences = claims(t1, df)
     (out_dir / "claims.md").write_text("What this run supports, at its budget:\n\n" + "".join(f"- {s}\n" for s in sentences))

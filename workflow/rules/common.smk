@@ -246,7 +246,8 @@ def estimator_runs():
 
 def curve_metrics():
     """The learning curve (budgets with eval_stages: true): each stage's snapshot evaluated, except the
-    last stage's, which is the final model and so its metrics.json (not evaluated twice)."""
+    last stage's, which is the final model and so its metrics.json (not evaluated twice).
+    """
     if not BUDGET.get("eval_stages"):
         return []
     *early, last = BUDGET["stages"]
