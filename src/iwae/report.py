@@ -389,11 +389,13 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                 f"IWAE-VAE: the difference of test NLL, paired over the same test images (and seeds), with its 95% "
                 f"CI; negative means IWAE is better. Ours: {note}.", size="footnotesize")
     t2 = table2(df)
-    write_table(t2, table2_paper(t2) if len(t2) else t2, out_dir / "table2",
-                f"Table 2: continued training (MNIST, 1 layer), ours beside the paper's. {paper}Ours: {note}.")
-    if not len(t2):  # the grid has no Table 2 (table2: false): a sentence, not an empty table
-        (out_dir / "table2.md").write_text("Table 2 (continued training) is not part of this run's grid.\n")
-        (out_dir / "table2.tex").write_text("Table 2 (continued training) is not part of this run's grid.\n")
+    if len(t2):
+        write_table(t2, table2_paper(t2), out_dir / "table2",
+                    f"Table 2: continued training (MNIST, 1 layer), ours beside the paper's. {paper}Ours: {note}.")
+    else:  # the grid has no Table 2 (table2: false): a sentence, not an empty table
+        t2.to_csv(out_dir / "table2.csv", index=False)
+        for ext in ("md", "tex"):
+            (out_dir / f"table2.{ext}").write_text("Table 2 (continued training) is not part of this run's grid.\n")
     write_table(wallclock(df), wallclock(df), out_dir / "wallclock",
                 "Wall-clock per model (a stack's time shared out among its members): updates, ms per update, "
                 f"training hours, evaluation seconds, device. Ours: {note}.")

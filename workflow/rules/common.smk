@@ -250,9 +250,10 @@ def curve_metrics():
     """
     if not BUDGET.get("eval_stages"):
         return []
-    *early, last = BUDGET["stages"]
     return [
-        f"{run}/stages/stage{s}.metrics.json" for run in grid_runs() for s in early
+        f"{run}/stages/stage{s}.metrics.json"
+        for run in grid_runs()
+        for s in BUDGET["stages"][:-1]
     ] + [f"{run}/metrics.json" for run in grid_runs()]
 
 
