@@ -128,3 +128,17 @@ def test_trainer_routes_each_gradient_to_its_network(fake_data_dir, tmp_path):
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[n], b[n]) for n in a if not n.startswith("q_layers"))
     assert not all(torch.equal(a[n], b[n]) for n in a if n.startswith("q_layers"))
+
+
+def test_snr_slope_is_the_power_of_k_over_the_ks_where_it_is_defined():
+    """SNR = c K^a gives slope a; a K where the SNR is undefined (RWS-DReG's zero gradient at K = 1) is left
+    out of the fit instead of dropping the estimator."""
+    from iwae.snr import slopes
+
+    rows = [dict(checkpoint="t", estimator="iwae", network="recognition", k=k, snr_mean=3.0 * k ** -0.5)
+            for k in (1, 10, 100, 1000)]
+    rows += [dict(checkpoint="t", estimator="rws_dreg", network="recognition", k=k,
+                  snr_mean=float("nan") if k == 1 else 0.2 * k ** 0.5) for k in (1, 10, 100, 1000)]
+    fitted = {r["estimator"]: r["slope"] for r in slopes(rows)}
+    assert fitted["iwae"] == pytest.approx(-0.5, abs=1e-9)
+    assert fitted["rws_dreg"] == pytest.approx(0.5, abs=1e-9)

@@ -92,15 +92,17 @@ def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators:
 
 
 def slopes(rows: list[dict]) -> list[dict]:
-    """The fitted log-log slope of the mean SNR against K per (checkpoint, estimator, network)."""
+    """The fitted log-log slope of the mean SNR against K per (checkpoint, estimator, network), over the K
+    where the SNR is defined (RWS-DReG's recognition gradient is exactly zero at K = 1)."""
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["checkpoint"], r["estimator"], r["network"]), []).append(r)
     out = []
     for (ckpt, est, net), rs in groups.items():
-        rs = sorted(rs, key=lambda r: int(r["k"]))
+        rs = sorted((r for r in rs if float(r["snr_mean"]) > 0 and math.isfinite(float(r["snr_mean"]))),
+                    key=lambda r: int(r["k"]))
         ks, vals = [int(r["k"]) for r in rs], [float(r["snr_mean"]) for r in rs]
-        if len(ks) > 1 and all(v > 0 and math.isfinite(v) for v in vals):
+        if len(ks) > 1:
             out.append(dict(checkpoint=ckpt, estimator=est, network=net, slope=fitted_slope(ks, vals)))
     return out
 
