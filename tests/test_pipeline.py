@@ -112,6 +112,7 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     for name in ("table1", "table2", "wallclock"):
         for ext in ("csv", "md", "tex"):
             assert (wd / "results" / "tables" / f"{name}.{ext}").stat().st_size > 0
+        assert "\\caption{Table" not in (wd / "results" / "tables" / f"{name}.tex").read_text()  # LaTeX numbers it
     assert "IWAE" in (wd / "results" / "tables" / "claims.md").read_text()
     for fig in ("nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock", "samples"):
         assert (wd / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000

@@ -9,6 +9,7 @@ Figures are in ``iwae.figures``.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -362,7 +363,10 @@ def _fmt(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def latex_table(t: pd.DataFrame, caption: str, label_: str, size: str = "small") -> str:
-    """A booktabs table at a legible size (no shrinking to the text width)."""
+    """A booktabs table at a legible size (no shrinking to the text width). LaTeX numbers the table itself, so a
+    caption's leading "Table N: " (the Markdown's) is left out.
+    """
+    caption = re.sub(r"^Table \d+: ", "", caption)
     body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
     return (f"\\begin{{table}}[htbp]\n\\centering\\{size}\n\\caption{{{_tex_escape(caption)}}}\\label{{{label_}}}\n"
             f"{body}\\end{{table}}\n")
