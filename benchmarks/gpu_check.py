@@ -8,9 +8,13 @@ paper budget projected on this GPU from what it measured.
    log-likelihood alone), for each architecture;
 4. the paper budget (Table 1 + Table 2, evaluations included) for one seed and for five, from those
    measurements: each (dataset, layers, K) group a stack of its VAE and IWAE members (x seeds), and,
-   as the baseline, one eager model per job.
-Writes results/benchmarks/gpu_train.csv, gpu_eval.csv, gpu_projection.csv and gpu_check.json, each
-naming the GPU. Usage: python benchmarks/gpu_check.py [--quick]
+   as the baseline, one eager model per job;
+5. end to end, as a user runs it: `iwae train` (MNIST, 2 layers, VAE and IWAE at K=50 as one stack, the
+   first two stages = 4 epochs, the captured step) and `iwae evaluate` of both (K=5000, all test images),
+   timed from outside, against what item 2 measured for the same stack.
+Writes results/benchmarks/gpu_train.csv, gpu_eval.csv, gpu_projection.csv, gpu_end_to_end.csv and
+gpu_check.json, each naming the GPU; each CSV is rewritten after every row, so a stopped check keeps what
+it measured. Usage: python benchmarks/gpu_check.py [--steps N] [--skip-tests] [--skip-end-to-end]
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -66,12 +72,51 @@ def run_tests() -> dict:
                 summary=proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:])
 
 
+def end_to_end(data_dir: str, name: str, stack_ms: float, device="cuda", step="captured", train_extra=(),
+               eval_extra=()) -> dict:
+    """`iwae train` + `iwae evaluate` as a user runs them, timed from outside (start-up and I/O included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "{objective}-k50"
+        cli = [sys.executable, "-m", "iwae"]
+        train_cmd = cli + ["train", "--dataset", "mnist", "--layers", "2", "--objectives", "vae,iwae", "--k", "50",
+                           "--stages", "0,1", "--step", step, "--device", device, "--data-dir", data_dir,
+                           "--no-progress", "--out", str(out), *train_extra]
+        t0 = time.perf_counter()
+        proc = subprocess.run(train_cmd, capture_output=True, text=True)
+        train_s = time.perf_counter() - t0
+        print(proc.stdout[-1500:], proc.stderr[-1500:], flush=True)
+        row = dict(device=name, what=f"MNIST L2 VAE+IWAE K=50, stages 0-1, {step}", train_ok=proc.returncode == 0,
+                   train_wall_s=round(train_s, 1))
+        if proc.returncode == 0:
+            meta = json.loads((Path(tmp) / "iwae-k50" / "train.json").read_text())
+            row.update(updates=meta["updates"], train_seconds_in_loop=round(meta["train_seconds"], 1),
+                       ms_per_update_stack=round(1e3 * meta["train_seconds"] / meta["updates"], 4),
+                       timed_stack_ms_same_config=stack_ms)
+            models = [str(Path(tmp) / f"{o}-k50" / "model.pt") for o in ("vae", "iwae")]
+            metrics = [str(Path(tmp) / f"{o}-k50" / "metrics.json") for o in ("vae", "iwae")]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cli + ["evaluate", "--model", *models, "--out", *metrics, "--device", device,
+                                         "--data-dir", data_dir, *eval_extra], capture_output=True, text=True)
+            row.update(evaluate_ok=proc.returncode == 0, evaluate_wall_s_two_models=round(time.perf_counter() - t0, 1))
+            print(proc.stdout[-1500:], proc.stderr[-1500:], flush=True)
+            if proc.returncode == 0:
+                for o, path in zip(("vae", "iwae"), metrics):
+                    m = json.loads(Path(path).read_text())
+                    row[f"{o}_test_nll"] = round(-m["eval"]["test_ll"], 3)
+                    row[f"{o}_active_units"] = m["eval"]["active_units_total"]
+                    row[f"{o}_eval_seconds"] = round(m["eval"]["eval_seconds"], 2)
+    write_csv([row], "gpu_end_to_end.csv")
+    print(f"end to end: {row}", flush=True)
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data-dir", default=os.environ.get("IWAE_DATA_DIR", str(REPO / "data")),
                     help="a data cache with MNIST (gpu_check.sh fetches it from $IWAE_DATA_MIRROR)")
     ap.add_argument("--steps", type=int, default=200, help="timed steps per measurement")
     ap.add_argument("--skip-tests", action="store_true")
+    ap.add_argument("--skip-end-to-end", action="store_true")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here")
@@ -101,7 +146,7 @@ def main():
                                      stack_ms=round(ms, 4), ms_per_model=round(ms / members, 4), error=error))
                     print(f"L{layers} K={k:>2} M={members:>2} {mode:>8}: {ms:8.3f} ms/step, "
                           f"{ms / members:7.3f} ms per model {error}", flush=True)
-    write_csv(rows, "gpu_train.csv")
+                    write_csv(rows, "gpu_train.csv")
 
     evals = []
     for layers in LAYERS:
@@ -118,7 +163,7 @@ def main():
                           log_likelihood_seconds=round(ll_s, 2), evaluate_seconds=round(result["eval_seconds"], 2)))
         print(f"L{layers}: K=5000 on {test.shape[0]} test images: {ll_s:.1f} s (log-likelihood), "
               f"{result['eval_seconds']:.1f} s (the whole evaluation)", flush=True)
-    write_csv(evals, "gpu_eval.csv")
+        write_csv(evals, "gpu_eval.csv")
 
     step = {(r["layers"], r["k"], r["members"], r["mode"]): r["stack_ms"] for r in rows}
 
@@ -156,7 +201,11 @@ def main():
               f"(train {p['train_hours']} h with {p['step_modes']} stacked steps, evaluation {p['eval_hours']} h); "
               f"one eager model per job: {p['baseline_one_eager_model_per_job_hours']} h", flush=True)
     write_csv(proj, "gpu_projection.csv")
-    summary.update(projection=proj, evaluation=evals, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    summary.update(projection=proj, evaluation=evals)
+    (OUT / "gpu_check.json").write_text(json.dumps(summary, indent=2))
+    if not args.skip_end_to_end:
+        summary["end_to_end"] = end_to_end(args.data_dir, name, step[(2, 50, 2, "captured")])
+    summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (OUT / "gpu_check.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {OUT}/gpu_train.csv, gpu_eval.csv, gpu_projection.csv, gpu_check.json", flush=True)
     if summary["tests"]["passed"] is False:

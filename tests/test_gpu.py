@@ -1,4 +1,5 @@
-"""CUDA: the step on the GPU against the CPU, the captured step against the eager one, the K=5000 estimate.
+"""CUDA: the step on the GPU against the CPU, the captured step against the eager one, the K=5000 estimate,
+a captured run stopped and resumed.
 
 Skipped without a CUDA GPU (CI has none); benchmarks/gpu_check.sh runs them on one.
 """
@@ -89,3 +90,32 @@ def test_k5000_estimate_matches_cpu(layers):
         cpu = iwae_bound(m.log_weights(x, 5000, noise=noise))
         gpu = iwae_bound(m.to(CUDA).log_weights(x.to(CUDA), 5000, noise=[e.to(CUDA) for e in noise])).cpu()
     assert torch.allclose(gpu, cpu, rtol=0, atol=0.01), (gpu - cpu).abs().max()
+
+
+def test_captured_run_stopped_and_resumed_matches_the_uninterrupted_one(fake_data_dir, tmp_path):
+    """`iwae train` on CUDA with the default step (auto = captured): a stack stopped mid-epoch (as on SIGTERM)
+    and resumed from its checkpoint ends where the uninterrupted run ends (parameters within 1e-5)."""
+    from iwae.train import Interrupted, load_model, train
+
+    cfgs = [TrainConfig(objective=o, k=5, seed=s, stages=[0, 1], train_subset=400, data_order="reshuffle")
+            for o, s in (("vae", 0), ("iwae", 1))]
+
+    def outs(root):
+        return [root / f"{c.objective}" for c in cfgs]
+
+    train(cfgs, fake_data_dir, outs(tmp_path / "ref"), CUDA, progress=False, checkpoint_minutes=1e9)
+    polls = {"n": 0}
+
+    def stop_after_30_steps():  # polled after every step: stop in the second epoch, mid-way
+        polls["n"] += 1
+        return polls["n"] == 30
+
+    with pytest.raises(Interrupted):
+        train(cfgs, fake_data_dir, outs(tmp_path / "cut"), CUDA, progress=False, checkpoint_minutes=1e9,
+              should_stop=stop_after_30_steps)
+    metas = train(cfgs, fake_data_dir, outs(tmp_path / "cut"), CUDA, progress=False, checkpoint_minutes=1e9)
+    assert all(m["train_path"] == "stacked captured" for m in metas)
+    for a, b in zip(outs(tmp_path / "ref"), outs(tmp_path / "cut")):
+        ref, cut = load_model(a / "model.pt").state_dict(), load_model(b / "model.pt").state_dict()
+        for name in ref:
+            assert torch.allclose(ref[name], cut[name], rtol=0, atol=1e-5), (a.name, name)

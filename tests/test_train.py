@@ -19,7 +19,7 @@ from iwae import train as train_mod
 from iwae.data import binarize, load
 from iwae.evaluate import log_likelihood
 from iwae.model import output_bias_from_data
-from iwae.train import CHECKPOINT_FORMAT, TrainConfig, initial_model, load_model, train
+from iwae.train import CHECKPOINT_FORMAT, TrainConfig, initial_model, load_model, resolve_step_mode, train
 
 CPU = torch.device("cpu")
 
@@ -152,3 +152,12 @@ def test_short_real_mnist_run_beats_the_untrained_model(real_data_dir, tmp_path)
     l50 = {name: float(log_likelihood(m, x, 50, generator=torch.Generator().manual_seed(1)).mean())
            for name, m in (("untrained", untrained), ("trained", trained))}
     assert l50["trained"] > l50["untrained"] + 20, l50
+
+
+def test_step_mode_auto_is_eager_without_cuda_and_captured_refuses_the_cpu():
+    assert resolve_step_mode("auto", CPU) == "eager"
+    assert resolve_step_mode("eager", CPU) == "eager"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_step_mode("captured", CPU)
+    with pytest.raises(ValueError, match="must be one of"):
+        resolve_step_mode("graph", CPU)

@@ -221,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "pattern with {objective} and {seed}")
     t.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="checkpoint every N minutes (and at every stage's end, and on SIGTERM)")
-    t.add_argument("--step", choices=STEP_MODES, default="eager",
-                   help="captured: record the whole step as a CUDA graph and replay it (CUDA only)")
+    t.add_argument("--step", choices=STEP_MODES, default="auto",
+                   help="captured: record the whole step as a CUDA graph and replay it (CUDA only); auto: "
+                        "captured on CUDA, eager elsewhere")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     t.add_argument("--force", action="store_true", help="train again even if model.pt exists")
