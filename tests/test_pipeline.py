@@ -175,3 +175,12 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
     assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained", "early"}
     for ext in ("pdf", "png"):
         assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000
+
+
+def test_paired_difference_column_prints_its_interval_or_the_bare_difference():
+    """Tables print "d [low, high]"; a difference without an interval (one pair) alone, never "[nan, nan]"."""
+    from iwae.report import _intervals
+
+    nan = float("nan")
+    t = pd.DataFrame(dict(d=[-1.234, 0.5, nan], low=[-1.5, nan, nan], high=[-0.9, nan, nan]))
+    assert _intervals(t, "d") == ["-1.23 [-1.50, -0.90]", "+0.50", ""]

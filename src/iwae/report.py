@@ -138,18 +138,16 @@ def _pm(mean: float, sd: float) -> str:
     return f"{mean:.2f}" if not np.isfinite(sd) else f"{mean:.2f} ± {sd:.2f}"
 
 
-def _intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
-    """A column of paired differences as printed, "d [low, high]" ("" where there is none)."""
-    cols = t.reindex(columns=[diff, low, high])
-    return [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(d) else "" for d, lo, hi in cols.itertuples(index=False)]
-
-
-def _ci(r) -> str:
-    if not np.isfinite(r.minus_vae):
+def _interval(d: float, low: float, high: float) -> str:
+    """A paired difference as printed: "d [low, high]"; "d" alone where it has no interval; "" where none."""
+    if pd.isna(d):
         return ""
-    if not np.isfinite(r.minus_vae_low):
-        return f"{r.minus_vae:+.2f}"
-    return f"{r.minus_vae:+.2f} [{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}]"
+    return f"{d:+.2f}" if pd.isna(low) else f"{d:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
+    """A column of paired differences as printed (``_interval`` of each row)."""
+    return [_interval(*row) for row in t.reindex(columns=[diff, low, high]).itertuples(index=False)]
 
 
 def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +165,8 @@ def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
                 row[f"{name} -paper"] = f"{r.nll_minus_paper:+.2f}" if np.isfinite(r.nll_minus_paper) else ""
                 row[f"{name} AU (paper)"] = f"{r.active_units} ({r.active_units_paper})"
         iw = g[g.objective == "iwae"]
-        row["IWAE-VAE [95% CI]"] = _ci(iw.iloc[0]) if len(iw) else ""
+        row["IWAE-VAE [95% CI]"] = (_interval(iw.minus_vae.iloc[0], iw.minus_vae_low.iloc[0], iw.minus_vae_high.iloc[0])
+                                    if len(iw) else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -428,12 +427,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     df.drop(columns=["ll", "activity", "bounds", "history", "active"]).to_csv(out_dir / "all_runs.csv", index=False)
 
 
-def write_family(table3_paths, estimator_paths, snr_csv: Path, out: Path) -> None:
-    from iwae import figures
-    from iwae.snr import slopes
-
-    tables = out / "tables"
-    df3 = collect(table3_paths)
+def write_table3(paths, stem: Path) -> None:
+    """Table 3 (``stem``.md/.csv/.tex) from the metrics of its runs."""
+    df3 = collect(paths)
     t3 = table3(df3)
     shown = pd.DataFrame({"objective": t3.label, "seeds": t3.seeds,
                           "IWAE-K bound": [_pm(b, s) for b, s in zip(t3.bound, t3.bound_sd)],
@@ -441,26 +437,48 @@ def write_family(table3_paths, estimator_paths, snr_csv: Path, out: Path) -> Non
                           "log p(x)": [_pm(v, s) for v, s in zip(t3.log_px, t3.log_px_sd)],
                           "paper ": t3.log_px_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
                           "vs IWAE [95% CI]": _intervals(t3, "log_px_minus_iwae")})
-    write_table(t3, shown, tables / "table3",
+    write_table(t3, shown, stem,
                 "Table 3 (Rainforth et al. 2018 on Burda's protocol): the training bound with all K samples and "
                 "log p(x) (K=5000), mean ± sd over seeds; 'paper': Rainforth et al. 2018 as quoted in "
                 f"src/iwae/reference/paper_rainforth2018.csv (reference data). Ours: {budget_note(df3)}.")
-    dfe = collect(estimator_paths)
+
+
+def write_estimators(paths, stem: Path) -> None:
+    """The estimator comparison (``stem``.md/.csv/.tex) from the metrics of its runs."""
+    dfe = collect(paths)
     te = estimators(dfe)
     shown = pd.DataFrame({
         "data": te.dataset.str.upper() + np.where(te.data == "verified", "", "*"), "k": te.k, "estimator": te.label,
         "seeds": te.seeds, "NLL": [_pm(v, s) for v, s in zip(te.nll, te.nll_sd)],
         "vs IWAE [95% CI]": _intervals(te, "minus_iwae"),
         "AU": te.active_units, "ms/update": te.ms_per_update.map(lambda v: f"{v:.2f}")})
-    write_table(te, shown, tables / "estimators",
+    write_table(te, shown, stem,
                 "Gradient estimators of the IWAE bound on the same protocol: test NLL, the difference to IWAE "
                 f"(paired 95% CI), active units, ms per update. Ours: {budget_note(dfe)}.")
+
+
+def write_snr(snr_csv: Path, stem: Path, figure: Path) -> None:
+    """The fitted SNR slopes (``stem``.md/.csv/.tex) and the SNR figure from `iwae snr`'s summaries."""
+    from iwae import figures
+    from iwae.snr import slopes
+
     rows = pd.read_csv(snr_csv)
     fitted = pd.DataFrame(slopes(rows.to_dict("records")))
-    write_table(fitted, fitted, tables / "snr",
+    write_table(fitted, fitted, stem,
                 "Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018): "
                 "expected about -1/2 for the recognition network and +1/2 for the generative network with IWAE.")
-    figures.snr_figure(rows, fitted, out / "figures" / "snr")
+    figures.snr_figure(rows, fitted, figure)
+
+
+def write_family(table3_paths, estimator_paths, snr_csv: Path | None, out: Path) -> None:
+    """The family experiments' tables and figure under ``out``/tables and ``out``/figures (each part whose
+    inputs are given)."""
+    if table3_paths:
+        write_table3(table3_paths, out / "tables" / "table3")
+    if estimator_paths:
+        write_estimators(estimator_paths, out / "tables" / "estimators")
+    if snr_csv:
+        write_snr(Path(snr_csv), out / "tables" / "snr", out / "figures" / "snr")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -480,10 +498,11 @@ def add_arguments(p) -> None:
                                        "architecture")
     s.add_argument("inputs", nargs="+", help="model.pt files")
     s.add_argument("--out", required=True, help="output file name without extension (writes .pdf and .png)")
-    s = sub.add_parser("family", help="beyond the paper: Table 3, the estimators, the SNR slopes and figure")
-    s.add_argument("--table3", nargs="+", required=True, help="metrics of the Table 3 runs")
-    s.add_argument("--estimators", nargs="+", required=True, help="metrics of the estimator runs")
-    s.add_argument("--snr", required=True, help="snr.csv of `iwae snr`")
+    s = sub.add_parser("family", help="beyond the paper: Table 3, the estimators, the SNR slopes and figure "
+                                      "(each part whose inputs are given)")
+    s.add_argument("--table3", nargs="+", default=[], help="metrics of the Table 3 runs")
+    s.add_argument("--estimators", nargs="+", default=[], help="metrics of the estimator runs")
+    s.add_argument("--snr", default=None, help="snr.csv of `iwae snr`")
     s.add_argument("--out", required=True, help="results folder (writes tables/ and figures/ in it)")
 
 
@@ -493,7 +512,9 @@ def main(args) -> None:
     if args.what == "samples":
         figures.samples(args.inputs, Path(args.out))
     elif args.what == "family":
-        write_family(args.table3, args.estimators, Path(args.snr), Path(args.out))
+        if not (args.table3 or args.estimators or args.snr):
+            raise SystemExit("iwae report family: nothing to write; give --table3, --estimators and/or --snr")
+        write_family(args.table3, args.estimators, args.snr, Path(args.out))
     else:
         df = collect(args.inputs)
         curve_df = collect(args.curve) if args.curve else None
