@@ -17,6 +17,11 @@ from typing import Callable
 import torch
 
 
+def supported() -> bool:
+    """Whether this torch can record a step that draws from its own generators in a CUDA graph."""
+    return hasattr(torch.cuda, "CUDAGraph") and hasattr(torch.cuda.CUDAGraph, "register_generator_state")
+
+
 class CapturedStep:
     """Call once per training step: the first ``warmup`` calls run ``step`` eagerly on a side stream
     (as CUDA graphs require before capture; they are real steps), the next records it and every
@@ -24,9 +29,7 @@ class CapturedStep:
 
     def __init__(self, step: Callable[[], None], generators: list[torch.Generator], device: torch.device,
                  warmup: int = 3):
-        from iwae.train import captured_step_supported
-
-        if not captured_step_supported():
+        if not supported():
             raise RuntimeError(
                 f"this torch ({torch.__version__}) cannot record steps that draw from their own generators in a "
                 f"CUDA graph (CUDAGraph.register_generator_state is missing); use --step eager")

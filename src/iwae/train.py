@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from iwae import data as data_mod
+from iwae import graphs
 from iwae import objectives
 from iwae.model import IWAEModel, ModelConfig, initialise, output_bias_from_data
 from iwae.optim import OPTIMIZERS
@@ -97,14 +98,10 @@ def resolve_step_mode(step_mode: str, device: torch.device) -> str:
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
     if step_mode == "auto":
-        return "captured" if device.type == "cuda" and captured_step_supported() else "eager"
+        return "captured" if device.type == "cuda" and graphs.supported() else "eager"
     if step_mode == "captured" and device.type != "cuda":
         raise ValueError("step_mode 'captured' records a CUDA graph and needs a CUDA device; use 'eager' (or 'auto')")
     return step_mode
-
-
-def captured_step_supported() -> bool:
-    return hasattr(torch.cuda, "CUDAGraph") and hasattr(torch.cuda.CUDAGraph, "register_generator_state")
 
 
 def _save_atomic(obj, path: Path) -> None:
