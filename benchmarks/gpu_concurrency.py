@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from common import OUT
+
 GROUPS = [(layers, k) for layers in (1, 2) for k in (1, 5, 50)]
 
 
@@ -126,7 +128,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--label", default="no-mps", help="recorded with each row (e.g. mps when MPS is on)")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "benchmarks"))
+    ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--skip-streams", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
