@@ -11,7 +11,6 @@ import argparse
 import time
 
 import torch
-
 from common import parse_and_setup, sync, test_images, write_csv
 from plain import PlainIWAE, per_image_log_likelihood
 

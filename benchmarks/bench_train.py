@@ -17,22 +17,18 @@ from __future__ import annotations
 import argparse
 
 import torch
-
-from common import parse_and_setup, sync, test_images, time_rounds, write_csv
-from plain import PlainIWAE, PlainPublishedAdam
+from common import make_stack, parse_and_setup, sync, test_images, time_rounds, write_csv
+from plain import PlainAdamTorchOrder, PlainIWAE
 
 from iwae.bounds import iwae_bound
-from iwae.model import IWAEModel, ModelConfig, initialise
+from iwae.checkpoint import member_state_dict
+from iwae.model import IWAEModel, ModelConfig
 from iwae.runtime import device_name
-from iwae.stack import Stack
-from iwae.train import TrainConfig
 
 
-def make_stack(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published") -> Stack:
-    cfgs = [TrainConfig(n_layers=layers, objective="iwae", k=k, seed=s, optimizer=optimizer, init="seeded")
-            for s in range(members)]
-    models = [initialise(IWAEModel(ModelConfig(layers)), "seeded", torch.zeros(784), seed=s) for s in range(members)]
-    return Stack(cfgs, models, grey, lr=1e-4)
+def stack_of(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published"):
+    """M IWAE models with independent initial weights (init seeded), as `iwae train` steps them."""
+    return make_stack(grey, layers, k, members, objective="iwae", init="seeded", optimizer=optimizer)
 
 
 def main():
@@ -45,9 +41,9 @@ def main():
     rows = []
     for layers in (1, 2):
         for k in (1, 5, 50):
-            fast = make_stack(grey, layers, k, 1)
+            fast = stack_of(grey, layers, k, 1)
             single = IWAEModel(ModelConfig(layers))
-            single.load_state_dict(fast.member_state_dict(0))
+            single.load_state_dict(member_state_dict(fast.model, 0))
             plain = PlainIWAE(layers).to(device).load_from(single)
             x = (torch.rand(20, 784, generator=torch.Generator().manual_seed(3)).to(device) < grey[:20]).float()
             g = torch.Generator(device=device).manual_seed(1)
@@ -56,7 +52,7 @@ def main():
                 lf = float(-iwae_bound(fast.model.log_weights(x[None], k, noise=noise)).sum())
                 lp = float(plain.loss(x, k, "iwae", noise=[e[0] for e in noise]))
             assert abs(lf - lp) <= 1e-4 * abs(lp), f"fast and plain losses differ: {lf} vs {lp}"
-            opt_p = PlainPublishedAdam(plain.parameters(), lr=1e-4)
+            opt_p = PlainAdamTorchOrder(plain.parameters(), lr=1e-4)
             gen = torch.Generator(device=device).manual_seed(2)
 
             def plain_step():
@@ -66,10 +62,10 @@ def main():
                 loss.backward()
                 opt_p.step()
 
-            torch_order = make_stack(grey, layers, k, 1, "published_torch_order")
-            variants = dict(plain=plain_step, fast=fast.advance, torch_order=torch_order.advance)
-            stacks = {m: make_stack(grey, layers, k, m) for m in (2, 10)}
-            variants.update({f"stack{m}": s.advance for m, s in stacks.items()})
+            torch_order = stack_of(grey, layers, k, 1, "published_torch_order")
+            variants = dict(plain=plain_step, fast=fast.step, torch_order=torch_order.step)
+            stacks = {m: stack_of(grey, layers, k, m) for m in (2, 10)}
+            variants.update({f"stack{m}": s.step for m, s in stacks.items()})
             cpu_k50 = device.type == "cpu" and k == 50
             t = time_rounds(variants, device, rounds=args.rounds or (5 if cpu_k50 else 10), number=2 if cpu_k50 else 10)
             best = {v: 1e3 * min(ts) for v, ts in t.items()}

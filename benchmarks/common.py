@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: timing, data, CSV output."""
+"""Shared helpers of the benchmark scripts: the stack they time, timing, data, CSV output."""
 
 from __future__ import annotations
 
@@ -20,11 +20,28 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
+def make_stack(train_x, layers: int, k: int, members: int, mode: str = "eager", objective: str | None = None,
+               **protocol):
+    """A stack of ``members`` models at their initial weights, built as the trainer builds it (``iwae.stack.build``):
+    VAE and IWAE alternating (or all ``objective``), seeds 0..M-1, the authors' protocol unless ``protocol`` says
+    otherwise; its steps run ``mode`` (``iwae.stack.STEP_MODES``), the first epoch started."""
+    from iwae.config import TrainConfig
+    from iwae.stack import build
+
+    cfgs = [TrainConfig(n_layers=layers, k=k, objective=objective or ("vae", "iwae")[s % 2], seed=s, **protocol)
+            for s in range(members)]
+    st = build(cfgs, train_x, lr=1e-4)
+    st.use(mode)
+    st.start_epoch(1e-4, 0)
+    return st
+
+
 def time_rounds(fns: dict, device, rounds=30, number=10, warmup=5) -> dict:
     """Mean seconds per call of each function in ``fns``, once per round: {name: [seconds, ...]}.
 
     The functions take turns within each round, so that a slow spell of a shared machine does
-    not fall on one of them only; compare them with ``summarise``.
+    not fall on one of them only. Compare the best round of each: on a shared machine the minimum
+    is the stable estimate (slow spells only ever add time).
     """
     for fn in fns.values():
         for _ in range(warmup):
@@ -39,13 +56,6 @@ def time_rounds(fns: dict, device, rounds=30, number=10, warmup=5) -> dict:
             sync(device)
             times[name].append((time.perf_counter() - t0) / number)
     return times
-
-
-def summarise(plain: list[float], fast: list[float]) -> tuple[float, float, float]:
-    """(plain seconds, fast seconds, speedup) from the best round of each: on a shared machine the
-    minimum is the stable estimate (slow spells only ever add time); interleaving the rounds
-    gives both the same chances of a quiet moment."""
-    return min(plain), min(fast), min(plain) / min(fast)
 
 
 def test_images(n, device, seed=0, binary=True):
@@ -77,7 +87,7 @@ def write_csv(rows: list[dict], name: str) -> Path:
 def parse_and_setup(ap):
     """Add the shared options (--device, --threads, --default-malloc) to ``ap``, parse, and set up.
 
-    Returns (args, device). float32 without TF32 on CUDA, as `iwae evaluate` runs.
+    Returns (args, device): float32 without TF32 on CUDA (``resolve_device``), as `iwae` runs.
     """
     from iwae.runtime import resolve_device, tune_allocator
 
@@ -89,7 +99,4 @@ def parse_and_setup(ap):
         torch.set_num_threads(args.threads)
     if not args.default_malloc:
         tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-    return args, device
+    return args, resolve_device(args.device)

@@ -29,35 +29,21 @@ import time
 from pathlib import Path
 
 import torch
-
-from common import OUT, REPO, write_csv
+from common import OUT, REPO, make_stack, time_rounds, write_csv
 
 from iwae.evaluate import evaluate, log_likelihood
 from iwae.model import IWAEModel, ModelConfig, initialise
-from iwae.report import paper_updates
-from iwae.runtime import device_name
-from iwae.stack import Stack
-from iwae.train import TrainConfig
+from iwae.projection import paper_jobs, project
+from iwae.runtime import device_name, no_tf32
 
 KS, MEMBERS, LAYERS = (1, 5, 50), (1, 2, 5, 10), (1, 2)
 
 
 def step_ms(layers: int, k: int, members: int, mode: str, grey: torch.Tensor, steps: int) -> float:
-    """Milliseconds per step of a stack of `members` models (the whole stack; divide by M per model)."""
-    cfgs = [TrainConfig(n_layers=layers, objective=("vae", "iwae")[s % 2], k=k, seed=s) for s in range(members)]
-    models = [initialise(IWAEModel(ModelConfig(layers)), "authors", torch.zeros(784)) for _ in range(members)]
-    st = Stack(cfgs, models, grey, lr=1e-4)
-    if mode == "captured":
-        st.capture()
-    st.start_epoch(1e-4, 0)
-    for _ in range(20):  # warm-up (and, captured, the recording)
-        st.advance()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        st.advance()
-    torch.cuda.synchronize()
-    ms = 1e3 * (time.perf_counter() - t0) / steps
+    """Milliseconds per step of a stack of `members` models (the whole stack; divide by M per model), after 20
+    warm-up steps (and, captured, the recording)."""
+    st = make_stack(grey, layers, k, members, mode=mode)
+    ms = 1e3 * time_rounds({mode: st.step}, torch.device("cuda"), rounds=1, number=steps, warmup=20)[mode][0]
     if not torch.isfinite(st.partial).all():
         raise RuntimeError(f"non-finite loss while timing L{layers} K={k} M={members} {mode}")
     return ms
@@ -119,7 +105,7 @@ def main():
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA GPU here")
-    torch.backends.cuda.matmul.allow_tf32 = False
+    no_tf32()
     device = torch.device("cuda")
     name = device_name(device)
     summary = dict(device=name, torch=torch.__version__, started=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -175,28 +161,17 @@ def main():
     eval_s = {e["layers"]: e["evaluate_seconds"] for e in evals}
     proj = []
     for seeds in (1, 5):
-        members = 2 * seeds  # VAE and IWAE of each seed, trained together
-        hours = dict(stacked=0.0, baseline=0.0)
-        modes = set()
-        for dataset in ("mnist", "omniglot"):
-            for layers in LAYERS:
-                for k in KS:
-                    ms, mode = best(layers, k, members)
-                    modes.add(mode)
-                    hours["stacked"] += ms * paper_updates(dataset) / 3.6e6
-                    hours["baseline"] += members * step[(layers, k, 1, "eager")] * paper_updates(dataset) / 3.6e6
-        for k in (50, 1):  # Table 2: each direction continues all seeds together
-            ms, mode = best(1, k, seeds)
-            hours["stacked"] += ms * paper_updates("mnist", table2=True) / 3.6e6
-            hours["baseline"] += seeds * step[(1, k, 1, "eager")] * paper_updates("mnist", table2=True) / 3.6e6
-        n_models = 26 * seeds
-        evaluation = seeds * (12 * eval_s[1] + 12 * eval_s[2] + 2 * eval_s[1]) / 3600
-        proj.append(dict(device=name, seeds=seeds, models=n_models, step_modes="/".join(sorted(modes)),
-                         train_hours=round(hours["stacked"], 2), eval_hours=round(evaluation, 2),
-                         total_hours=round(hours["stacked"] + evaluation, 2),
-                         baseline_one_eager_model_per_job_hours=round(hours["baseline"] + evaluation, 2)))
+        jobs = paper_jobs(seeds)  # each group: VAE and IWAE of every seed, trained together
+        stacked = project(jobs, lambda j: best(j.layers, j.k, j.members)[0], lambda j: j.members * eval_s[j.layers])
+        baseline = project(jobs, lambda j: j.members * step[(j.layers, j.k, 1, "eager")],
+                           lambda j: j.members * eval_s[j.layers])  # one eager model per job
+        modes = {best(j.layers, j.k, j.members)[1] for j in jobs}
+        proj.append(dict(device=name, seeds=seeds, models=sum(j.members for j in jobs),
+                         step_modes="/".join(sorted(modes)), train_hours=round(stacked["train_hours"], 2),
+                         eval_hours=round(stacked["eval_hours"], 2), total_hours=round(stacked["total_hours"], 2),
+                         baseline_one_eager_model_per_job_hours=round(baseline["total_hours"], 2)))
         p = proj[-1]
-        print(f"paper budget, {seeds} seed(s), {n_models} models: {p['total_hours']} GPU-hours "
+        print(f"paper budget, {seeds} seed(s), {p['models']} models: {p['total_hours']} GPU-hours "
               f"(train {p['train_hours']} h with {p['step_modes']} stacked steps, evaluation {p['eval_hours']} h); "
               f"one eager model per job: {p['baseline_one_eager_model_per_job_hours']} h", flush=True)
     write_csv(proj, "gpu_projection.csv")
@@ -208,8 +183,8 @@ def main():
     (OUT / "gpu_check.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {OUT}/gpu_train.csv, gpu_eval.csv, gpu_projection.csv, gpu_check.json", flush=True)
     if summary["tests"]["passed"] is False:
-        sys.exit("gpu_check: the CUDA tests failed (see above); the timings are written but the captured step "
-                 "must stay off by default")
+        sys.exit("gpu_check: the CUDA tests failed (see above); the timings are written, but a step mode whose "
+                 "test fails must not be the default on CUDA (iwae.stack.resolve_step_mode)")
 
 
 if __name__ == "__main__":

@@ -29,40 +29,34 @@ import time
 from pathlib import Path
 
 import torch
-
-from common import OUT
+from common import OUT, make_stack, time_rounds
 
 GROUPS = [(layers, k) for layers in (1, 2) for k in (1, 5, 50)]
 
 
-def make_stack(layers: int, k: int, device: torch.device):
-    from iwae.model import IWAEModel, ModelConfig, initialise
-    from iwae.stack import Stack
-    from iwae.train import TrainConfig
-
-    grey = torch.rand(59_600, 784, generator=torch.Generator().manual_seed(0)).to(device) * 0.5
-    cfgs = [TrainConfig(n_layers=layers, objective=o, k=k, seed=s) for s, o in enumerate(("vae", "iwae"))]
-    models = [initialise(IWAEModel(ModelConfig(layers)), "authors", torch.zeros(784)) for _ in cfgs]
-    st = Stack(cfgs, models, grey, lr=1e-4)
-    st.capture()
-    st.start_epoch(1e-4, 0)
-    for _ in range(20):  # eager warm-up, the recording, and replays
-        st.advance()
+def captured_stack(layers: int, k: int):
+    """A group's stack of its VAE and IWAE (captured step), warmed up: eager steps, the recording, replays."""
+    grey = torch.rand(59_600, 784, generator=torch.Generator().manual_seed(0)).to("cuda") * 0.5
+    st = make_stack(grey, layers, k, 2, mode="captured")
+    for _ in range(20):
+        st.step()
     torch.cuda.synchronize()
     return st
 
 
 def worker(layers: int, k: int, steps: int) -> None:
     """One training process: build and warm up, say so, read the common start time, time `steps` steps."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    st = make_stack(layers, k, torch.device("cuda"))
+    from iwae.runtime import no_tf32
+
+    no_tf32()
+    st = captured_stack(layers, k)
     print("ready", flush=True)
     start_at = float(sys.stdin.readline())
     while time.time() < start_at:
         time.sleep(0.001)
     t0 = time.time()
     for _ in range(steps):
-        st.advance()
+        st.step()
     torch.cuda.synchronize()
     t1 = time.time()
     if not torch.isfinite(st.partial).all():
@@ -73,12 +67,8 @@ def worker(layers: int, k: int, steps: int) -> None:
 def alone_ms(steps: int) -> dict:
     out = {}
     for layers, k in GROUPS:
-        st = make_stack(layers, k, torch.device("cuda"))
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            st.advance()
-        torch.cuda.synchronize()
-        out[(layers, k)] = 1e3 * (time.perf_counter() - t0) / steps
+        st = captured_stack(layers, k)
+        out[(layers, k)] = 1e3 * time_rounds({"alone": st.step}, torch.device("cuda"), 1, steps, 0)["alone"][0]
         print(f"alone L{layers} K={k:>2} (stack of 2, captured): {out[(layers, k)]:.3f} ms/step", flush=True)
         del st
     return out
@@ -109,19 +99,20 @@ def processes(groups: list, steps: int) -> float:
 
 
 def streams(steps: int) -> float:
-    stacks = [make_stack(layers, k, torch.device("cuda")) for layers, k in GROUPS]
+    """Wall-clock seconds of the six stacks taking turns in one process, each on its own stream (as
+    ``iwae.train.train_together`` runs them)."""
+    stacks = [captured_stack(layers, k) for layers, k in GROUPS]
     lanes = [torch.cuda.Stream() for _ in stacks]
     main = torch.cuda.current_stream()
     for lane in lanes:
         lane.wait_stream(main)
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
+
+    def all_once():
         for st, lane in zip(stacks, lanes):
             with torch.cuda.stream(lane):
-                st.advance()
-    torch.cuda.synchronize()
-    return time.perf_counter() - t0
+                st.step()
+
+    return steps * time_rounds({"streams": all_once}, torch.device("cuda"), 1, steps, 0)["streams"][0]
 
 
 def main():
@@ -137,7 +128,9 @@ def main():
         return worker(layers, k, args.steps)
     if not torch.cuda.is_available():
         sys.exit("gpu_concurrency: no CUDA GPU here")
-    torch.backends.cuda.matmul.allow_tf32 = False
+    from iwae.runtime import no_tf32
+
+    no_tf32()
     name = torch.cuda.get_device_name()
     alone = alone_ms(args.steps)
     settings = [(f"processes x{len(g)}", g) for g in (GROUPS[:3], GROUPS, GROUPS + GROUPS)]

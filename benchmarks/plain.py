@@ -83,8 +83,10 @@ class PlainIWAE(nn.Module):
         return self
 
 
-class PlainPublishedAdam:
-    """The published Adam update, one parameter at a time."""
+class PlainAdamTorchOrder:
+    """Adam with the published constants (beta1 0.99, v starting at ones, eps 1e-4 outside the bias correction)
+    in torch's order -- moments first, then the parameters -- one parameter at a time: what a researcher
+    writes. The package's default runs Theano's order (tested against the authors' update in test_authors.py)."""
 
     def __init__(self, params, lr=1e-3, b1=0.99, b2=0.999, eps=1e-4):
         self.params = list(params)

@@ -75,3 +75,24 @@ def real_data_dir(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("real")
     fetch("mnist", data_dir, mirror=mirror)
     return data_dir
+
+
+def sixty_steps(objectives, grey, mode: str, steps: int = 60):
+    """A stack of ``objectives`` (seeds 0, 1, ...; independent initial weights) run ``steps`` steps the way ``mode``
+    says, from lr 1e-3: -> (the summed objective of each epoch [epochs, M], the final flat parameters, on the CPU)."""
+    import torch
+
+    from iwae.config import TrainConfig
+    from iwae.stack import build
+
+    st = build([TrainConfig(objective=o, k=5, seed=s, init="seeded") for s, o in enumerate(objectives)], grey, lr=1e-3)
+    st.use(mode)
+    st.start_epoch(1e-3, 0)
+    losses = []
+    for i in range(steps):
+        st.step()
+        if (i + 1) % st.n_batches == 0:
+            losses.append(st.partial.sum(1).cpu())
+            st.partial.zero_()
+    assert st.opt.t == steps
+    return torch.stack(losses), st.params.flat.detach().cpu().clone()

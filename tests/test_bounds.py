@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal
 from iwae.bounds import elbo, iwae_bound
 from iwae.objectives import objective
 
+
 @pytest.fixture(autouse=True)
 def float64():
     old = torch.get_default_dtype()

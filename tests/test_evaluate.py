@@ -45,3 +45,48 @@ def test_active_units_on_a_constructed_model():
     a_u = activity(model, x, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a_u[0] >= ACTIVE_THRESHOLD, active1)
     assert torch.equal(a_u[1] >= ACTIVE_THRESHOLD, active2)
+
+
+def test_evaluate_writes_what_the_records_read(fake_data_dir, tmp_path):
+    """`iwae evaluate` on a trained model writes a metrics file that ``records.collect`` reads: the per-image
+    log-likelihoods on the first N test images (their mean is the test log-likelihood), binarised from the
+    evaluation seed, the training record, the evaluation protocol."""
+    import json
+
+    import numpy as np
+
+    from iwae import records
+    from iwae.cli import main
+    from iwae.config import TrainConfig
+    from iwae.data import binarize, load
+    from iwae.train import train
+
+    meta = train(TrainConfig(k=2, stages=[0], train_subset=40), fake_data_dir, tmp_path / "run",
+                 torch.device("cpu"), progress=False)
+    out = tmp_path / "run" / "metrics.json"
+    main(["evaluate", "--model", str(tmp_path / "run" / "model.pt"), "--out", str(out), "--data-dir",
+          str(fake_data_dir), "--k", "20", "--test-subset", "30", "--train-subset", "10", "--active-units-n", "20",
+          "--bound-ks", "1,5", "--threads", "1"])
+    m = json.loads(out.read_text())
+    row = records.collect([out]).iloc[0]
+    assert len(row.ll) == row.n_test == 30 and row.nll == pytest.approx(-np.mean(row.ll))
+    assert row.images == "the first 30 test images (binarisation seed 1234)"
+    assert (row.epochs, row.updates, row.k) == (meta["epochs"], meta["updates"], 2)
+    assert set(m["eval"]["test_bounds"]) == {"L1", "L2", "L5", "L20"} and m["eval"]["eval_config"]["test_subset"] == 30
+    # the images: the first 30 test images binarised once from the seed, on the CPU whatever the device
+    from iwae import evaluate as evaluate_mod
+
+    seen = []
+    real = evaluate_mod.log_likelihood
+
+    def recording(model, x, k, **kw):
+        seen.append(x.clone())
+        return real(model, x, k, **kw)
+
+    test = load("mnist", fake_data_dir)[0].test
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evaluate_mod, "log_likelihood", recording)
+        evaluate_mod.evaluate(initialise(IWAEModel(ModelConfig(1)), "seeded", torch.zeros(784)), test[:30], test,
+                              seed=1234, k=3, bound_ks=(), train_subset=5, active_units_n=5)
+    assert torch.equal(seen[0], binarize(test[:30], torch.Generator().manual_seed(1234)))
+    assert torch.equal(seen[0][:10], binarize(test[:10], torch.Generator().manual_seed(1234)))  # any first n

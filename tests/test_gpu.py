@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import sixty_steps
 
 from iwae.bounds import iwae_bound
+from iwae.checkpoint import load_model
+from iwae.config import TrainConfig
 from iwae.model import IWAEModel, ModelConfig, initialise, stack
-from iwae.optim import FlatParameters, PublishedAdam
-from iwae.stack import Stack
-from iwae.train import TrainConfig
+from iwae.optim import FlatAdam, FlatParameters
+from iwae.runtime import no_tf32
+from iwae.train import Interrupted, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh)")
 CUDA = torch.device("cuda")
@@ -21,10 +24,7 @@ CUDA = torch.device("cuda")
 
 @pytest.fixture(autouse=True)
 def float32_exactly():
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32 = old
+    no_tf32()
 
 
 def model(layers, seed=0):
@@ -42,7 +42,7 @@ def test_cuda_steps_match_cpu_on_the_same_draws(layers):
     for device in (torch.device("cpu"), CUDA):
         m = stack([model(layers)]).to(device)
         params = FlatParameters(m)
-        opt = PublishedAdam(params, lr=1e-3)
+        opt = FlatAdam(params, lr=1e-3)
         losses = []
         for x, noise in draws:
             loss = -iwae_bound(m.log_weights(x.to(device), 5, noise=[e.to(device) for e in noise])).sum()
@@ -56,27 +56,16 @@ def test_cuda_steps_match_cpu_on_the_same_draws(layers):
 
 
 @pytest.mark.parametrize("members", [1, 3])
-def test_captured_step_matches_eager(members):
-    """A stack trained 60 steps eagerly and 60 steps with the step captured as a CUDA graph (3 eager warm-up
-    steps, then replays), from the same seeds: the same per-step losses and final parameters within 1e-5."""
+@pytest.mark.parametrize("mode", ["captured", "compiled", "fused"])
+def test_captured_and_fused_steps_match_eager(members, mode):
+    """A stack trained 60 steps eagerly and 60 steps run another way (captured as a CUDA graph: 3 eager warm-up
+    steps, then replays; compiled by torch.compile; fused: both), from the same seeds: the same per-epoch losses
+    and final parameters within 1e-5."""
     grey = torch.rand(400, 784, generator=torch.Generator().manual_seed(1)).to(CUDA) * 0.5
-    final = {}
-    for mode in ("eager", "captured"):
-        cfgs = [TrainConfig(objective=o, k=5, seed=s) for o, s in zip(("iwae", "vae", "iwae_dreg"), range(members))]
-        st = Stack(cfgs, [model(1, seed=s) for s in range(members)], grey, lr=1e-3)
-        if mode == "captured":
-            st.capture()
-        st.start_epoch(1e-3, 0)
-        losses = []
-        for i in range(60):
-            st.advance()
-            if (i + 1) % st.n_batches == 0:
-                losses.append(st.partial.sum(1).cpu())
-                st.partial.zero_()
-        torch.cuda.synchronize()
-        final[mode] = (torch.stack(losses), st.params.flat.detach().cpu().clone())
-    assert torch.allclose(final["captured"][0], final["eager"][0], rtol=1e-4)
-    assert torch.allclose(final["captured"][1], final["eager"][1], rtol=0, atol=1e-5)
+    objectives = ("iwae", "vae", "iwae_dreg")[:members]
+    ref, other = sixty_steps(objectives, grey, "eager"), sixty_steps(objectives, grey, mode)
+    assert torch.allclose(other[0], ref[0], rtol=1e-4)
+    assert torch.allclose(other[1], ref[1], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -95,8 +84,6 @@ def test_k5000_estimate_matches_cpu(layers):
 def test_captured_run_stopped_and_resumed_matches_the_uninterrupted_one(fake_data_dir, tmp_path):
     """`iwae train` on CUDA with the default step (auto = captured): a stack stopped mid-epoch (as on SIGTERM)
     and resumed from its checkpoint ends where the uninterrupted run ends (parameters within 1e-5)."""
-    from iwae.train import Interrupted, load_model, train
-
     cfgs = [TrainConfig(objective=o, k=5, seed=s, stages=[0, 1], train_subset=400, data_order="reshuffle")
             for o, s in (("vae", 0), ("iwae", 1))]
 

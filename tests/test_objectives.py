@@ -10,9 +10,10 @@ from scipy.stats import norm
 
 from iwae import objectives
 from iwae.bounds import elbo, iwae_bound
+from iwae.config import TrainConfig
 from iwae.model import IWAEModel, ModelConfig, initialise
 from iwae.snr import gradients
-from iwae.train import TrainConfig, train
+from iwae.train import train
 
 
 def model_1layer(seed=0):

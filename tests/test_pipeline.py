@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, mirror_or_fail, write_fake_omniglot
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -109,11 +108,21 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     snakemake(wd, "--cores", "2", *config)
 
     # every table and figure (PDF and PNG), the report and (where latexmk is, as in CI) the PDF
+    tables = wd / "results" / "tables"
+    names = []
     for name in ("table1", "table2", "wallclock"):
         for ext in ("csv", "md", "tex"):
-            assert (wd / "results" / "tables" / f"{name}.{ext}").stat().st_size > 0
-        assert "\\caption{Table" not in (wd / "results" / "tables" / f"{name}.tex").read_text()  # LaTeX numbers it
-    assert "IWAE" in (wd / "results" / "tables" / "claims.md").read_text()
+            assert (tables / f"{name}.{ext}").stat().st_size > 0
+        assert "\\caption{" not in (tables / f"{name}.tex").read_text()  # unnumbered: the caption names the table
+        caption = (tables / f"{name}.md").read_text().split("\n\n")[0]
+        assert "the first 40 test images" in caption and "1 training seed" in caption  # images and seeds
+        names += re.findall(r"^Table \d+", caption)
+    assert len(names) == len(set(names)) == 2  # the paper's Table 1 and Table 2, each once
+    for name in ("table1", "table2"):  # one sign convention, stated in every caption with a difference
+        assert "negative means" in (tables / f"{name}.md").read_text().split("\n\n")[0]
+    claims = (tables / "claims.md").read_text()
+    assert "IWAE" in claims and "no verdict from one training seed" in claims
+    assert not re.search(r": this run (supports|contradicts)", claims)  # one seed: no verdict
     for fig in ("nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock", "samples"):
         assert (wd / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert (wd / "results" / "figures" / f"{fig}.pdf").read_bytes()[:4] == b"%PDF"
@@ -126,7 +135,7 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     # Table 1 in the paper's layout: one row per (dataset, layers, K) with both objectives
     md = (wd / "results" / "tables" / "table1.md").read_text().splitlines()
     header = next(line for line in md if line.startswith("| data"))
-    assert all(col in header for col in ("VAE NLL", "IWAE NLL", "VAE AU (paper)", "IWAE-VAE [95% CI]"))
+    assert all(col in header for col in ("VAE: ours", "VAE: paper", "IWAE: ours", "IWAE: paper", "IWAE - VAE [95% CI]"))
     assert len([line for line in md if line.startswith("| MNIST") or line.startswith("| OMNIGLOT")]) == 12
 
     # the long CSV holds the runs' numbers
@@ -167,20 +176,48 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
     tables = wd / "results" / "tables"
     t3 = pd.read_csv(tables / "table3.csv")
     assert list(t3.objective) == ["iwae", "piwae_m2", "miwae_m2", "ciwae_b0.5", "vae"]  # the smoke budget's
-    assert t3.log_px.notna().all() and t3.bound.notna().all() and (t3.bound <= t3.log_px + 1e-6).all()
-    assert t3.log_px_paper.notna().sum() == 3  # the published values, where the objectives match them
+    assert t3.nll.notna().all() and t3.neg_bound.notna().all() and (t3.neg_bound >= t3.nll - 1e-6).all()
+    assert t3.nll_paper.notna().sum() == 3  # the published values, where the objectives match them
     est = pd.read_csv(tables / "estimators.csv")
     assert set(est.objective) == {"iwae", "iwae_stl", "iwae_dreg", "rws_dreg"} and est.minus_iwae.notna().sum() == 3
     slopes = pd.read_csv(tables / "snr.csv")
     assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained", "early"}
     for ext in ("pdf", "png"):
         assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000
+    for name in ("nll_vs_k", "active_units", "wallclock"):  # one K (50): no figure against K
+        assert not (wd / "results" / "figures" / f"{name}.png").exists()
+    assert (wd / "results" / "figures" / "bounds.png").exists()
 
 
 def test_paired_difference_column_prints_its_interval_or_the_bare_difference():
     """Tables print "d [low, high]"; a difference without an interval (one pair) alone, never "[nan, nan]"."""
-    from iwae.report import _intervals
+    from iwae.report import intervals
 
     nan = float("nan")
     t = pd.DataFrame(dict(d=[-1.234, 0.5, nan], low=[-1.5, nan, nan], high=[-0.9, nan, nan]))
-    assert _intervals(t, "d") == ["-1.23 [-1.50, -0.90]", "+0.50", ""]
+    assert intervals(t, "d") == ["-1.23 [-1.50, -0.90]", "+0.50", ""]
+
+
+def test_the_schemas_allowed_values_are_the_packages():
+    """The config schema spells the allowed values of each protocol option again: they must be the package's."""
+    import yaml
+
+    from iwae import objectives
+    from iwae.config import DATA_ORDERS
+    from iwae.model import INITS
+    from iwae.optim import OPTIMIZERS
+    from iwae.stack import STEP_MODES
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]
+    for key, allowed in (("init", INITS), ("optimizer", OPTIMIZERS), ("step", STEP_MODES),
+                         ("data_order", DATA_ORDERS)):
+        assert props[key]["enum"] == list(allowed), key
+    pattern = schema["definitions"]["objectives"]["items"]["pattern"]
+    for name in [*objectives._FIXED, "miwae_m8", "piwae_m16", "ciwae_b0.5", "ciwae_b1"]:
+        objectives.get(name)
+        assert re.fullmatch(pattern.strip("^$"), name), name  # every registry name passes the schema
+    for name in ("IWAE", "iwae-dreg", "vae2x"):  # what the schema refuses, the registry refuses too
+        assert not re.fullmatch(pattern.strip("^$"), name)
+        with pytest.raises(ValueError):
+            objectives.get(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from iwae.optim import FlatParameters, PublishedAdam
+from iwae.optim import FlatAdam, FlatParameters
 from iwae.schedule import epoch_plan, schedule
 
 
@@ -30,9 +30,9 @@ def test_reduced_schedule():
 
 def test_optimizer_choices():
     params = FlatParameters(torch.nn.Linear(2, 1))
-    assert PublishedAdam(params, 1e-3).betas == (0.99, 0.999)
-    assert PublishedAdam(params, 1e-3, variant="paper_text").betas == (0.9, 0.999)
-    assert torch.equal(PublishedAdam(params, 1e-3, variant="paper_text").v, torch.zeros(3))  # torch's Adam
-    assert torch.equal(PublishedAdam(params, 1e-3).v, torch.ones(3))  # the published code's
+    assert FlatAdam(params, 1e-3).betas == (0.99, 0.999)
+    assert FlatAdam(params, 1e-3, variant="paper_text").betas == (0.9, 0.999)
+    assert torch.equal(FlatAdam(params, 1e-3, variant="paper_text").v, torch.zeros(3))  # torch's Adam
+    assert torch.equal(FlatAdam(params, 1e-3).v, torch.ones(3))  # the published code's
     with pytest.raises(ValueError, match="unknown optimizer"):
-        PublishedAdam(params, 1e-3, variant="sgd")
+        FlatAdam(params, 1e-3, variant="sgd")

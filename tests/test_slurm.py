@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import slurm_cluster
 from conftest import mirror_or_fail
 from test_pipeline import snakemake, workflow_copy

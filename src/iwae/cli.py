@@ -21,6 +21,17 @@ def _str_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _choices_list(choices, kind=str):
+    """A comma-separated list whose every item is one of ``choices``."""
+    def parse(text: str) -> list:
+        values = [kind(t) for t in _str_list(text)]
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated values from {list(choices)}")
+        return values
+    return parse
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows every option's default (unless its help says it) and keeps the description's line breaks."""
 
@@ -38,42 +49,56 @@ def cmd_fetch(args) -> None:
         print(f"{args.dataset}/{rec['file']}: {rec['algorithm']} {rec['checksum']} {flag}; from {rec['source']}")
 
 
-def _members(args) -> tuple[list, list[Path]]:
-    """The (config, output folder) of every member: the product of --objectives and --seeds."""
-    from iwae.train import TrainConfig
+def _groups(args) -> list[tuple[list, list[Path]]]:
+    """The stacks to train: one per (dataset, layers, K) of the product of --dataset, --layers and --k, each
+    of every objective with every seed; -> [(configs, output folders)]."""
+    from iwae.config import TrainConfig
 
+    groups = list(itertools.product(args.dataset, args.layers, args.k))
     objectives, seeds = args.objectives or [args.objective], args.seeds or [args.seed]
     pairs = list(itertools.product(objectives, seeds))
     if len(pairs) > 1 and not ("{objective}" in args.out or "{seed}" in args.out):
         raise ValueError(f"{len(pairs)} members need one folder each: put {{objective}} and {{seed}} in --out, "
-                         f"e.g. --out 'runs/{{objective}}-k{args.k}/seed{{seed}}'")
-    cfgs, outs = [], []
-    for objective, seed in pairs:
-        fill = dict(objective=objective, seed=seed)
-        cfgs.append(TrainConfig(
-            dataset=args.dataset, n_layers=args.layers, objective=objective, k=args.k, seed=seed,
-            stages=args.stages, epoch_scale=args.epoch_scale, train_subset=args.train_subset,
-            batch_size=args.batch_size, optimizer=args.optimizer, init=args.init, data_order=args.data_order,
-            init_from=args.init_from.format(**fill) if args.init_from else None,
-            continue_state=not args.fresh_optimizer, budget=args.budget))
-        outs.append(Path(args.out.format(**fill)))
-    if len(set(outs)) != len(outs):
-        raise ValueError(f"--out {args.out!r} gives the same folder to several members; add {{objective}}/{{seed}}")
-    return cfgs, outs
+                         f"e.g. --out 'runs/{{objective}}-k{{k}}/seed{{seed}}'")
+    out = []
+    for dataset, layers, k in groups:
+        cfgs, outs = [], []
+        for objective, seed in pairs:
+            fill = dict(objective=objective, seed=seed, dataset=dataset, layers=layers, k=k)
+            cfgs.append(TrainConfig(
+                dataset=dataset, n_layers=layers, objective=objective, k=k, seed=seed,
+                stages=args.stages, epoch_scale=args.epoch_scale, train_subset=args.train_subset,
+                batch_size=args.batch_size, optimizer=args.optimizer, init=args.init, data_order=args.data_order,
+                init_from=args.init_from.format(**fill) if args.init_from else None,
+                continue_state=not args.fresh_optimizer, budget=args.budget))
+            outs.append(Path(args.out.format(**fill)))
+        out.append((cfgs, outs))
+    folders = [o for _, outs in out for o in outs]
+    if len(set(folders)) != len(folders):
+        what = "{dataset}, {layers}, {k}, " if len(groups) > 1 else ""
+        raise ValueError(f"--out {args.out!r} gives the same folder to several members; add {what}"
+                         f"{{objective}}/{{seed}}")
+    return out
 
 
 def cmd_train(args) -> None:
     from iwae.runtime import resolve_device, set_threads, tune_allocator
-    from iwae.train import Interrupted, train
+    from iwae.train import Interrupted, Run, train_together
 
     set_threads(args.threads)
     tune_allocator()
-    cfgs, outs = _members(args)
-    done = [o for o in outs if (o / "model.pt").exists()]
-    if done and not args.force:
-        sys.exit(f"iwae train: {', '.join(f'{o}/model.pt' for o in done)} exist(s): finished. Use --force to train "
-                 f"{'them' if len(done) > 1 else 'it'} again" + (", or leave the finished members out of the stack."
-                                                                  if len(done) < len(outs) else "."))
+    groups = _groups(args)
+    todo = []
+    for cfgs, outs in groups:
+        done = [o for o in outs if (o / "model.pt").exists()]
+        if len(done) == len(outs) and len(groups) > 1 and not args.force:
+            print(f"iwae train: {outs[0].parent} ...: finished (every member has its model.pt); skipped", flush=True)
+        elif done and not args.force:
+            sys.exit(f"iwae train: {', '.join(f'{o}/model.pt' for o in done)} exist(s): finished. Use --force to "
+                     f"train {'them' if len(done) > 1 else 'it'} again" +
+                     (", or leave the finished members out of the stack." if len(done) < len(outs) else "."))
+        else:
+            todo.append((cfgs, outs))
     # A scheduler's SIGTERM (preemption, time limit) or Ctrl-C: checkpoint at the next step, then exit.
     stop = {"requested": False}
 
@@ -82,34 +107,33 @@ def cmd_train(args) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    device = resolve_device(args.device)
+    runs = [Run(cfgs, args.data_dir, outs, device, args.step, args.checkpoint_minutes, progress=not args.no_progress,
+                together=len(todo)) for cfgs, outs in todo]
     try:
-        metas = train(cfgs, args.data_dir, outs, resolve_device(args.device), progress=not args.no_progress,
-                      should_stop=lambda: stop["requested"], checkpoint_minutes=args.checkpoint_minutes,
-                      step_mode=args.step)
+        metas = train_together(runs, should_stop=lambda: stop["requested"])
     except Interrupted as e:
         print(f"iwae train: interrupted: {e}. Run the same command again to resume.", file=sys.stderr)
         sys.exit(143)
-    for meta, out in zip(metas, outs):
-        print(f"{out}: {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
-              f"(a stack of {meta['stack_size']}) on {meta['device']}; final train objective "
-              f"{meta['history'][-1]['train_objective']:.3f}")
+    for run, group in zip(runs, metas):
+        for meta, out in zip(group, run.outs):
+            print(f"{out}: {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
+                  f"(a stack of {meta['stack_size']}) on {meta['device']}; final train objective "
+                  f"{meta['history'][-1]['train_objective']:.3f}")
 
 
 def cmd_evaluate(args) -> None:
-    import torch
 
     from iwae import data as data_mod
+    from iwae.checkpoint import load_model
     from iwae.evaluate import evaluate
     from iwae.runtime import code_version, device_name, peak_memory_mb, resolve_device, set_threads, tune_allocator
-    from iwae.train import load_model
 
     if len(args.model) != len(args.out):
         raise ValueError(f"{len(args.model)} --model files but {len(args.out)} --out files: give one of each per model")
     set_threads(args.threads)
     tune_allocator()
     device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # the estimate is float32 exactly
     loaded = {}
     for model_path, out in zip(args.model, args.out):
         model = load_model(model_path, device)
@@ -124,7 +148,8 @@ def cmd_evaluate(args) -> None:
         result = evaluate(
             model, test_x, train_x, seed=args.seed, k=args.k, bound_ks=tuple(args.bound_ks) + (tc["k"],),
             train_subset=args.train_subset, active_units_n=args.active_units_n, max_rows=args.max_rows,
-            activity_ddof=args.activity_ddof, progress=lambda msg: print(f"{model_path}: {msg}", flush=True),
+            activity_ddof=args.activity_ddof, active_only=not args.no_active_only,
+            progress=lambda msg: print(f"{model_path}: {msg}", flush=True),
         )
         metrics = dict(
             run=dict(dataset=tc["dataset"], n_layers=meta["model_config"]["n_layers"], objective=tc["objective"],
@@ -137,7 +162,7 @@ def cmd_evaluate(args) -> None:
             eval=dict(result, device=device_name(device), peak_memory_mb=peak_memory_mb(device),
                       eval_config=dict(k=args.k, test_subset=args.test_subset, train_subset=args.train_subset,
                                        active_units_n=args.active_units_n, seed=args.seed, max_rows=args.max_rows,
-                                       activity_ddof=args.activity_ddof),
+                                       activity_ddof=args.activity_ddof, active_only=not args.no_active_only),
                       eval_path="fast", code_version=code_version()),
         )
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +173,61 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from iwae import report
+    import pandas as pd
 
-    report.main(args)
+    from iwae import figures, records, report
+
+    if args.what == "samples":
+        figures.samples(args.inputs, Path(args.out))
+    elif args.what == "family":
+        if not (args.table3 or args.estimators or args.snr):
+            raise SystemExit("iwae report family: nothing to write; give --table3, --estimators and/or --snr")
+        out = Path(args.out)
+        if args.table3:
+            report.write_table3(args.table3, out / "tables" / "table3")
+        if args.estimators:
+            report.write_estimators(args.estimators, out / "tables" / "estimators")
+        if args.snr:
+            from iwae.snr import slopes
+
+            rows = pd.read_csv(args.snr)
+            fitted = pd.DataFrame(slopes(rows.to_dict("records")))
+            report.write_snr_table(rows, fitted, out / "tables" / "snr")
+            figures.snr_figure(rows, fitted, out / "figures" / "snr")
+    else:
+        df = records.collect(args.inputs, args.first_images)
+        curve_df = records.collect(args.curve, args.first_images) if args.curve else None
+        if args.what == "tables":
+            floor = pd.read_csv(args.noise_floor) if args.noise_floor else None
+            report.write_tables(df, Path(args.out), curve_df, floor)
+        else:
+            print("figures:", ", ".join(figures.write_figures(df, Path(args.out), curve_df)))
+
+
+def _report_arguments(p) -> None:
+    sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    for what, helptext in (("tables", "Table 1, Table 2, wall-clock, learning curve, noise floor, claims (csv, md, tex)"),
+                           ("figures", "the figures (pdf and png); those against K only for a run with several K")):
+        s = sub.add_parser(what, help=helptext, formatter_class=_Help)
+        s.add_argument("inputs", nargs="+", help="metrics JSON files")
+        s.add_argument("--curve", nargs="*", default=None, help="metrics of stage snapshots: a learning curve")
+        s.add_argument("--first-images", type=int, default=None,
+                       help="the test NLL and every comparison on the first N evaluated test images only (to put runs "
+                            "evaluated on different subsets side by side)")
+        s.add_argument("--out", required=True, help="output folder")
+        if what == "tables":
+            s.add_argument("--noise-floor", default=None,
+                           help="noise_floor.csv of a run with several seeds: shown beside a one-seed run's intervals")
+    s = sub.add_parser("samples", help="samples of each generative model, one labelled matrix per data set and "
+                                       "architecture", formatter_class=_Help)
+    s.add_argument("inputs", nargs="+", help="model.pt files")
+    s.add_argument("--out", required=True, help="output file name without extension (writes .pdf and .png)")
+    s = sub.add_parser("family", help="beyond the paper: Table 3, the estimators, the SNR slopes and figure "
+                                      "(each part whose inputs are given)", formatter_class=_Help)
+    s.add_argument("--table3", nargs="+", default=[], help="metrics of the Table 3 runs")
+    s.add_argument("--estimators", nargs="+", default=[], help="metrics of the estimator runs")
+    s.add_argument("--snr", default=None, help="snr.csv of `iwae snr`")
+    s.add_argument("--out", required=True, help="results folder (writes tables/ and figures/ in it)")
 
 
 def cmd_snr(args) -> None:
@@ -161,9 +238,12 @@ def cmd_snr(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from iwae import __version__
+    from iwae.config import DATA_ORDERS, TrainConfig
+    from iwae.data import DATASETS
     from iwae.evaluate import AUTHORS_DDOF
+    from iwae.model import INITS
     from iwae.optim import OPTIMIZERS
-    from iwae.train import DATA_ORDERS, STEP_MODES, TrainConfig
+    from iwae.stack import STEP_MODES
 
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="iwae", description=__doc__, formatter_class=_Help)
@@ -172,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fetch", help="download (or copy from a mirror) and verify a dataset", formatter_class=_Help,
                        description="Put a dataset's files in the cache folder and verify their checksums.")
-    f.add_argument("dataset", choices=["mnist", "omniglot"])
+    f.add_argument("dataset", choices=sorted(DATASETS))
     f.add_argument("--data-dir", default="data", help="cache folder")
     f.add_argument("--mirror", default=None, help="local mirror folder tried before the internet "
                    "(default: $IWAE_DATA_MIRROR); it holds <dataset>/<file>")
@@ -186,13 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train with the paper's schedule (resumes the checkpoints in the output folders).\n"
                     "Several --objectives/--seeds train as one stack (one process, batched): each member ends\n"
                     "where training it alone would. The defaults are the authors' procedure.")
-    t.add_argument("--dataset", choices=["mnist", "omniglot"], default=d.dataset, help="data set")
-    t.add_argument("--layers", type=int, choices=[1, 2], default=d.n_layers, help="stochastic layers")
+    t.add_argument("--dataset", type=_choices_list(DATASETS), default=[d.dataset],
+                   help="data set; several (comma-separated) train as separate stacks in one process")
+    t.add_argument("--layers", type=_choices_list((1, 2), int), default=[d.n_layers],
+                   help="stochastic layers; several (comma-separated): separate stacks in one process")
     t.add_argument("--objective", default=d.objective,
                    help="training objective or estimator (vae, iwae, iwae_stl, iwae_dreg, rws, rws_dreg, miwae_m<M>, "
                         "piwae_m<M>, ciwae_b<beta>; see the README)")
     t.add_argument("--objectives", type=_str_list, default=None, help="comma-separated: train these together")
-    t.add_argument("--k", type=int, default=d.k, help="samples per data point in the objective")
+    t.add_argument("--k", type=_int_list, default=[d.k],
+                   help="samples per data point in the objective; several (comma-separated): separate stacks in one "
+                        "process (on CUDA each on its own stream, side by side on the GPU)")
     t.add_argument("--seed", type=int, default=d.seed, help="seed of every random draw of the run")
     t.add_argument("--seeds", type=_int_list, default=None, help="comma-separated: train these seeds together")
     t.add_argument("--stages", type=_int_list, default=None,
@@ -203,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                    help="published: Adam as the authors' code ran it (Theano's order); published_torch_order: the "
                         "same constants in torch's order; paper_text: torch's Adam, beta1 = 0.9")
-    t.add_argument("--init", choices=["authors", "seeded"], default=d.init,
+    t.add_argument("--init", choices=INITS, default=d.init,
                    help="authors: the published initial weights (the same for every seed); seeded: independent "
                         "Glorot-uniform weights from the seed")
     t.add_argument("--data-order", choices=DATA_ORDERS, default=d.data_order,
@@ -218,12 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default="data", help="where `iwae fetch` put the data")
     t.add_argument("--out", required=True,
                    help="run folder (model.pt, train.json; checkpoint.pt while running); for several members a "
-                        "pattern with {objective} and {seed}")
+                        "pattern with {objective} and {seed} (and {dataset}, {layers}, {k} for several stacks)")
     t.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="checkpoint every N minutes (and at every stage's end, and on SIGTERM)")
     t.add_argument("--step", choices=STEP_MODES, default="auto",
-                   help="captured: record the whole step as a CUDA graph and replay it (CUDA only); auto: "
-                        "captured on CUDA, eager elsewhere")
+                   help="how the step runs: eager; captured (recorded as a CUDA graph and replayed; CUDA only); "
+                        "compiled (torch.compile'd forward, backward and update); fused (compiled and captured; CUDA "
+                        "only); auto: captured on CUDA, eager elsewhere")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     t.add_argument("--force", action="store_true", help="train again even if model.pt exists")
@@ -247,15 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-rows", type=int, default=None,
                    help="memory bound: images x samples per chunk, ~9.4 kB each (default: 5,000 on CPU, 250,000 on GPU)")
     e.add_argument("--seed", type=int, default=1234, help="seed of the binarisation and samples")
+    e.add_argument("--no-active-only", action="store_true",
+                   help="skip the test log-likelihood with the inactive units removed (a second K=5000 estimate)")
     e.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     e.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     e.set_defaults(func=cmd_evaluate)
 
-    from iwae.report import add_arguments
-
     r = sub.add_parser("report", help="tables, figures and sample images from metrics and model files",
                        formatter_class=_Help)
-    add_arguments(r)
+    _report_arguments(r)
     r.set_defaults(func=cmd_report)
 
     from iwae.snr import add_arguments as snr_arguments

@@ -1,21 +1,29 @@
-"""The figures, one file per figure in PDF (vector) and PNG, sized for a page (7 in) or a column (3.4 in).
+"""The figures, one file per figure in PDF (vector) and PNG, sized for the report's page (6.7 in) or a column
+(3.3 in) and drawn at the body's scale (8 pt text, 7 pt ticks and legends, 6.5 pt footnotes).
 
-Ours are lines (with error bars: the standard error over the test images, or the sd over seeds where
-there are several), the paper's are markers of the same colour; K is on a log axis labelled with the
-Ks of the run. Every figure carries its budget and data status in a footnote.
+Ours are lines with 95% intervals (over the training seeds where there are several, else over the test
+images of one seed: the footnote says which); the paper's are markers of the same colour. Comparisons are
+drawn the right way round: the paired IWAE - VAE difference with its interval, beside the absolute NLL.
+Every figure's footnote says the budget, epochs, test images and seeds. A figure "against K" is drawn
+only for a run with two or more K (``figures_for``).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from iwae.report import OBJ_LABEL, base_runs, budget_note, label, paper_reference
+from iwae.checkpoint import load_model
+from iwae.records import CEILING, OBJ_LABEL, SIGN, base_runs, budget_note, compare, curve, label, paper_reference
+from iwae.stats import mean_ci
 
-PAGE, COLUMN = 7.0, 3.4
+PAGE, COLUMN = 6.7, 3.3
 PALETTE = {"VAE": "#1f77b4", "IWAE": "#d62728"}
+FOOTNOTE_PT = 6.5
+AGAINST_K = ("nll_vs_k", "active_units", "wallclock")
 
 
 def _plt():
@@ -25,25 +33,39 @@ def _plt():
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(context="paper", style="ticks", font_scale=0.95)
+    sns.set_theme(context="paper", style="ticks")
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+                         "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
+                         "figure.titlesize": 8, "pdf.fonttype": 42})
     return plt, sns
 
 
+def figures_for(df: pd.DataFrame, curve_df: pd.DataFrame | None = None) -> list[str]:
+    """The figures a run gets: those against K only with two or more K; the learning curve with snapshots."""
+    names = ["nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock"]
+    if base_runs(df).k.nunique() < 2:
+        names = [n for n in names if n not in AGAINST_K]
+    return names + (["curve"] if curve_df is not None else [])
+
+
+def _figure(plt, width: float, height: float):
+    return plt.figure(figsize=(width, height), layout="constrained")
+
+
 def save(fig, stem: Path, footnote: str = "") -> None:
-    """stem.pdf and stem.png, with a footnote (budget, data status) under the axes."""
+    """stem.pdf and stem.png; the footnote (budget, epochs, images, seeds) under the axes, wrapped to the width."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     if footnote:
-        fig.text(0.01, 0.005, footnote, fontsize=6, color="0.35", ha="left", va="bottom", wrap=True)
-    top = 1 - 0.035 * getattr(fig, "legend_rows", 0) * 7 / fig.get_figheight()
-    fig.tight_layout(rect=(0, 0.04 if footnote else 0, 1, top))
-    fig.savefig(stem.with_suffix(".pdf"))
-    fig.savefig(stem.with_suffix(".png"), dpi=200)
+        chars = int(fig.get_figwidth() * 72 / (0.5 * FOOTNOTE_PT))
+        fig.text(0.0, 0.0, textwrap.fill(footnote, chars), fontsize=FOOTNOTE_PT, color="0.3", ha="left", va="top")
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.04)
+    fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight", pad_inches=0.04)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
 
 
-def _k_axis(ax, ks, labels=None) -> None:
+def _k_axis(ax, ks, xlabel: str = "K (samples in training)", labels=None) -> None:
     """A log axis with a tick at each K of the run, labelled 1, 5, 50 (or ``labels``)."""
     from matplotlib.ticker import FixedLocator, NullLocator
 
@@ -51,247 +73,310 @@ def _k_axis(ax, ks, labels=None) -> None:
     ax.xaxis.set_major_locator(FixedLocator(sorted(ks)))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels(labels or [str(k) for k in sorted(ks)])
-    ax.set_xlabel("K (samples in training)")
+    ax.set_xlabel(xlabel)
 
 
-def _panels(df: pd.DataFrame, plt, height: float = 2.2):
-    keys = sorted({(d, l) for d, l in zip(df.dataset, df.n_layers)})
-    cols = min(2, len(keys))
-    rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(PAGE if cols > 1 else COLUMN, height * rows + 0.4), squeeze=False)
-    for ax in axes.flat[len(keys):]:
-        ax.set_visible(False)
-    return fig, list(zip(keys, axes.flat))
+def _cells(df: pd.DataFrame) -> list[tuple[str, int]]:
+    return sorted({(d, int(layers)) for d, layers in zip(df.dataset, df.n_layers)})
 
 
-def _title(ax, dataset: str, layers: int, verified: bool) -> None:
-    ax.set_title(f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} stochastic "
-                 f"layer{'s' if layers > 1 else ''}", fontsize=8)
+def _title(dataset: str, layers: int, verified: bool) -> str:
+    return (f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} stochastic "
+            f"layer{'s' if layers > 1 else ''}")
 
 
-def _errors(g: pd.DataFrame, column: str, sem_column: str | None) -> tuple[float, float]:
-    """(mean, error bar) of a column over seeds: the sd over seeds, or the images' standard error for one seed."""
-    mean = float(g[column].mean())
+def _verified(df: pd.DataFrame, dataset: str) -> bool:
+    return bool(df[df.dataset == dataset].data_verified.all())
+
+
+def _interval_kind(df: pd.DataFrame) -> str:
+    if df.seed.nunique() > 1:
+        return f"95% intervals over the {df.seed.nunique()} training seeds"
+    return "95% intervals over the test images of one training seed (not training's noise)"
+
+
+def _nll_interval(g: pd.DataFrame) -> tuple[float, float]:
+    """(mean NLL, half-width of its 95% interval): over seeds, or 1.96 standard errors over the images."""
     if len(g) > 1:
-        return mean, float(g[column].std())
-    return mean, float(g[sem_column].iloc[0]) if sem_column else 0.0
+        mean, low, _ = mean_ci(g.nll)
+        return mean, mean - low
+    return float(g.nll.iloc[0]), 1.96 * float(g.nll_sem.iloc[0])
 
 
-def _legend(fig, axes_pairs) -> None:
-    handles = {}
-    for _, ax in axes_pairs:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in ("objective", "trained", "model", "arch"):  # seaborn's group titles
-                handles.setdefault(lab, h)
-        if ax.get_legend():
-            ax.get_legend().remove()
-    rank = {name: i for i, name in enumerate(PALETTE)}
-    order = sorted(handles, key=lambda s: ("paper" in s, rank.get(s.split(" ")[0].rstrip(","), 9), s))
-    fig.legend([handles[k] for k in order], order, loc="upper center", ncol=min(4, len(order)), fontsize=7,
-               frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.legend_rows = -(-len(order) // 4)
+def _legend(fig, handles: dict) -> None:
+    fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncol=min(4, len(handles)),
+               frameon=False)
 
 
-def nll_vs_k(df: pd.DataFrame, stem: Path, mode: str = "auto") -> str:
-    """Test NLL against K per (dataset, layers); mode 'difference' shows ours minus the paper's."""
-    plt, _ = _plt()
-    base = base_runs(df)
-    ref = paper_reference("table1")
-    gap = float(np.nanmax(np.abs(base.merge(ref, on=["dataset", "n_layers", "k", "objective"], suffixes=("", "_p"))
-                                 .pipe(lambda t: t.nll - t.nll_p)))) if len(base) else 0.0
-    if mode == "auto":
-        mode = "difference" if gap > 3 else "absolute"
-    fig, panels = _panels(base, plt)
-    for (dataset, layers), ax in panels:
-        sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
-        for obj in ("vae", "iwae"):
-            pts = []
-            for k, g in sub[sub.objective == obj].groupby("k"):
-                mean, err = _errors(g, "nll", "nll_sem")
-                p = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
-                paper = float(p.nll.iloc[0]) if len(p) else np.nan
-                pts.append((k, mean - paper if mode == "difference" else mean, err, paper))
-            if not pts:
-                continue
-            k, y, e, paper = map(np.array, zip(*pts))
-            ax.errorbar(k, y, yerr=1.96 * e, marker="o", ms=3, lw=1.2, capsize=2, color=PALETTE[OBJ_LABEL[obj]],
-                        label=f"{OBJ_LABEL[obj]} (ours)")
-            if mode == "absolute":
-                ax.plot(k, paper, "x", ms=5, color=PALETTE[OBJ_LABEL[obj]], label=f"{OBJ_LABEL[obj]} (paper)")
-        if mode == "difference" and ax.get_ylim()[0] < 3:  # the paper's level, where it is in view
-            ax.axhline(0, color="0.5", lw=0.6, ls=":")
-        _k_axis(ax, sub.k.unique())
-        ax.set_ylabel("test NLL: ours - paper (nats)" if mode == "difference" else "test NLL (nats)")
-        _title(ax, dataset, layers, bool(sub.data_verified.all()))
-    _legend(fig, panels)
-    save(fig, stem, f"Error bars: 95% intervals (standard error over the test images, or sd over seeds). "
-                    f"{budget_note(df)}.")
-    return mode
-
-
-def active_units(df: pd.DataFrame, stem: Path) -> None:
-    """Active units per stochastic layer against K (the paper's counts as markers)."""
+def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
+    """Per (dataset, layers): test NLL against K (ours and the paper's), and IWAE - VAE against K, paired."""
     from matplotlib.lines import Line2D
 
     plt, _ = _plt()
-    base = base_runs(df)
-    ref = paper_reference("table1")
-    fig, panels = _panels(base, plt)
-    styles = ["-", "--"]
-    for (dataset, layers), ax in panels:
+    base, ref = base_runs(df), paper_reference("table1")
+    cells = _cells(base)
+    fig = _figure(plt, PAGE, 1.75 * len(cells) + 0.5)
+    axes = fig.subplots(len(cells), 2, squeeze=False)
+    for (dataset, layers), (a, b) in zip(cells, axes):
+        sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
+        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & ref.k.isin(sub.k)]
+        for obj in ("vae", "iwae"):
+            pts = [(k, *_nll_interval(g)) for k, g in sub[sub.objective == obj].groupby("k")]
+            if pts:
+                k, y, e = map(np.array, zip(*pts))
+                a.errorbar(k, y, yerr=e, marker="o", ms=3, lw=1.2, capsize=2, color=PALETTE[OBJ_LABEL[obj]])
+            p = paper[paper.objective == obj]
+            a.plot(p.k, p.nll, "x", ms=5, mew=1.2, color=PALETTE[OBJ_LABEL[obj]])
+        a.set_ylabel("test NLL (nats)")
+        a.set_title(_title(dataset, layers, _verified(base, dataset)))
+        _k_axis(a, sub.k.unique())
+        diffs = [(k, compare(sub, dict(k=k, objective="iwae"), dict(k=k, objective="vae"))) for k in sorted(sub.k.unique())]
+        diffs = [(k, d) for k, d in diffs if d]
+        if diffs:
+            k = np.array([k for k, _ in diffs])
+            y = np.array([d["diff"] for _, d in diffs])
+            lo, hi = np.array([d["low"] for _, d in diffs]), np.array([d["high"] for _, d in diffs])
+            b.errorbar(k, y, yerr=np.nan_to_num(np.vstack([y - lo, hi - y])), marker="o", ms=3, lw=1.2, capsize=2,
+                       color="k")
+        pv = paper.pivot_table(index="k", columns="objective", values="nll")
+        if {"vae", "iwae"} <= set(pv.columns):
+            b.plot(pv.index, pv.iwae - pv.vae, "x", ms=5, mew=1.2, color="0.45")
+        b.axhline(0, color="0.5", lw=0.7, ls=":")
+        b.set_ylabel("IWAE - VAE (nats)")
+        b.set_title("IWAE - VAE, paired (negative: IWAE better)")
+        _k_axis(b, sub.k.unique())
+    _legend(fig, {"VAE (ours)": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
+                  "IWAE (ours)": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
+                  "IWAE - VAE (ours, paired)": Line2D([], [], color="k", marker="o", ms=3),
+                  "the paper's (markers)": Line2D([], [], color="0.45", marker="x", ls="", ms=5)})
+    save(fig, stem, f"Left: test NLL, {_interval_kind(base)}. Right: IWAE - VAE, the NLL difference paired over the "
+                    f"same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL and its "
+                    f"IWAE - VAE after 3,280 epochs. Ours: {budget_note(df)}.")
+
+
+def active_units(df: pd.DataFrame, stem: Path) -> None:
+    """Active units per stochastic layer against K (the paper's counts as markers, one per layer)."""
+    from matplotlib.lines import Line2D
+
+    plt, _ = _plt()
+    base, ref = base_runs(df), paper_reference("table1")
+    cells = _cells(base)
+    cols = min(2, len(cells))
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 2.0 * -(-len(cells) // cols) + 0.4)
+    axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
+    styles, marks = ["-", "--"], ["x", "+"]
+    for ax in axes[len(cells):]:
+        ax.set_visible(False)
+    for (dataset, layers), ax in zip(cells, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
         for obj in ("vae", "iwae"):
             s = sub[sub.objective == obj]
             r = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.objective == obj) & ref.k.isin(s.k)]
             for layer in range(layers):
                 per_k = s.groupby("k").active.apply(lambda a: np.mean([v[layer] for v in a]))
-                ax.plot(per_k.index, per_k.values, styles[layer], marker="o", ms=3, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
-                ax.plot(r.k, [int(a.split("+")[layer]) for a in r.active_units], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
-        _k_axis(ax, sub.k.unique())
+                ax.plot(per_k.index, per_k.values, styles[layer], marker="o", ms=3, lw=1.2,
+                        color=PALETTE[OBJ_LABEL[obj]])
+                ax.plot(r.k, [int(a.split("+")[layer]) for a in r.active_units], marks[layer], ms=5, mew=1.2,
+                        color=PALETTE[OBJ_LABEL[obj]])
+        for layer, units in enumerate(CEILING[layers]):
+            ax.axhline(units, color="0.6", lw=0.7, ls=":")
         ax.set_ylabel("active units")
-        _title(ax, dataset, layers, bool(sub.data_verified.all()))
-    handles = [Line2D([], [], color=c, lw=1.2, marker="o", ms=3, label=f"{n} (ours)") for n, c in PALETTE.items()]
+        ax.set_ylim(0, max(CEILING[layers]) * 1.08)
+        ax.set_title(_title(dataset, layers, _verified(base, dataset)))
+        _k_axis(ax, sub.k.unique())
+    handles = {f"{n} (ours)": Line2D([], [], color=c, lw=1.2, marker="o", ms=3) for n, c in PALETTE.items()}
     if base.n_layers.max() > 1:
-        handles += [Line2D([], [], color="0.4", ls=ls, lw=1.2, label=f"layer {i + 1}") for i, ls in enumerate(styles)]
-    handles += [Line2D([], [], color="0.4", ls="", marker="x", ms=5, label="the paper's")]
-    ncol = len(handles) if len(panels) > 1 else 3  # one panel is a column wide
-    fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=7, frameon=False)
-    fig.legend_rows = -(-len(handles) // ncol)
-    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images). {budget_note(df)}.")
+        for i in range(2):
+            handles[f"layer {i + 1} (ours)"] = Line2D([], [], color="0.4", ls=styles[i], lw=1.2)
+            handles[f"layer {i + 1} (the paper's)"] = Line2D([], [], color="0.4", ls="", marker=marks[i], ms=5)
+    else:
+        handles["the paper's"] = Line2D([], [], color="0.4", ls="", marker=marks[0], ms=5)
+    handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
+    _legend(fig, handles)
+    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); mean over seeds. "
+                    f"Ours: {budget_note(df)}.")
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:
-    """The paper's histogram of log A_u, VAE against IWAE, at the largest K of each architecture."""
+    """The paper's histogram of log A_u, VAE against IWAE, at the largest K: one panel per stochastic layer."""
+    from matplotlib.lines import Line2D
+
     plt, sns = _plt()
     base = base_runs(df)
-    fig, panels = _panels(base, plt)
-    for (dataset, layers), ax in panels:
-        sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
-        k = sub.k.max()
-        rows = [dict(model=f"{OBJ_LABEL.get(r.objective, r.objective)}", log_a=np.log10(max(a, 1e-12)))
-                for r in sub[sub.k == k].itertuples() for layer in r.activity for a in layer]
-        sns.histplot(pd.DataFrame(rows), x="log_a", hue="model", palette=PALETTE, element="step", fill=False,
-                     bins=np.linspace(-8, 1, 28), ax=ax, hue_order=[h for h in PALETTE if h in {r["model"] for r in rows}])
+    panels = [(d, layers, layer) for d, layers in _cells(base) for layer in range(layers)]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.8 * rows + 0.4)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    seed = int(base.seed.min())
+    for (dataset, layers, layer), ax in zip(panels, axes):
+        sub = base[(base.dataset == dataset) & (base.n_layers == layers) & (base.seed == seed)]
+        k = int(sub.k.max())
+        data = pd.DataFrame([dict(model=OBJ_LABEL.get(r.objective, r.objective), log_a=np.log10(max(a, 1e-12)))
+                             for r in sub[sub.k == k].itertuples() for a in r.activity[layer]])
+        sns.histplot(data, x="log_a", hue="model", palette=PALETTE, element="step", fill=False,
+                     bins=np.linspace(-8, 1, 28), ax=ax, hue_order=[h for h in PALETTE if h in set(data.model)],
+                     legend=False)
         ax.axvline(-2, color="0.3", ls="--", lw=0.8)
         ax.set_xlabel(r"$\log_{10} A_u$ (active if $\geq -2$)")
         ax.set_ylabel("units")
-        _title(ax, dataset, layers, bool(sub.data_verified.all()))
-        ax.set_title(ax.get_title() + f", K={k}", fontsize=8)
-    save(fig, stem, f"All units of all layers, seed {int(base.seed.min())}. {budget_note(df)}.")
+        which = f"layer {layer + 1} of 2 ({CEILING[layers][layer]} units)" if layers > 1 else f"{CEILING[1][0]} units"
+        ax.set_title(f"{dataset.upper()}{'' if _verified(base, dataset) else '*'}, {layers} layer"
+                     f"{'s' if layers > 1 else ''}, K={k}\n{which}")
+    _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
+    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; * stand-in data. Ours: {budget_note(df)}.")
 
 
-def _model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
-                 axis) -> None:
+def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
+                     axis) -> None:
     """One panel per (dataset, layers), a line per model of ``long`` (colour: objective, style: training K);
     ``axis(ax, panel_rows)`` styles the x axis."""
     plt, sns = _plt()
     base = base_runs(df)
-    fig, panels = _panels(base, plt)
-    for (dataset, layers), ax in panels:
+    cells = _cells(base)
+    cols = min(2, len(cells))
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 2.0 * -(-len(cells) // cols) + 0.5)
+    axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
+    for ax in axes[len(cells):]:
+        ax.set_visible(False)
+    for (dataset, layers), ax in zip(cells, axes):
         sub = long[(long.dataset == dataset) & (long.n_layers == layers)]
-        sns.lineplot(sub, x=x, y=y, hue="objective", style="trained", palette=PALETTE, ax=ax, lw=1, errorbar=None,
-                     marker="o" if sub[x].nunique() < 30 else None, ms=3)
+        sns.lineplot(sub, x=x, y=y, hue="objective", style="trained with", palette=PALETTE, ax=ax, lw=1,
+                     errorbar=None, marker="o" if sub[x].nunique() < 30 else None, ms=3,
+                     style_order=sorted(long["trained with"].unique(), key=lambda t: int(t.split("=")[1])))
         axis(ax, sub)
         ax.set_ylabel(ylabel)
-        _title(ax, dataset, layers, bool(base[base.dataset == dataset].data_verified.all()))
-    _legend(fig, panels)
-    save(fig, stem, f"{footnote} {budget_note(df)}.")
+        ax.set_title(_title(dataset, layers, _verified(base, dataset)))
+    keep = {}
+    for ax in axes[: len(cells)]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in ("objective", "trained with"):
+                keep.setdefault(lab, h)
+        ax.get_legend().remove()
+    order = [o for o in PALETTE if o in keep] + sorted((k for k in keep if k not in PALETTE),
+                                                      key=lambda t: int(t.split("=")[1]))
+    _legend(fig, {k: keep[k] for k in order})
+    save(fig, stem, f"{footnote} Ours: {budget_note(df)}.")
 
 
 def _per_model(df: pd.DataFrame, rows) -> pd.DataFrame:
     return pd.DataFrame([dict(dataset=r.dataset, n_layers=r.n_layers, objective=OBJ_LABEL.get(r.objective, r.objective),
-                              trained=f"K={r.k}", **item) for r in base_runs(df).itertuples() for item in rows(r)])
+                              **{"trained with": f"trained with K={r.k}"}, **item)
+                         for r in base_runs(df).itertuples() for item in rows(r)])
 
 
 def bounds(df: pd.DataFrame, stem: Path) -> None:
-    """Test bounds L_1, L_5, L_50, ..., L_5000 of every model: they rise with the evaluation K."""
+    """The NLL bounds -L_K of every model against the evaluation K: they fall towards the K=5000 estimate."""
     def axis(ax, sub):
-        _k_axis(ax, sub.eval_k.unique(), labels=[f"$L_{{{k}}}$" for k in sorted(sub.eval_k.unique())])
-        ax.set_xlabel("test bound")
+        _k_axis(ax, sub.eval_k.unique(), "K of the bound at evaluation")
 
-    long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=v) for b, v in r.bounds.items()])
-    _model_lines(df, long, "eval_k", "bound", "nats per image", stem,
-                 "Mean over the test images of L_K = log (1/K) sum_k w_k for each model.", axis)
+    long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
+    _per_model_lines(df, long, "eval_k", "bound", "NLL bound -L_K (nats)", stem,
+                     "Mean over the test images of -L_K = -log (1/K) sum_k w_k (an upper bound on the NLL); colour: "
+                     "the training objective, line style: the K it was trained with.", axis)
 
 
 def training_curves(df: pd.DataFrame, stem: Path) -> None:
-    """The training objective per epoch (stages marked where the learning rate changes)."""
+    """The training loss per epoch; the stages (learning rates) on the top axis."""
+    from matplotlib.ticker import MaxNLocator
+
     def axis(ax, sub):
         many = sub.epoch.max() >= 30
-        for s in sub.groupby("stage").agg(epoch=("epoch", "min"), lr=("lr", "first")).itertuples():
+        starts = sub.groupby("stage").agg(epoch=("epoch", "min"), lr=("lr", "first"))
+        for s in starts.itertuples():
             ax.axvline(s.epoch if many else s.epoch - 0.5, color="0.6", lw=0.6, ls=":")
-            ax.text(s.epoch, 1.0, f"lr {s.lr:.1e}", transform=ax.get_xaxis_transform(), fontsize=5, color="0.4",
-                    ha="left", va="top")
         if many:
             ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(list(starts.epoch if many else starts.epoch - 0.5))
+        top.set_xticklabels([f"{lr:.1g}" for lr in starts.lr], fontsize=6.5)
+        top.tick_params(length=2, pad=1)
+        ax.set_xlabel("epoch")
 
     long = _per_model(df, lambda r: [dict(epoch=h["epoch"] + 1, loss=-h["train_objective"], stage=h["stage"],
                                           lr=h["lr"]) for h in r.history])
-    _model_lines(df, long, "epoch", "loss", "train loss (-objective, nats)", stem,
-                 "Mean training objective per epoch; dotted lines: stage starts (learning rate).", axis)
+    _per_model_lines(df, long, "epoch", "loss", "training loss (nats)", stem,
+                     "Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
+                     "learning rate printed on the top axis.", axis)
 
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
+    """Milliseconds per update of each training job (a stack) against K."""
+    from matplotlib.ticker import LogLocator, StrMethodFormatter
+
     plt, sns = _plt()
-    base = base_runs(df).assign(model=lambda d: d.objective.map(lambda o: OBJ_LABEL.get(o, o)),
-                                arch=lambda d: d.dataset.str.upper() + " L" + d.n_layers.astype(str))
-    fig, ax = plt.subplots(figsize=(COLUMN, 2.6))
-    sns.lineplot(base, x="k", y="ms_per_update", hue="arch", style="model", marker="o", ms=3, ax=ax, errorbar=None)
+    base = base_runs(df).drop_duplicates(["dataset", "n_layers", "k"]).assign(
+        job=lambda d: d.dataset.str.upper() + ", " + d.n_layers.astype(str) + " layer(s)")
+    fig = _figure(plt, COLUMN, 2.6)
+    ax = fig.subplots()
+    sns.lineplot(base, x="k", y="stack_ms_per_update", hue="job", marker="o", ms=3, ax=ax, errorbar=None)
     _k_axis(ax, base.k.unique())
     ax.set_yscale("log")
-    ax.set_ylabel("ms per update and model")
-    handles, labels = ax.get_legend_handles_labels()
-    keep = [(h, lab) for h, lab in zip(handles, labels) if lab not in ("arch", "model")]
-    ax.legend(*zip(*keep), fontsize=6, frameon=False)
-    save(fig, stem, f"{', '.join(sorted(base.train_device.unique()))}; stacks' time shared out. {budget_note(df)}.")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.yaxis.set_minor_locator(LogLocator(subs="auto", numticks=12))
+    ax.set_ylabel("ms per update of the stack")
+    ax.legend(title=None, frameon=False)
+    members = sorted(base.stack_size.unique())
+    save(fig, stem, f"One training job per line point: a stack of {'/'.join(map(str, members))} members sharing each "
+                    f"update; {', '.join(sorted(base.train_device.unique()))}. Ours: {budget_note(df)}.")
 
 
-def learning_curve(curve: pd.DataFrame, stem: Path) -> None:
-    """Test NLL after each stage, and the IWAE - VAE difference with its paired 95% interval."""
-    from iwae.report import curve as curve_table
+def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
+    """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval."""
+    from matplotlib.lines import Line2D
 
     plt, _ = _plt()
-    t = curve_table(curve)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(PAGE, 2.6))
-    for obj in ("vae", "iwae"):
-        if f"nll_{obj}" in t:
-            a.errorbar(t.epochs, t[f"nll_{obj}"], yerr=1.96 * t[f"sem_{obj}"], marker="o", ms=3, capsize=2,
-                       color=PALETTE[OBJ_LABEL[obj]], label=OBJ_LABEL[obj])
-    a.set_xscale("log")
-    a.set_xlabel("epochs")
-    a.set_ylabel("test NLL (nats)")
-    a.legend(frameon=False, fontsize=7)
-    if "iwae_minus_vae" in t:
-        b.plot(t.epochs, t.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
-        b.fill_between(t.epochs, t.low, t.high, color="0.8", label="95% CI (paired)")
+    t = curve(curve_df)
+    cells = list(t[["dataset", "n_layers", "k"]].drop_duplicates().itertuples(index=False, name=None))
+    fig = _figure(plt, PAGE, 1.6 * len(cells) + 0.5)
+    axes = fig.subplots(len(cells), 2, squeeze=False)
+    for (dataset, layers, k), (a, b) in zip(cells, axes):
+        c = t[(t.dataset == dataset) & (t.n_layers == layers) & (t.k == k)]
+        for obj in ("vae", "iwae"):
+            if f"nll_{obj}" in c:
+                a.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
+                           marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
+        a.set_xscale("log")
+        a.set_ylabel("test NLL (nats)")
+        a.set_title(f"{_title(dataset, layers, _verified(curve_df, dataset))}, K={k}")
+        if "iwae_minus_vae" in c:
+            b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
+            b.fill_between(c.epochs, c.low, c.high, color="0.8")
         b.axhline(0, color="0.4", ls=":", lw=0.8)
         b.set_xscale("log")
-        b.set_xlabel("epochs")
-        b.set_ylabel("IWAE - VAE test NLL (nats)")
-        b.legend(frameon=False, fontsize=7)
-    keys = ", ".join(f"{d.upper()} L{l} K={k}" for d, l, k in t[["dataset", "n_layers", "k"]].drop_duplicates().values)
-    a.set_title(keys, fontsize=8)
-    save(fig, stem, f"Negative: IWAE better. {budget_note(curve)}.")
+        b.set_ylabel("IWAE - VAE (nats)")
+        b.set_title("IWAE - VAE, paired (negative: IWAE better)")
+    for ax in axes[-1]:
+        ax.set_xlabel("epochs")
+    _legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
+                  "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
+                  "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
+                  "its 95% interval": Line2D([], [], color="0.8", lw=6)})
+    save(fig, stem, f"{_interval_kind(curve_df)}; {SIGN}. Ours: {budget_note(curve_df)}.")
 
 
-def write_figures(df: pd.DataFrame, out: Path, curve: pd.DataFrame | None = None, nll_mode: str = "auto") -> None:
-    mode = nll_vs_k(df, out / "nll_vs_k", nll_mode)
-    print(f"nll_vs_k: {mode}")
-    active_units(df, out / "active_units")
-    activity_hist(df, out / "activity_hist")
-    bounds(df, out / "bounds")
-    training_curves(df, out / "training_curves")
-    wallclock(df, out / "wallclock")
-    if curve is not None:
-        learning_curve(curve, out / "curve")
+def write_figures(df: pd.DataFrame, out: Path, curve_df: pd.DataFrame | None = None) -> list[str]:
+    """Every figure of ``figures_for`` the run under ``out``; -> their names."""
+    draw = dict(nll_vs_k=nll_vs_k, active_units=active_units, activity_hist=activity_hist, bounds=bounds,
+                training_curves=training_curves, wallclock=wallclock)
+    names = figures_for(df, curve_df)
+    for name in names:
+        if name == "curve":
+            learning_curve(curve_df, out / "curve")
+        else:
+            draw[name](df, out / name)
+    return names
 
 
 def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) -> None:
     """One labelled matrix per data set and architecture: rows the objectives, columns K; each cell
     side x side Bernoulli means of p(x|h) for h from the generative model (the same prior draws)."""
     import torch
-
-    from iwae.train import load_model
 
     plt, _ = _plt()
     models = []
@@ -300,60 +385,71 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
         c = model.metadata["train_config"]
         if c["init_from"]:
             continue  # Table 2's continued models are not in the matrix
-        models.append((c["dataset"], model.config.n_layers, c["objective"], c["k"], model))
-    groups = sorted({(d, l) for d, l, *_ in models})
+        models.append((c["dataset"], model.config.n_layers, c["objective"], c["k"], model,
+                       model.metadata["data"]["verified"], model.metadata["epochs"]))
+    groups = sorted({(d, layers) for d, layers, *_ in models})
     cols = min(2, len(groups))
     rows = -(-len(groups) // cols)
-    narrow = cols == 1  # a column wide: the footnote takes two lines
-    fig = plt.figure(figsize=(PAGE if cols > 1 else COLUMN, 2.7 * rows + (0.7 if narrow else 0.3)), layout="constrained")
-    fig.get_layout_engine().set(rect=(0, 0.09 if narrow else 0.03, 1, 0.94 if narrow else 0.97))  # room for the footnote
+    fig = plt.figure(figsize=(PAGE if cols > 1 else COLUMN, 2.7 * rows + 0.2), layout="constrained")
     subfigs = np.atleast_1d(fig.subfigures(rows, cols, wspace=0.04)).ravel()
     for sf in subfigs[len(groups):]:
         sf.set_visible(False)
     for sf, (dataset, layers) in zip(subfigs, groups):
-        cells = [(o, k, m) for d, l, o, k, m in models if (d, l) == (dataset, layers)]
-        objs = sorted({o for o, _, _ in cells}, key=lambda o: (o != "vae", o != "iwae", o))
-        ks = sorted({k for _, k, _ in cells})
+        cells = [(o, k, m, v) for d, lay, o, k, m, v, _ in models if (d, lay) == (dataset, layers)]
+        objs = sorted({o for o, *_ in cells}, key=lambda o: (o != "vae", o != "iwae", o))
+        ks = sorted({k for _, k, *_ in cells})
         axes = sf.subplots(len(objs), len(ks), squeeze=False, gridspec_kw=dict(wspace=0.03, hspace=0.03))
-        sf.suptitle(f"{dataset.upper()}, {layers} stochastic layer{'s' if layers > 1 else ''}", fontsize=8)
+        sf.suptitle(_title(dataset, layers, all(v for *_, v in cells)))
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        for o, k, m in cells:
-            ax = axes[objs.index(o), ks.index(k)]
+        for o, k, m, _ in cells:
             means = m.sample_x_means(side * side, generator=torch.Generator().manual_seed(seed)).numpy()
-            ax.imshow(means.reshape(side, side, 28, 28).transpose(0, 2, 1, 3).reshape(side * 28, side * 28),
-                      cmap="gray_r", vmin=0, vmax=1)
+            axes[objs.index(o), ks.index(k)].imshow(
+                means.reshape(side, side, 28, 28).transpose(0, 2, 1, 3).reshape(side * 28, side * 28),
+                cmap="gray_r", vmin=0, vmax=1)
         for j, k in enumerate(ks):
             axes[0, j].set_title(f"K = {k}", fontsize=7)
         for i, o in enumerate(objs):
             axes[i, 0].set_ylabel(label(o), fontsize=7)
-    fig.text(0.01, 0.005, "Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws "
-             "for all).", fontsize=6, color="0.35", va="bottom", wrap=True)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.05)  # subfigure titles included
-    fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight", pad_inches=0.05)
-    plt.close(fig)
+    epochs = "/".join(str(e) for e in sorted({e for *_, e in models}))
+    save(fig, stem, f"Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws for "
+                    f"all); training seed of each model as trained, {epochs} epochs.")
 
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
-    """SNR of each estimator's gradient against K on log-log axes, with the fitted slopes in the legend."""
-    plt, sns = _plt()
+    """SNR of each estimator's gradient against K on log-log axes: the measured points and the least-squares lines
+    whose slopes the legend gives."""
+    from matplotlib.ticker import LogLocator, StrMethodFormatter
+
+    plt, _ = _plt()
     checkpoints = list(dict.fromkeys(rows.checkpoint))
-    fig, axes = plt.subplots(len(checkpoints), 2, figsize=(PAGE, 2.4 * len(checkpoints) + 0.3), squeeze=False)
+    fig = _figure(plt, PAGE, 2.2 * len(checkpoints) + 0.3)
+    axes = fig.subplots(len(checkpoints), 2, squeeze=False)
     slope = {(r.checkpoint, r.estimator, r.network): r.slope for r in fitted.itertuples()}
     for i, ckpt in enumerate(checkpoints):
         for j, net in enumerate(("recognition", "generative")):
             ax = axes[i, j]
             sub = rows[(rows.checkpoint == ckpt) & (rows.network == net)]
-            for est, g in sub.groupby("estimator", sort=False):
+            for n, (est, g) in enumerate(sub.groupby("estimator", sort=False)):
+                color = f"C{n}"
+                g = g[g.snr_mean > 0].sort_values("k")
                 s = slope.get((ckpt, est, net))
-                ax.plot(g.k, g.snr_mean, "o-", ms=3, lw=1, label=f"{label(est)}" + (f" (slope {s:+.2f})" if s else ""))
+                ax.plot(g.k, g.snr_mean, "o", ms=3, color=color,
+                        label=f"{label(est)}" + (f" (slope {s:+.2f})" if s is not None else ""))
+                if s is not None and len(g) > 1:
+                    c = np.polyfit(np.log(g.k), np.log(g.snr_mean), 1)
+                    ks = np.array([g.k.min(), g.k.max()], dtype=float)
+                    ax.plot(ks, np.exp(np.polyval(c, np.log(ks))), "--", lw=1, color=color)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_locator(LogLocator(subs=(1.0,)))
+                axis.set_major_formatter(StrMethodFormatter("{x:g}"))
             ax.set_xlabel("K")
             ax.set_ylabel("mean SNR |E g| / sd g")
-            ax.set_title(f"{net} network, {ckpt} parameters", fontsize=8)
-            ax.legend(fontsize=6, frameon=False)
+            ax.set_title(f"{net} network, {ckpt} parameters")
+            ax.legend(frameon=False, fontsize=6.5)
     save(fig, stem, f"Per-parameter SNR over {int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training "
-                    "images, averaged over the parameters; lines: least-squares fits of log SNR on log K.")
+                    "images, averaged over the parameters; dashed: least-squares fits of log SNR on log K (the "
+                    "slopes in the legends).")

@@ -1,10 +1,10 @@
-"""Recording a training step as a CUDA graph and replaying it (``iwae train --step captured``).
+"""Recording a training step as a CUDA graph and replaying it (``iwae train --step captured`` or ``fused``).
 
 A step of these small models is bound by kernel launches and Python (~1-3 ms however large K is);
 a CUDA graph launches the whole step -- minibatch selection, binarisation, noise, forward, backward
 and the optimiser update -- as one unit. The step must not synchronise with the host and must keep
-its tensors in place (``iwae.train`` writes it so); the members' generators are registered with the
-graph so that every replay draws new numbers.
+its tensors in place (``iwae.stack.Stack`` writes it so); the members' generators are registered with
+the graph so that every replay draws new numbers.
 
 Measured on an NVIDIA H200 (docs/gpu: `make gpu-check`): 2-12x faster per step than the eager step, with
 the same losses and parameters as it (tests/test_gpu.py); `--step auto`, the default, uses it on CUDA.

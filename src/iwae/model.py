@@ -198,7 +198,7 @@ class IWAEModel(nn.Module):
         def unit_sum(terms: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             return (terms if mask is None else terms * mask).sum(-1)
 
-        samples, log_w, log_q_fixed_h = [], 0.0, 0.0
+        samples, log_w, log_q_stopped = [], 0.0, 0.0  # log q(stop(h) | x), q's parameters live (with_log_q)
         for layer, (eps, mask) in enumerate(zip(noise, masks)):
             if layer == 0:  # [.., B, d1], computed once and broadcast over the k samples
                 mean, log_sigma = (t.unsqueeze(-3) for t in self.q_layers[0](x))
@@ -218,7 +218,7 @@ class IWAEModel(nn.Module):
                 if layer > 0:  # q(h_l | stop(h_{l-1})): the parents held fixed too
                     mean, log_sigma = self.q_layers[layer](samples[-2].detach())
                 z = (h.detach() - mean) * torch.exp(-log_sigma)
-                log_q_fixed_h = log_q_fixed_h - unit_sum(0.5 * z.square() + log_sigma, mask)
+                log_q_stopped = log_q_stopped - unit_sum(0.5 * z.square() + log_sigma, mask)
         # generative model: N(0, I) prior on the top layer, then down to x
         log_w = log_w - unit_sum(0.5 * samples[-1].square(), masks[-1])
         for j in reversed(range(len(self.p_layers))):
@@ -226,7 +226,7 @@ class IWAEModel(nn.Module):
             z = (samples[j] - p_mean) * torch.exp(-p_log_sigma)
             log_w = log_w - unit_sum(0.5 * z.square() + p_log_sigma, masks[j])
         log_w = log_w + bernoulli_log_prob(x.unsqueeze(-3), self.p_x(samples[0]))
-        return (log_w, log_q_fixed_h) if with_log_q else log_w
+        return (log_w, log_q_stopped) if with_log_q else log_w
 
     @torch.no_grad()
     def posterior_means(self, x: torch.Tensor, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -310,7 +310,3 @@ def stack(models: list[IWAEModel]) -> IWAEModel:
         p.copy_(torch.stack([dict(m.named_parameters())[name] for m in models]))
     return stacked
 
-
-def member_state_dict(model: IWAEModel, m: int) -> dict[str, torch.Tensor]:
-    """The state dict of member m of a stack, in the layout of one model (what ``model.pt`` holds)."""
-    return {name: t[m].detach().clone() for name, t in model.state_dict().items()}

@@ -106,9 +106,6 @@ _PATTERNS = {
         f"ciwae_b{b}", f"CIWAE({b}): {b} x ELBO + (1 - {b}) x IWAE bound on the same K samples",
         "Rainforth et al. 2018", _ciwae(float(b))),
 }
-NAME_PATTERN = "|".join([*_FIXED, *_PATTERNS])  # a regular expression for every valid name
-
-
 @lru_cache(maxsize=None)
 def get(name: str) -> Objective:
     """The registry entry of ``name``; ValueError naming the valid names otherwise."""
@@ -129,8 +126,3 @@ def get(name: str) -> Objective:
 def objective(name: str, log_w: torch.Tensor) -> torch.Tensor:
     """The per-data-point value of the training objective ``name``, to be maximised. [.., K, B] -> [.., B]."""
     return get(name).value(log_w)
-
-
-def documented() -> list[Objective]:
-    """One entry of each kind, for documentation."""
-    return [*_FIXED.values(), get("miwae_m8"), get("piwae_m8"), get("ciwae_b0.5")]

@@ -15,7 +15,7 @@ nothing is copied) with that step's bias corrections. torch's update is
 p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps_t), the published one when eps_t = eps/sqrt(1-b2^t);
 so eps_t is set per step and v starts at ones. ``step_graphable()`` is the same update written as
 elementwise tensor operations with the step count and learning rate on the device (no host values
-change between steps), for a CUDA graph. Both are tested against a NumPy transcription of optimizers.py.
+change between steps), for a CUDA graph or torch.compile. Both are tested against a NumPy transcription of optimizers.py.
 
 Named alternatives: ``published_torch_order`` (the same constants, torch's order: this suite's
 earlier default) and ``paper_text`` (torch's Adam with the paper's b1 = 0.9, v starting at zeros).
@@ -74,8 +74,9 @@ class FlatParameters:
         self.flat.grad.zero_()
 
 
-class PublishedAdam:
-    """Adam on ``FlatParameters`` in one of the ``OPTIMIZERS`` variants (see the module docstring).
+class FlatAdam:
+    """Adam on ``FlatParameters`` in one of the ``OPTIMIZERS`` variants (see the module docstring): the
+    published update by default, or the two named alternatives.
 
     State: the moments ``m``, ``v``, the number of completed steps ``t`` and, in Theano's order, the
     gradient of the last step whose moment update is still to come (``pending``, or None).
@@ -147,8 +148,8 @@ class PublishedAdam:
         b1, b2 = self.betas
         return self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
 
-    def _params_update(self, alpha) -> None:
-        self.params.flat.data.sub_(alpha * self.m / (self.v.sqrt() + self.eps))
+    def _params_update(self, alpha) -> None:  # called under no_grad
+        self.params.flat.sub_(alpha * self.m / (self.v.sqrt() + self.eps))
 
     def _moments_update(self, grad: torch.Tensor) -> None:
         b1, b2 = self.betas

@@ -1,122 +1,91 @@
-"""Tables, the paired comparisons and the sentences on what a run supports, from the metrics files.
+"""Tables, and the sentences on what a run supports, from run records (``iwae.records``).
 
-Every number shown comes from a metrics file (see ``collect``); the paper's numbers come only from
-``iwae/reference/*.csv`` and are always labelled "paper". CSV files are long and complete (one row
-per model); Markdown and LaTeX print Table 1 and Table 2 as the paper does, ours beside the paper's.
-Figures are in ``iwae.figures``.
+CSV files are long and complete (one row per model or comparison, full precision); Markdown and LaTeX print
+the tables as a reader wants them: Table 1 and Table 2 in the paper's layout, ours beside the paper's.
+Every caption says the budget, epochs, test images and training seeds, and the one sign convention
+(``records.SIGN``): a difference is of test NLL, A - B, negative when A is better.
+
+Verdicts: a sentence says "supports" or "contradicts" only from an interval over two or more training
+seeds (``iwae.stats.verdict``). With one seed it gives the interval over the test images, labelled as such,
+with the measured run-to-run noise floor beside it where one is given, and no verdict.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from iwae.schedule import epoch_plan, schedule
+from iwae import records
+from iwae.projection import paper_jobs, project
+from iwae.records import OBJ_LABEL, SIGN, at_ceiling, base_runs, budget_note, compare, label, paper_reference
 from iwae.stats import mean_ci, paired_difference, verdict
 
-OBJ_LABEL = {"vae": "VAE", "iwae": "IWAE"}
-MNIST_UPDATES_PER_EPOCH, OMNIGLOT_UPDATES_PER_EPOCH = 59_600 // 20, (24_345 - 1_345) // 20
+PAPER = "'paper': Burda et al. 2016, arXiv:1509.00519 v4 (reference data)"
+CLAIM_WORD = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}
 
 
-def label(objective: str) -> str:
-    """VAE, IWAE, IWAE-DReG, MIWAE(8), CIWAE(0.5), ..."""
-    if objective in OBJ_LABEL:
-        return OBJ_LABEL[objective]
-    base, _, arg = objective.partition("_")
-    if base in ("miwae", "piwae") and arg.startswith("m"):
-        return f"{base.upper()}({arg[1:]})"
-    if base == "ciwae" and arg.startswith("b"):
-        return f"CIWAE({arg[1:]})"
-    return objective.upper().replace("_", "-")
+# ----------------------------------------------------------------------------- formatting
+def interval(d: float, low: float, high: float) -> str:
+    """A paired difference as printed: "d [low, high]"; "d" alone where it has no interval; "" where none."""
+    if pd.isna(d):
+        return ""
+    return f"{d:+.2f}" if pd.isna(low) else f"{d:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
-# ----------------------------------------------------------------------------- data frames
-def paper_reference(table: str = "table1") -> pd.DataFrame:
-    """The paper's published numbers (reference data, not ours)."""
-    path = resources.files("iwae") / "reference" / f"paper_{table}.csv"
-    with path.open() as f:
-        return pd.read_csv(f, comment="#", dtype={"active_units": str, "active_first": str, "active_second": str})
+def intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
+    """A column of paired differences as printed (``interval`` of each row)."""
+    return [interval(*row) for row in t.reindex(columns=[diff, low, high]).itertuples(index=False)]
 
 
-def collect(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per metrics file, with the numbers the tables and figures use."""
-    rows = []
-    for p in paths:
-        m = json.loads(Path(p).read_text())
-        run, ev, tr = m["run"], m["eval"], m["train"]
-        tc = tr["train_config"]
-        rows.append(dict(
-            metrics=str(p), run_dir=str(Path(p).resolve().parent), dataset=run["dataset"], n_layers=run["n_layers"],
-            objective=run["objective"], k=run["k"], seed=run["seed"], budget=run["budget"],
-            continued_from=run.get("continued_from"), protocol=run.get("protocol", {}),
-            nll=-ev["test_ll"], nll_sem=ev.get("test_ll_sem"), nll_active_only=-ev["test_ll_active_only"],
-            ll=np.asarray(ev.get("test_ll_per_image", []), dtype=float), train_nll=-ev["train_ll"],
-            eval_k=ev["eval_k"], n_test=ev["n_test"], active=ev["active_units"],
-            active_units="+".join(str(a) for a in ev["active_units"]), active_total=ev["active_units_total"],
-            activity=ev["activity"], bounds=ev["test_bounds"], epochs=tr["epochs"], updates=tr["updates"],
-            train_seconds=tr["train_seconds"], stack_size=tr.get("stack_size", 1),
-            seconds_per_epoch=tr["seconds_per_epoch"], eval_seconds=ev["eval_seconds"], train_device=tr["device"],
-            eval_device=ev["device"], train_path=tr.get("train_path", "?"), optimizer=tc["optimizer"],
-            init=tc.get("init", "seeded"), data_order=tc.get("data_order", "reshuffle"), history=tr["history"],
-            data_verified=m["data"]["verified"],
-        ))
-    if not rows:
-        raise ValueError("no metrics files given")
-    df = pd.DataFrame(rows)
-    df["ms_per_update"] = 1e3 * df.train_seconds / df.stack_size / df.updates  # per model, stacks shared out
-    return df
+def nll_cell(nll: float, sd: float, au: str = "") -> str:
+    """"102.32 (41)", or "102.32 ± 0.12 (41)" with the sd over seeds; "" where there is no number."""
+    if pd.isna(nll):
+        return ""
+    text = f"{nll:.2f}" if pd.isna(sd) else f"{nll:.2f} ± {sd:.2f}"
+    return f"{text} ({au})" if au else text
 
 
-def base_runs(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df.continued_from.isna()]
+def over_note(d: dict | pd.Series | None, images: str) -> str:
+    """What an interval is over, for a sentence or a caption."""
+    if d is None:
+        return ""
+    if d["over"] == "seeds":
+        return f"{int(d['n'])} training seeds"
+    return f"{images.split(' (')[0]} of one training seed"
 
 
-def data_status(df: pd.DataFrame) -> str:
-    bad = sorted(df[~df.data_verified].dataset.unique())
-    return "all data verified" if not bad else f"{', '.join(bad)}: UNVERIFIED stand-in data"
+def interval_note(df: pd.DataFrame) -> str:
+    """A caption's sentence on what the intervals of a run's comparisons are over."""
+    seeds = df.seed.nunique()
+    if seeds > 1:
+        return (f"95% intervals: Student's t over the {seeds} training seeds' paired mean differences (each on "
+                f"the same test images)")
+    return ("95% intervals over the test images of ONE training seed: they measure the test set's sampling noise, "
+            "not training's, and give no verdict")
 
 
-def budget_note(df: pd.DataFrame) -> str:
-    budgets = ", ".join(sorted(df.budget.unique()))
-    return (f"budget {budgets}; {int(df.epochs.max())} epochs; test NLL = -log p(x) estimated with "
-            f"K={int(df.eval_k.max())} on {int(df.n_test.max())} test images; {data_status(df)}")
+def _number(v: float, fmt: str = "{:.2f}") -> str:
+    return "" if pd.isna(v) else fmt.format(v)
 
 
-def _seeds(rows: pd.DataFrame) -> dict[int, pd.Series]:
-    return {int(r.seed): r for _, r in rows.iterrows()}
-
-
-def compare(df: pd.DataFrame, a: dict, b: dict) -> dict | None:
-    """NLL(a) - NLL(b), paired over the test images (and seeds), for two selections of df (dicts of column values)."""
-    pick = lambda sel: _seeds(df[np.logical_and.reduce([df[c] == v for c, v in sel.items()])])  # noqa: E731
-    ra, rb = pick(a), pick(b)
-    seeds = sorted(set(ra) & set(rb))
-    if not seeds or any(len(ra[s].ll) == 0 or len(ra[s].ll) != len(rb[s].ll) for s in seeds):
-        return None
-    # NLL = -ll: NLL(a) - NLL(b) = ll(b) - ll(a)
-    return paired_difference([rb[s].ll for s in seeds], [ra[s].ll for s in seeds])
-
-
+# ----------------------------------------------------------------------------- Table 1
 def table1_long(df: pd.DataFrame) -> pd.DataFrame:
     """Ours beside the paper's, one row per (dataset, layers, K, objective), everything a machine needs."""
     base = base_runs(df)
     rows = []
     for key, g in base.groupby(["dataset", "n_layers", "k", "objective"]):
-        nll, low, high = mean_ci(g.nll)
         au = np.mean(np.stack(g.active.map(np.asarray)), axis=0)
-        rows.append(dict(zip(["dataset", "n_layers", "k", "objective"], key), nll=nll,
+        rows.append(dict(zip(["dataset", "n_layers", "k", "objective"], key), nll=float(g.nll.mean()),
                          nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
                          nll_sem_images=float(g.nll_sem.mean()), seeds=len(g),
                          active_units="+".join(f"{a:g}" for a in np.round(au, 1)), active_total=float(au.sum()),
+                         at_ceiling=all(at_ceiling(key[1], a) for a in g.active),
                          nll_active_only=float(g.nll_active_only.mean()), train_nll=float(g.train_nll.mean()),
                          budget=g.budget.iloc[0], epochs=int(g.epochs.iloc[0]), eval_k=int(g.eval_k.iloc[0]),
-                         n_test=int(g.n_test.iloc[0]), optimizer=g.optimizer.iloc[0], init=g.init.iloc[0],
-                         data_order=g.data_order.iloc[0], device=g.train_device.iloc[0],
+                         n_test=int(g.n_test.iloc[0]), images=g.images.iloc[0], optimizer=g.optimizer.iloc[0],
+                         init=g.init.iloc[0], data_order=g.data_order.iloc[0], device=g.train_device.iloc[0],
                          data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)"))
     ours = pd.DataFrame(rows)
     ref = paper_reference("table1").rename(columns={"nll": "nll_paper", "active_units": "active_units_paper"})
@@ -125,229 +94,330 @@ def table1_long(df: pd.DataFrame) -> pd.DataFrame:
     diffs = [compare(base, dict(dataset=r.dataset, n_layers=r.n_layers, k=r.k, objective=r.objective),
                      dict(dataset=r.dataset, n_layers=r.n_layers, k=r.k, objective="vae")) if r.objective != "vae"
              else None for r in t.itertuples()]
-    t["minus_vae"] = [d["diff"] if d else np.nan for d in diffs]
-    t["minus_vae_low"] = [d["low"] if d else np.nan for d in diffs]
-    t["minus_vae_high"] = [d["high"] if d else np.nan for d in diffs]
-    t["minus_vae_over"] = [d["over"] if d else "" for d in diffs]
+    for col in ("diff", "low", "high", "over", "n", "seed_sd"):
+        t[f"minus_vae_{col}" if col != "diff" else "minus_vae"] = [d[col] if d else np.nan for d in diffs]
     order = {o: i for i, o in enumerate(["vae", "iwae"])}
-    return t.sort_values(["dataset", "n_layers", "k"], kind="stable").sort_values(
-        ["dataset", "n_layers", "k", "objective"], key=lambda c: c.map(order).fillna(9) if c.name == "objective" else c)
-
-
-def _pm(mean: float, sd: float) -> str:
-    return f"{mean:.2f}" if not np.isfinite(sd) else f"{mean:.2f} ± {sd:.2f}"
-
-
-def _interval(d: float, low: float, high: float) -> str:
-    """A paired difference as printed: "d [low, high]"; "d" alone where it has no interval; "" where none."""
-    if pd.isna(d):
-        return ""
-    return f"{d:+.2f}" if pd.isna(low) else f"{d:+.2f} [{low:+.2f}, {high:+.2f}]"
-
-
-def _intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
-    """A column of paired differences as printed (``_interval`` of each row)."""
-    return [_interval(*row) for row in t.reindex(columns=[diff, low, high]).itertuples(index=False)]
+    return t.sort_values(["dataset", "n_layers", "k", "objective"],
+                         key=lambda c: c.map(order).fillna(9) if c.name == "objective" else c).reset_index(drop=True)
 
 
 def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
-    """Table 1 as the paper prints it: one row per (dataset, layers, K), VAE and IWAE side by side."""
+    """Table 1 as the paper prints it: one row per (dataset, layers, K); NLL (active units) of VAE and IWAE, ours
+    beside the paper's, and the paired IWAE - VAE difference."""
     rows = []
     for (dataset, layers, k), g in long.groupby(["dataset", "n_layers", "k"], sort=False):
-        row = {"data": dataset.upper() + ("" if g.data.iloc[0] == "verified" else "*"), "layers": layers, "k": k}
+        row = {"data": dataset.upper() + ("" if g.data.iloc[0] == "verified" else "*"), "layers": layers, "K": k}
         for obj in ("vae", "iwae"):
             r = g[g.objective == obj]
+            name = OBJ_LABEL[obj]
             if len(r):
                 r = r.iloc[0]
-                name = OBJ_LABEL[obj]
-                row[f"{name} NLL"] = _pm(r.nll, r.nll_sd)
-                row[f"{name} paper"] = f"{r.nll_paper:.2f}" if np.isfinite(r.nll_paper) else ""
-                row[f"{name} -paper"] = f"{r.nll_minus_paper:+.2f}" if np.isfinite(r.nll_minus_paper) else ""
-                row[f"{name} AU (paper)"] = f"{r.active_units} ({r.active_units_paper})"
+                row[f"{name}: ours"] = nll_cell(r.nll, r.nll_sd, r.active_units)
+                row[f"{name}: paper"] = nll_cell(r.nll_paper, np.nan, r.active_units_paper) if pd.notna(
+                    r.nll_paper) else ""
+            else:
+                row[f"{name}: ours"] = row[f"{name}: paper"] = ""
         iw = g[g.objective == "iwae"]
-        row["IWAE-VAE [95% CI]"] = (_interval(iw.minus_vae.iloc[0], iw.minus_vae_low.iloc[0], iw.minus_vae_high.iloc[0])
-                                    if len(iw) else "")
+        row["IWAE - VAE [95% CI]"] = ("" if not len(iw) else "identical (K=1)" if k == 1 and iw.minus_vae.iloc[0] == 0
+                                      else interval(iw.minus_vae.iloc[0], iw.minus_vae_low.iloc[0],
+                                                    iw.minus_vae_high.iloc[0]))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+# ----------------------------------------------------------------------------- Table 2
 def table2(df: pd.DataFrame) -> pd.DataFrame:
-    """Continued-training runs: the first model's numbers and the continued model's, ours beside the paper's."""
+    """Continued-training runs: the first model's numbers, the continued model's, and after - first paired over
+    the same test images (and seeds); ours beside the paper's."""
     cont = df[df.continued_from.notna()]
-    run_dirs = df.metrics.map(lambda m: str(Path(m).resolve().parent))
     rows = []
-    for _, r in cont.iterrows():
-        first = df[run_dirs == str(Path(r.continued_from).resolve().parent)]
-        base = first.iloc[0] if len(first) else None
+    for (obj, k), g in cont.groupby(["objective", "k"], sort=False):
+        parents = {int(r.seed): df[df.run_dir == str(Path(r.continued_from).resolve().parent)] for r in g.itertuples()}
+        firsts = [p.iloc[0] for p in parents.values() if len(p)]
+        if len(firsts) != len(g):
+            continue
+        first = pd.DataFrame(firsts)
+        after, before = [r.ll for r in g.itertuples()], [p.ll for p in firsts]
+        d = paired_difference([-x for x in after], [-x for x in before]) if all(
+            len(a) and len(a) == len(b) for a, b in zip(after, before)) else None
         rows.append(dict(
-            first_objective=base.objective if base is not None else "?", first_k=base.k if base is not None else -1,
-            second_objective=r.objective, second_k=r.k, seed=r.seed, epochs_second=r.epochs,
-            nll_first=base.nll if base is not None else np.nan, active_first=base.active_units if base is not None else "",
-            nll_second=r.nll, active_second=r.active_units, budget=r.budget, device=r.train_device,
-        ))
-    ours = pd.DataFrame(rows, columns=["first_objective", "first_k", "second_objective", "second_k", "seed",
-                                       "epochs_second", "nll_first", "active_first", "nll_second", "active_second",
-                                       "budget", "device"])
+            first_objective=first.objective.iloc[0], first_k=int(first.k.iloc[0]), second_objective=obj, second_k=k,
+            seeds=len(g), epochs_first=int(first.epochs.iloc[0]), epochs_second=int(g.epochs.iloc[0]),
+            nll_first=float(first.nll.mean()), nll_first_sd=float(first.nll.std()) if len(g) > 1 else np.nan,
+            active_first="/".join(first.active_units), nll_second=float(g.nll.mean()),
+            nll_second_sd=float(g.nll.std()) if len(g) > 1 else np.nan, active_second="/".join(g.active_units),
+            after_minus_first=d["diff"] if d else np.nan, low=d["low"] if d else np.nan,
+            high=d["high"] if d else np.nan, over=d["over"] if d else "", n=d["n"] if d else np.nan,
+            budget=g.budget.iloc[0], images=g.images.iloc[0], device=g.train_device.iloc[0]))
+    cols = ["first_objective", "first_k", "second_objective", "second_k", "seeds", "epochs_first", "epochs_second",
+            "nll_first", "nll_first_sd", "active_first", "nll_second", "nll_second_sd", "active_second",
+            "after_minus_first", "low", "high", "over", "n", "budget", "images", "device"]
+    ours = pd.DataFrame(rows, columns=cols)
     ref = paper_reference("table2").rename(columns=lambda c: c + "_paper" if c.startswith(("nll", "active")) else c)
     t = ours.merge(ref, on=["first_objective", "first_k", "second_objective", "second_k"], how="left")
-    t["nll_second_minus_paper"] = t.nll_second - t.nll_second_paper
+    t["after_minus_first_paper"] = t.nll_second_paper - t.nll_first_paper
     return t
 
 
 def table2_paper(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
-        "first": f"{label(r.first_objective)} k={r.first_k}", "then": f"{label(r.second_objective)} k={r.second_k}",
-        "seed": r.seed, "NLL first": f"{r.nll_first:.2f}", "paper": f"{r.nll_first_paper:.2f}",
-        "AU first (paper)": f"{r.active_first} ({r.active_first_paper})", "NLL after": f"{r.nll_second:.2f}",
-        "paper ": f"{r.nll_second_paper:.2f}", "AU after (paper)": f"{r.active_second} ({r.active_second_paper})",
+        "first": f"{label(r.first_objective)} K={r.first_k}",
+        "NLL (AU)": nll_cell(r.nll_first, r.nll_first_sd, r.active_first),
+        "paper": nll_cell(r.nll_first_paper, np.nan, r.active_first_paper),
+        "then": f"{label(r.second_objective)} K={r.second_k}, +{r.epochs_second - r.epochs_first} epochs",
+        "NLL (AU) ": nll_cell(r.nll_second, r.nll_second_sd, r.active_second),
+        "paper ": nll_cell(r.nll_second_paper, np.nan, r.active_second_paper),
+        "after - first [95% CI]": interval(r.after_minus_first, r.low, r.high),
+        "paper  ": f"{r.after_minus_first_paper:+.2f}",
     } for r in t.itertuples()])
 
 
-def paper_updates(dataset: str, table2: bool = False) -> int:
-    per_epoch = MNIST_UPDATES_PER_EPOCH if dataset == "mnist" else OMNIGLOT_UPDATES_PER_EPOCH
-    return per_epoch * (3**7 if table2 else len(epoch_plan(schedule())))
-
-
-def wallclock(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model: updates, ms per update (a stack's time shared out), train hours, eval seconds, device."""
-    t = df.assign(model=df.apply(lambda r: f"{r.dataset} L{r.n_layers} {label(r.objective)} k={r.k}"
-                                 + (" (cont.)" if isinstance(r.continued_from, str) else ""), axis=1))
-    t["train_h"] = t.train_seconds / t.stack_size / 3600
-    cols = ["model", "seed", "stack_size", "updates", "ms_per_update", "train_h", "eval_seconds", "train_device"]
-    return t[cols].sort_values(["model", "seed"]).rename(columns={"stack_size": "stack", "train_device": "device"})
-
-
-def projection(df: pd.DataFrame) -> pd.DataFrame:
-    """The paper budget (Table 1 + Table 2) on each measured device, from the measured ms per update per
-    (dataset, layers, K, stack size): the stack's time per update x the paper's updates, per training group."""
+# ----------------------------------------------------------------------------- cost
+def jobs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per training job (a stack of members trained together): its measured wall-clock."""
+    # a Table 1 job trains one (dataset, layers, K); a Table 2 job one direction (its second objective)
+    t = df.assign(cont=df.continued_from.notna(), direction=np.where(df.continued_from.notna(), df.objective, ""))
     rows = []
-    base = base_runs(df)
-    for (device, dataset, layers, k), g in base.groupby(["train_device", "dataset", "n_layers", "k"]):
-        stack_ms = float((1e3 * g.train_seconds / g.updates).max())  # the group's wall-clock per update
-        rows.append(dict(device=device, group=f"{dataset} L{layers} k={k}", models=len(g),
-                         stack_ms_per_update=stack_ms, paper_hours=stack_ms * paper_updates(dataset) / 3.6e6))
-    cont = df[df.continued_from.notna()]
-    for (device, k), g in cont.groupby(["train_device", "k"]):
-        stack_ms = float((1e3 * g.train_seconds / g.updates).max())
-        rows.append(dict(device=device, group=f"Table 2 (then k={k})", models=len(g), stack_ms_per_update=stack_ms,
-                         paper_hours=stack_ms * paper_updates("mnist", table2=True) / 3.6e6))
-    t = pd.DataFrame(rows)
-    if len(t):
-        total = t.groupby("device", as_index=False).agg(models=("models", "sum"), paper_hours=("paper_hours", "sum"))
-        t = pd.concat([t, total.assign(group="total (run in sequence)", stack_ms_per_update=np.nan)])
-    return t
+    for (device, dataset, layers, k, cont, _), g in t.groupby(
+            ["train_device", "dataset", "n_layers", "k", "cont", "direction"], sort=True):
+        seconds = float(g.train_seconds.max())
+        what = (f"Table 2: then {label(g.objective.iloc[0])}" if cont else
+                ", ".join(f"{label(o)}" for o in dict.fromkeys(g.objective)))
+        rows.append(dict(job=f"{dataset} L{layers} K={k}" + (" (continued)" if cont else ""), models=what,
+                         members=int(g.stack_size.iloc[0]), seeds=g.seed.nunique(), together=int(g.together.iloc[0]),
+                         device=device, path=g.train_path.iloc[0], updates=int(g.updates.iloc[0]),
+                         stack_ms_per_update=float(g.stack_ms_per_update.iloc[0]), train_minutes=seconds / 60,
+                         eval_seconds_per_model=float(g.eval_seconds.mean()), dataset=dataset, n_layers=layers, k=k,
+                         continued=cont))
+    return pd.DataFrame(rows)
 
 
-def curve(df: pd.DataFrame) -> pd.DataFrame:
-    """A learning curve from stage snapshots: NLL per (dataset, layers, K, objective, epochs), and the
-    IWAE - VAE difference at each point, paired."""
-    rows = []
-    for (dataset, layers, k, epochs), g in df.groupby(["dataset", "n_layers", "k", "epochs"]):
-        row = dict(dataset=dataset, n_layers=layers, k=k, epochs=epochs)
-        for obj, h in g.groupby("objective"):
-            row[f"nll_{obj}"], row[f"sem_{obj}"] = float(h.nll.mean()), float(h.nll_sem.mean())
-            row[f"au_{obj}"] = "/".join(h.active_units)
-        d = compare(g, dict(objective="iwae"), dict(objective="vae"))
-        if d:
-            row.update(iwae_minus_vae=d["diff"], low=d["low"], high=d["high"], over=d["over"], n=d["n"])
-        rows.append(row)
-    return pd.DataFrame(rows).sort_values(["dataset", "n_layers", "k", "epochs"])
+def jobs_shown(j: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "job": j.job, "models": j.models, "members": j.members, "updates": j.updates.map(lambda v: f"{v:,}"),
+        "ms per update (stack)": j.stack_ms_per_update.map(lambda v: f"{v:.2f}"),
+        "training (min)": j.train_minutes.map(lambda v: f"{v:.1f}"),
+        "evaluation (s per model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}")})
 
 
+def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The paper budget's training on each measured device from this run's stacks (``iwae.projection``):
+    the rows of the measured jobs, and one sentence per device."""
+    rows, sentences = [], []
+    for device, g in j.groupby("device"):
+        base, cont = g[~g.continued], g[g.continued]
+        step = {(r.dataset, r.n_layers, r.k, False): r.stack_ms_per_update for r in base.itertuples()}
+        step.update({("mnist", 1, r.k, True): r.stack_ms_per_update for r in cont.itertuples()})
+        seeds = int(base.seeds.max()) if len(base) else 1
+        members = int(base.members.max()) if len(base) else 2
+        p = project(paper_jobs(seeds=seeds, objectives=max(1, members // seeds)),
+                    lambda job: step.get((job.dataset, job.layers, job.k, job.after is not None)))
+        for r in p["rows"]:
+            if r["hours"] is not None:
+                rows.append(dict(device=device, job=r["job"], members=r["members"], paper_updates=r["updates"],
+                                 stack_ms_per_update=r["stack_ms_per_update"], paper_hours=r["hours"]))
+        missing = f" Not measured by this run: {', '.join(p['missing'])}." if p["missing"] else ""
+        sentences.append(
+            f"On {device}, the paper budget's training (3,280 epochs per Table 1 job, 2,187 per Table 2 job) with "
+            f"this run's stacks, one job at a time: {p['train_hours']:,.1f} hours for the {p['measured']} of "
+            f"{p['jobs']} jobs this run measured (evaluation not included).{missing}")
+    return pd.DataFrame(rows), sentences
+
+
+# ----------------------------------------------------------------------------- learning curve, noise floor
 def curve_shown(c: pd.DataFrame) -> pd.DataFrame:
     """The learning curve as printed: NLL and active units of both objectives, the paired difference."""
     return pd.DataFrame({
-        "data": c.dataset.str.upper(), "layers": c.n_layers, "k": c.k, "epochs": c.epochs,
-        "VAE NLL": c.get("nll_vae"), "IWAE NLL": c.get("nll_iwae"),
-        "AU VAE / IWAE": [f"{a} / {b}" for a, b in c.reindex(columns=["au_vae", "au_iwae"]).fillna("").itertuples(index=False)],
-        "IWAE-VAE [95% CI]": _intervals(c, "iwae_minus_vae"),
-        "over": [f"{n} {o}" if pd.notna(n) else "" for n, o in c.reindex(columns=["n", "over"]).itertuples(index=False)]})
+        "data": c.dataset.str.upper(), "layers": c.n_layers, "K": c.k, "epochs": c.epochs,
+        "VAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_vae", pd.Series(np.nan, index=c.index))],
+        "IWAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_iwae", pd.Series(np.nan, index=c.index))],
+        "AU VAE / IWAE": [f"{a} / {b}" for a, b in c.reindex(columns=["au_vae", "au_iwae"]).fillna("").itertuples(
+            index=False)],
+        "IWAE - VAE [95% CI]": intervals(c, "iwae_minus_vae")})
 
 
-def protocol(df: pd.DataFrame) -> str:
-    """One paragraph: what this run did (budget, epochs, evaluation, options, devices, data)."""
-    base = base_runs(df)
-    opts = sorted({(r.init, r.data_order, r.optimizer) for r in base.itertuples()})
-    return (f"This run: budget {', '.join(sorted(df.budget.unique()))}, {int(base.epochs.max())} epochs "
-            f"({int(base.updates.max()):,} updates per MNIST model), seeds {sorted(base.seed.unique().tolist())}; "
-            f"initial weights / data order / optimiser: {'; '.join(' / '.join(o) for o in opts)}; test NLL with "
-            f"K={int(df.eval_k.max())} on {int(df.n_test.max()):,} test images; trained on "
-            f"{', '.join(sorted(df.train_device.unique()))}; {data_status(df)}.")
+def noise_floor(long: pd.DataFrame) -> pd.DataFrame:
+    """The run-to-run noise floor from a run with two or more seeds: per cell, the sd over seeds of each model's
+    test NLL and of the paired IWAE - VAE difference."""
+    rows = []
+    for (dataset, layers, k), g in long[long.seeds > 1].groupby(["dataset", "n_layers", "k"]):
+        iw, va = g[g.objective == "iwae"], g[g.objective == "vae"]
+        if not (len(iw) and len(va)):
+            continue
+        iw, va = iw.iloc[0], va.iloc[0]
+        rows.append(dict(dataset=dataset, n_layers=layers, k=k, budget=iw.budget, epochs=iw.epochs, seeds=iw.seeds,
+                         images=iw.images, nll_sd_vae=va.nll_sd, nll_sd_iwae=iw.nll_sd,
+                         iwae_minus_vae=iw.minus_vae, iwae_minus_vae_sd=iw.minus_vae_seed_sd,
+                         low=iw.minus_vae_low, high=iw.minus_vae_high))
+    return pd.DataFrame(rows)
+
+
+def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int) -> str:
+    """", the noise floor of this cell: ..." where the floor file has it."""
+    if floor is None:
+        return ""
+    f = floor[(floor.dataset == dataset) & (floor.n_layers == layers) & (floor.k == k)]
+    if not len(f):
+        return ""
+    f = f.iloc[0]
+    return (f"; the run-to-run sd of IWAE - VAE in this cell is {f.iwae_minus_vae_sd:.2f} nats (budget {f.budget}, "
+            f"{f.seeds} seeds, docs/noise-floor)")
+
+
+def floor_summary(floor: pd.DataFrame | None) -> str:
+    if floor is None or not len(floor):
+        return ""
+    cells = "; ".join(f"{r.dataset.upper()} {r.n_layers} layer(s) K={r.k}: {r.iwae_minus_vae_sd:.2f} nats "
+                      f"(NLL sd VAE {r.nll_sd_vae:.2f}, IWAE {r.nll_sd_iwae:.2f})" for r in floor.itertuples())
+    budgets = ", ".join(sorted(floor.budget.unique()))
+    return (f"The measured run-to-run noise floor (budget {budgets}, {int(floor.seeds.max())} training seeds, "
+            f"docs/noise-floor): the sd over seeds of IWAE - VAE is {cells}.")
 
 
 # ----------------------------------------------------------------------------- what the run supports
-def claims(long: pd.DataFrame, df: pd.DataFrame) -> list[str]:
-    """Sentences, with the numbers, on the paper's claims at this run's budget (from the paired intervals)."""
+def _where(dataset: str, layers: int, verified: bool) -> str:
+    return f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} layer{'s' if layers > 1 else ''}"
+
+
+def _difference_sentence(d: dict, images: str) -> str:
+    return f"{d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, {d['high']:+.2f}] over {over_note(d, images)}"
+
+
+def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = None) -> list[str]:
+    """Sentences, with the numbers, on the paper's claims at this run's budget. A verdict only from an interval over
+    two or more training seeds; with one seed the image-level interval, labelled, and the noise floor."""
     out = []
     base = base_runs(df)
     for (dataset, layers), g in long.groupby(["dataset", "n_layers"]):
-        where = f"{dataset.upper()}{'' if g.data.iloc[0] == 'verified' else ' (stand-in data)'}, {layers} layer(s)"
-        iw = g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()]
-        for r in iw.itertuples():
-            v = verdict(r.minus_vae_low, r.minus_vae_high) if np.isfinite(r.minus_vae_low) else "unresolved"
-            word = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}[v]
-            out.append(f"{where}, k={r.k}: IWAE - VAE = {r.minus_vae:+.2f} nats of test NLL, 95% CI "
-                       f"[{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}] (over {r.minus_vae_over}): this run "
-                       f"{word} the paper's claim that IWAE beats VAE for k > 1 (paper: "
-                       f"{r.nll_paper - g[(g.objective == 'vae') & (g.k == r.k)].nll_paper.iloc[0]:+.2f}).")
+        where = _where(dataset, layers, g.data.iloc[0] == "verified")
+        images = g.images.iloc[0]
+        for r in g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()].itertuples():
+            d = dict(diff=r.minus_vae, low=r.minus_vae_low, high=r.minus_vae_high, over=r.minus_vae_over,
+                     n=r.minus_vae_n)
+            paper = r.nll_paper - g[(g.objective == "vae") & (g.k == r.k)].nll_paper.iloc[0]
+            v = verdict(d)
+            head = f"{where}, K={r.k}: IWAE - VAE = {_difference_sentence(d, images)}"
+            if v == "one seed":
+                out.append(f"{head}: no verdict from one training seed{floor_note(floor, dataset, layers, r.k)} "
+                           f"(the paper: {paper:+.2f}).")
+            else:
+                out.append(f"{head}: this run {CLAIM_WORD[v]} the paper's claim that IWAE beats VAE for K > 1 "
+                           f"(the paper: {paper:+.2f}).")
         for obj in ("vae", "iwae"):
             ks = sorted(g[g.objective == obj].k)
-            steps = []
-            for k1, k2 in zip(ks, ks[1:]):
-                d = compare(base, dict(dataset=dataset, n_layers=layers, objective=obj, k=k2),
-                            dict(dataset=dataset, n_layers=layers, objective=obj, k=k1))
-                if d:
-                    steps.append((k1, k2, d))
-            if steps:
-                ok = all(verdict(d["low"], d["high"]) == "below" for _, _, d in steps)
-                detail = "; ".join(f"k={k1}->{k2}: {d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
-                                   for k1, k2, d in steps)
-                out.append(f"{where}, {OBJ_LABEL.get(obj, obj)}: NLL falling with k is "
-                           f"{'supported' if ok else 'not supported at every step'} ({detail}).")
-        au = g.pivot_table(index="k", columns="objective", values="active_total", aggfunc="first")
-        if {"vae", "iwae"} <= set(au.columns):
-            more = [(k, au.loc[k, "iwae"], au.loc[k, "vae"]) for k in au.index if k > 1]
-            if more:
-                ok = all(a > b for _, a, b in more)
-                out.append(f"{where}: more active units with IWAE than VAE for k > 1 is "
-                           f"{'supported' if ok else 'not supported'} ("
-                           + "; ".join(f"k={k}: {a:g} vs {b:g}" for k, a, b in more) + ").")
+            steps = [(k1, k2, compare(base, dict(dataset=dataset, n_layers=layers, objective=obj, k=k2),
+                                      dict(dataset=dataset, n_layers=layers, objective=obj, k=k1)))
+                     for k1, k2 in zip(ks, ks[1:])]
+            steps = [(k1, k2, d) for k1, k2, d in steps if d]
+            if not steps:
+                continue
+            verdicts = [verdict(d) for _, _, d in steps]
+            detail = "; ".join(f"K={k1}->{k2}: {_difference_sentence(d, images)}" for k1, k2, d in steps)
+            if "one seed" in verdicts:
+                word = "no verdict from one training seed"
+            elif all(v == "below" for v in verdicts):
+                word = "supported at every step"
+            elif any(v == "above" for v in verdicts):
+                word = "contradicted at a step"
+            else:
+                word = "not resolved at every step"
+            out.append(f"{where}, {OBJ_LABEL.get(obj, obj)}: NLL falling as K grows: {word} ({detail}).")
+        out += _active_unit_claims(g, base, where, dataset, layers)
+    out += _table2_claims(df)
+    return out
+
+
+def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset: str, layers: int) -> list[str]:
+    out = []
+    ceiling = "+".join(map(str, records.CEILING[layers]))
+    for k in sorted(g.k.unique()):
+        iw, va = g[(g.objective == "iwae") & (g.k == k)], g[(g.objective == "vae") & (g.k == k)]
+        if k == 1 or not (len(iw) and len(va)):
+            continue
+        iw, va = iw.iloc[0], va.iloc[0]
+        counts = f"IWAE {iw.active_units}, VAE {va.active_units} of {ceiling}"
+        if iw.at_ceiling or va.at_ceiling:
+            who = "both are" if iw.at_ceiling and va.at_ceiling else ("IWAE is" if iw.at_ceiling else "VAE is")
+            out.append(f"{where}, K={k}: active units {counts}: {who} at the counter's ceiling (every unit active), "
+                       f"so the count does not order them.")
+            continue
+        pick = lambda o: base[(base.dataset == dataset) & (base.n_layers == layers) & (base.k == k)  # noqa: E731
+                              & (base.objective == o)].set_index("seed").active_total
+        a, b = pick("iwae"), pick("vae")
+        seeds = sorted(set(a.index) & set(b.index))
+        if len(seeds) < 2:
+            out.append(f"{where}, K={k}: active units {counts}: no verdict from one training seed.")
+            continue
+        diff, low, high = mean_ci([a[s] - b[s] for s in seeds])
+        v = "below" if low > 0 else "above" if high < 0 else "unresolved"  # more units for IWAE: "supports"
+        out.append(f"{where}, K={k}: active units {counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} "
+                   f"units [95% CI {low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE "
+                   f"has more active units.")
+    return out
+
+
+def _table2_claims(df: pd.DataFrame) -> list[str]:
+    out = []
+    for r in table2(df).itertuples():
+        if pd.isna(r.after_minus_first):
+            continue
+        d = dict(diff=r.after_minus_first, low=r.low, high=r.high, over=r.over, n=r.n)
+        head = (f"Table 2, {label(r.first_objective)} K={r.first_k} then {label(r.second_objective)} "
+                f"K={r.second_k} for {r.epochs_second - r.epochs_first} more epochs: NLL {r.nll_first:.2f} -> "
+                f"{r.nll_second:.2f}, after - first = {_difference_sentence(d, r.images)}")
+        v = verdict(d)
+        paper_dir = "worsens" if r.after_minus_first_paper > 0 else "improves"
+        claim = (f"the paper's finding that continuing with {label(r.second_objective)} {paper_dir} the NLL "
+                 f"(the paper: {r.after_minus_first_paper:+.2f} after {3**7:,} more epochs)")
+        if v == "one seed":
+            went = "improved" if r.after_minus_first < 0 else "worsened"
+            agree = "in the paper's direction" if went[:4] == paper_dir[:4] else "against the paper's direction"
+            out.append(f"{head}: it {went}, {agree}; no verdict from one training seed on {claim}. The first "
+                       f"model is {r.nll_first - r.nll_first_paper:+.2f} nats from the paper's after "
+                       f"{r.epochs_first} of its 3,280 epochs.")
+        else:
+            want = "above" if r.after_minus_first_paper > 0 else "below"
+            word = "supports" if v == want else ("does not resolve" if v == "unresolved" else "contradicts")
+            out.append(f"{head}: this run {word} {claim}.")
     return out
 
 
 # ----------------------------------------------------------------------------- family (beyond the paper)
 def table3(df: pd.DataFrame) -> pd.DataFrame:
-    """Rainforth et al. 2018's table: the IWAE-K training bound (L_K at evaluation) and log p(x) (K=5000)."""
+    """Rainforth et al. 2018's table in NLL terms: -L_K (the IWAE-K training bound at evaluation, as an NLL bound)
+    and the test NLL (K=5000), each objective's difference to IWAE paired."""
     ref = paper_reference("rainforth2018")
     rows = []
     for obj, g in df.groupby("objective", sort=False):
         k = int(g.k.iloc[0])
-        bound = [float(b[f"L{k}"]) for b in g.bounds]
-        row = dict(objective=obj, label=label(obj), k=k, seeds=len(g),
-                   bound=float(np.mean(bound)), bound_sd=float(np.std(bound, ddof=1)) if len(g) > 1 else np.nan,
-                   log_px=float(-g.nll.mean()), log_px_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
-                   epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0])
+        bound = [-float(b[f"L{k}"]) for b in g.bounds]
+        row = dict(objective=obj, label=label(obj), k=k, seeds=len(g), neg_bound=float(np.mean(bound)),
+                   neg_bound_sd=float(np.std(bound, ddof=1)) if len(g) > 1 else np.nan, nll=float(g.nll.mean()),
+                   nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan, epochs=int(g.epochs.iloc[0]),
+                   budget=g.budget.iloc[0], images=g.images.iloc[0])
         d = compare(df, dict(objective=obj), dict(objective="iwae")) if obj != "iwae" else None
-        if d:  # log p(x) relative to IWAE's = NLL(iwae) - NLL(obj)
-            row.update(log_px_minus_iwae=-d["diff"], low=-d["high"], high=-d["low"], over=d["over"])
+        if d:
+            row.update(minus_iwae=d["diff"], low=d["low"], high=d["high"], over=d["over"], n=d["n"])
         rows.append(row)
-    return pd.DataFrame(rows).merge(ref, on="objective", how="left")
+    t = pd.DataFrame(rows).merge(ref, on="objective", how="left")
+    t["neg_bound_paper"], t["nll_paper"] = -t.bound_paper, -t.log_px_paper  # the paper's, as NLL
+    return t
 
 
 def estimators(df: pd.DataFrame) -> pd.DataFrame:
-    """Each estimator against IWAE on the same protocol: NLL, the paired difference, active units, wall-clock."""
+    """Each estimator against IWAE on the same protocol: NLL, the paired difference, active units."""
     rows = []
     for (dataset, layers, k, obj), g in df.groupby(["dataset", "n_layers", "k", "objective"], sort=False):
         row = dict(dataset=dataset, n_layers=layers, k=k, objective=obj, label=label(obj), seeds=len(g),
                    nll=float(g.nll.mean()), nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
-                   active_units="/".join(g.active_units), ms_per_update=float(g.ms_per_update.mean()),
-                   epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0],
+                   active_units="/".join(g.active_units), stack_ms_per_update=float(g.stack_ms_per_update.mean()),
+                   members=int(g.stack_size.iloc[0]), epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0],
                    data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)")
         if obj != "iwae":
             d = compare(df, dict(dataset=dataset, n_layers=layers, k=k, objective=obj),
                         dict(dataset=dataset, n_layers=layers, k=k, objective="iwae"))
             if d:
-                row.update(minus_iwae=d["diff"], low=d["low"], high=d["high"], over=d["over"])
+                row.update(minus_iwae=d["diff"], low=d["low"], high=d["high"], over=d["over"], n=d["n"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -361,164 +431,149 @@ def _fmt(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def latex_table(t: pd.DataFrame, caption: str, label_: str, size: str = "small") -> str:
-    """A booktabs table at a legible size (no shrinking to the text width). LaTeX numbers the table itself, so a
-    caption's leading "Table N: " (the Markdown's) is left out.
-    """
-    caption = re.sub(r"^Table \d+: ", "", caption)
-    body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
-    return (f"\\begin{{table}}[htbp]\n\\centering\\{size}\n\\caption{{{_tex_escape(caption)}}}\\label{{{label_}}}\n"
-            f"{body}\\end{{table}}\n")
-
-
-def _tex_escape(text: str) -> str:
+def tex_escape(text: str) -> str:
     for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
                  ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$")):
         text = text.replace(a, b)
     return text
 
 
+def latex_table(t: pd.DataFrame, caption: str, size: str = "small") -> str:
+    """A booktabs table at a legible size, unnumbered: its caption names it (the paper's Table 1, 2, Rainforth's
+    Table 3, ...), so LaTeX's own numbers cannot collide with the papers'. Markdown's "Table N: " becomes "Table N
+    (...)" as written in the caption."""
+    body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
+    return (f"\\begin{{table}}[htbp]\n\\centering\\{size}\n\\caption*{{{tex_escape(caption)}}}\n"
+            f"{body}\\end{{table}}\n")
+
+
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
     """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active") if c in long.columns]
-              ).to_csv(stem.with_suffix(".csv"), index=False)
-    stem.with_suffix(".md").write_text(f"{caption}\n\n" + _fmt(shown).to_markdown(index=False) + "\n")
-    stem.with_suffix(".tex").write_text(latex_table(shown, caption, f"tab:{stem.name}", size))
+    long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active", "stack")
+                       if c in long.columns]).to_csv(stem.with_suffix(".csv"), index=False)
+    stem.with_suffix(".md").write_text(f"{caption}\n\n" + _fmt(shown).to_markdown(index=False, disable_numparse=True)
+                                       + "\n")
+    stem.with_suffix(".tex").write_text(latex_table(shown, caption, size))
 
 
-def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None = None) -> None:
-    note = budget_note(df)
-    paper = "'paper': Burda et al., arXiv:1509.00519 v4 (reference data). "
+def protocol(df: pd.DataFrame) -> str:
+    """One paragraph: what this run did (budget, epochs, evaluation, options, devices, data)."""
+    base = base_runs(df)
+    opts = sorted({(r.init, r.data_order, r.optimizer) for r in base.itertuples()})
+    return (f"This run: budget {', '.join(sorted(df.budget.unique()))}, {int(base.epochs.max())} epochs "
+            f"({int(base.updates.max()):,} updates per model), {records.seeds_note(base)}; initial weights / data "
+            f"order / optimiser: {'; '.join(' / '.join(o) for o in opts)}; test NLL with K={int(df.eval_k.max())} "
+            f"on {' / '.join(sorted(df.images.unique()))}; trained on {', '.join(sorted(df.train_device.unique()))}; "
+            f"{records.data_status(df)}.")
+
+
+def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None = None,
+                 floor: pd.DataFrame | None = None) -> None:
+    """Table 1, Table 2, the cost, the learning curve, the noise floor and claims.md of a run under ``out_dir``."""
+    note, base = budget_note(df), base_runs(df)
     t1 = table1_long(df)
+    one_seed = "" if base.seed.nunique() > 1 else (" " + floor_summary(floor) if floor is not None else "")
     write_table(t1, table1_paper(t1), out_dir / "table1",
-                f"Table 1: test NLL (nats) and active units (per layer), ours beside the paper's. {paper}"
-                f"IWAE-VAE: the difference of test NLL, paired over the same test images (and seeds), with its 95% "
-                f"CI; negative means IWAE is better. Ours: {note}.", size="footnotesize")
+                f"Table 1 (Burda et al. 2016), reproduced: test NLL in nats (active units per stochastic layer) of "
+                f"VAE and IWAE, ours beside the paper's; ours are the mean over seeds ± their sd where there are "
+                f"several. {PAPER}. IWAE - VAE: {SIGN}; paired over the same test images, matched by training seed; "
+                f"{interval_note(base)}.{one_seed} Ours: {note}.", size="footnotesize")
     t2 = table2(df)
     if len(t2):
         write_table(t2, table2_paper(t2), out_dir / "table2",
-                    f"Table 2: continued training (MNIST, 1 layer), ours beside the paper's. {paper}Ours: {note}.")
+                    f"Table 2 (Burda et al. 2016), reproduced: MNIST, 1 stochastic layer, a model trained with the "
+                    f"first objective, then trained further with the other at lr 1e-4 continuing its optimiser and "
+                    f"random state; test NLL (active units), ours beside the paper's. {PAPER}. after - first: "
+                    f"{SIGN.replace('A - B', 'after - first').replace('A is', 'continuing was')}; paired over the "
+                    f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: {note}.",
+                    size="footnotesize")
     else:  # the grid has no Table 2 (table2: false): a sentence, not an empty table
         t2.to_csv(out_dir / "table2.csv", index=False)
         for ext in ("md", "tex"):
             (out_dir / f"table2.{ext}").write_text("Table 2 (continued training) is not part of this run's grid.\n")
-    write_table(wallclock(df), wallclock(df), out_dir / "wallclock",
-                "Wall-clock per model (a stack's time shared out among its members): updates, ms per update, "
-                f"training hours, evaluation seconds, device. Ours: {note}.")
-    proj = projection(df)
-    (out_dir / "wallclock.md").write_text((out_dir / "wallclock.md").read_text() + (
-        "\nThe paper budget (Table 1 + Table 2) on the same device, projected from these measured updates "
-        "(each group's time per update x the paper's updates):\n\n" + _fmt(proj).to_markdown(index=False) + "\n"))
+    j = jobs(df)
+    proj, sentences = projection(j)
+    write_table(j, jobs_shown(j), out_dir / "wallclock",
+                f"Cost: wall-clock of every training job, a stack of members trained together (its time is the "
+                f"whole stack's: members share each update), and evaluation seconds per model. Ours: {note}.",
+                size="footnotesize")
+    (out_dir / "wallclock.md").write_text((out_dir / "wallclock.md").read_text() + "\n" + " ".join(sentences) + "\n\n"
+                                          + (_fmt(proj).to_markdown(index=False, disable_numparse=True) + "\n" if len(proj) else ""))
     proj.to_csv(out_dir / "projection.csv", index=False)
-    (out_dir / "projection.tex").write_text(latex_table(
-        proj, "The paper budget (Table 1 + Table 2) projected on each measured device from the measured time per "
-              "update of each training group (a stack of its members) and the paper's number of updates.",
-        "tab:projection"))
-    (out_dir / "protocol.tex").write_text(_tex_escape(protocol(df)) + "\n")
+    (out_dir / "projection.tex").write_text(
+        tex_escape(" ".join(sentences)) + "\n" if sentences else "No training job in this run.\n")
+    (out_dir / "protocol.tex").write_text(tex_escape(protocol(df)) + "\n")
+    (out_dir / "runnote.tex").write_text(f"\\newcommand{{\\runnote}}{{{tex_escape(note)}}}\n")
     if curve_df is not None:
-        c = curve(curve_df)
+        c = records.curve(curve_df)
         write_table(c, curve_shown(c), out_dir / "curve",
-                    f"Learning curve: test NLL after each stage and IWAE - VAE (paired 95% CI). Ours: {budget_note(curve_df)}.")
-    sentences = claims(t1, df)
-    (out_dir / "claims.md").write_text("What this run supports, at its budget:\n\n" + "".join(f"- {s}\n" for s in sentences))
-    (out_dir / "claims.tex").write_text("\\begin{itemize}\n" + "".join(f"\\item {_tex_escape(s)}\n" for s in sentences)
-                                        + "\\end{itemize}\n" if sentences else "No paired comparison in this run.\n")
-    df.drop(columns=["ll", "activity", "bounds", "history", "active"]).to_csv(out_dir / "all_runs.csv", index=False)
+                    f"Learning curve: test NLL after each stage of the schedule, and IWAE - VAE ({SIGN}; paired; "
+                    f"{interval_note(curve_df)}). Ours: {budget_note(curve_df)}.")
+    nf = noise_floor(t1)
+    if len(nf):
+        shown = pd.DataFrame({"data": nf.dataset.str.upper(), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
+                              "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
+                              "IWAE - VAE": intervals(nf, "iwae_minus_vae"), "its sd": nf.iwae_minus_vae_sd})
+        write_table(nf, shown, out_dir / "noise_floor",
+                    f"The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
+                    f"paired IWAE - VAE difference ({SIGN}), with its 95% interval over the seeds. Ours: {note}.")
+    sentences = claims(t1, df, floor)
+    head = f"What this run supports, at its budget ({note}). {interval_note(base)}."
+    if base.seed.nunique() == 1 and floor is not None:
+        head += " " + floor_summary(floor)
+    (out_dir / "claims.md").write_text(head + "\n\n" + "".join(f"- {s}\n" for s in sentences))
+    (out_dir / "claims.tex").write_text(tex_escape(head) + "\n\\begin{itemize}\n" + "".join(
+        f"\\item {tex_escape(s)}\n" for s in sentences) + "\\end{itemize}\n" if sentences else
+        "No paired comparison in this run.\n")
+    df.drop(columns=["ll", "activity", "bounds", "history", "active", "stack"]).to_csv(out_dir / "all_runs.csv",
+                                                                                        index=False)
 
 
 def write_table3(paths, stem: Path) -> None:
     """Table 3 (``stem``.md/.csv/.tex) from the metrics of its runs."""
-    df3 = collect(paths)
+    df3 = records.collect(paths)
     t3 = table3(df3)
+    sd = " ± sd over seeds" if t3.seeds.max() > 1 else ""
     shown = pd.DataFrame({"objective": t3.label, "seeds": t3.seeds,
-                          "IWAE-K bound": [_pm(b, s) for b, s in zip(t3.bound, t3.bound_sd)],
-                          "paper": t3.bound_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
-                          "log p(x)": [_pm(v, s) for v, s in zip(t3.log_px, t3.log_px_sd)],
-                          "paper ": t3.log_px_paper.map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
-                          "vs IWAE [95% CI]": _intervals(t3, "log_px_minus_iwae")})
+                          f"-L_K{sd}": [nll_cell(b, s) for b, s in zip(t3.neg_bound, t3.neg_bound_sd)],
+                          "paper": t3.neg_bound_paper.map(_number),
+                          f"NLL{sd}": [nll_cell(v, s) for v, s in zip(t3.nll, t3.nll_sd)],
+                          "paper ": t3.nll_paper.map(_number),
+                          "X - IWAE [95% CI]": intervals(t3, "minus_iwae")})
     write_table(t3, shown, stem,
-                "Table 3 (Rainforth et al. 2018 on Burda's protocol): the training bound with all K samples and "
-                "log p(x) (K=5000), mean ± sd over seeds; 'paper': Rainforth et al. 2018 as quoted in "
-                f"src/iwae/reference/paper_rainforth2018.csv (reference data). Ours: {budget_note(df3)}.")
+                f"Table 3 (Rainforth et al. 2018) on Burda's protocol, in NLL terms: -L_K, the training bound with "
+                f"all K = {int(t3.k.iloc[0])} samples at evaluation (an upper bound on the NLL), and the test NLL "
+                f"(K=5000). X - IWAE: {SIGN.replace('A - B', 'X - IWAE').replace('A is', 'X is')}; paired over "
+                f"the same test images; {interval_note(df3)}. 'paper': Rainforth et al. 2018 as quoted in "
+                f"src/iwae/reference/paper_rainforth2018.csv, negated into NLL (reference data). Ours: "
+                f"{budget_note(df3)}.")
 
 
 def write_estimators(paths, stem: Path) -> None:
     """The estimator comparison (``stem``.md/.csv/.tex) from the metrics of its runs."""
-    dfe = collect(paths)
+    dfe = records.collect(paths)
     te = estimators(dfe)
     shown = pd.DataFrame({
-        "data": te.dataset.str.upper() + np.where(te.data == "verified", "", "*"), "k": te.k, "estimator": te.label,
-        "seeds": te.seeds, "NLL": [_pm(v, s) for v, s in zip(te.nll, te.nll_sd)],
-        "vs IWAE [95% CI]": _intervals(te, "minus_iwae"),
-        "AU": te.active_units, "ms/update": te.ms_per_update.map(lambda v: f"{v:.2f}")})
+        "data": te.dataset.str.upper() + np.where(te.data == "verified", "", "*"), "K": te.k, "estimator": te.label,
+        "seeds": te.seeds, "NLL (AU)": [nll_cell(v, s, a) for v, s, a in zip(te.nll, te.nll_sd, te.active_units)],
+        "X - IWAE [95% CI]": intervals(te, "minus_iwae")})
+    stacks = "; ".join(f"K={r.k}: {r.stack_ms_per_update:.1f} ms" for r in te.drop_duplicates("k").itertuples())
     write_table(te, shown, stem,
-                "Gradient estimators of the IWAE bound on the same protocol: test NLL, the difference to IWAE "
-                f"(paired 95% CI), active units, ms per update. Ours: {budget_note(dfe)}.")
+                f"Gradient estimators of the IWAE bound on the same protocol: test NLL (active units) and the "
+                f"difference to IWAE ({SIGN.replace('A - B', 'X - IWAE').replace('A is', 'X is')}; paired over the "
+                f"same test images; {interval_note(dfe)}). The estimators of one K were trained as one stack "
+                f"of {int(te.members.max())}, which shares every update ({stacks} per update of the whole stack); "
+                f"what each estimator costs alone is measured by benchmarks/bench_estimators.py. Ours: "
+                f"{budget_note(dfe)}.")
 
 
-def write_snr(snr_csv: Path, stem: Path, figure: Path) -> None:
-    """The fitted SNR slopes (``stem``.md/.csv/.tex) and the SNR figure from `iwae snr`'s summaries."""
-    from iwae import figures
-    from iwae.snr import slopes
-
-    rows = pd.read_csv(snr_csv)
-    fitted = pd.DataFrame(slopes(rows.to_dict("records")))
+def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
+    """The fitted SNR slopes (``stem``.md/.csv/.tex)."""
+    models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
     write_table(fitted, fitted, stem,
-                "Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018): "
-                "expected about -1/2 for the recognition network and +1/2 for the generative network with IWAE.")
-    figures.snr_figure(rows, fitted, figure)
+                f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018), "
+                f"least squares over K = {', '.join(map(str, sorted(rows.k.unique())))}, "
+                f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images; expected about "
+                f"-1/2 for the recognition network and +1/2 for the generative network with IWAE. Models: {models}.")
 
-
-def write_family(table3_paths, estimator_paths, snr_csv: Path | None, out: Path) -> None:
-    """The family experiments' tables and figure under ``out``/tables and ``out``/figures (each part whose
-    inputs are given)."""
-    if table3_paths:
-        write_table3(table3_paths, out / "tables" / "table3")
-    if estimator_paths:
-        write_estimators(estimator_paths, out / "tables" / "estimators")
-    if snr_csv:
-        write_snr(Path(snr_csv), out / "tables" / "snr", out / "figures" / "snr")
-
-
-# ----------------------------------------------------------------------------- CLI
-def add_arguments(p) -> None:
-    sub = p.add_subparsers(dest="what", required=True, metavar="WHAT")
-    for what, helptext in (("tables", "Table 1, Table 2, wall-clock, claims (csv, md, tex)"),
-                           ("figures", "the figures (pdf and png)")):
-        s = sub.add_parser(what, help=helptext)
-        s.add_argument("inputs", nargs="+", help="metrics JSON files")
-        s.add_argument("--curve", nargs="*", default=None, help="metrics of stage snapshots: a learning curve")
-        s.add_argument("--out", required=True, help="output folder")
-        if what == "figures":
-            s.add_argument("--nll", choices=["auto", "absolute", "difference"], default="auto",
-                           help="NLL-vs-K figure: our NLL beside the paper's, or ours minus the paper's (auto: the "
-                                "difference where ours are more than 3 nats away)")
-    s = sub.add_parser("samples", help="samples of each generative model, one labelled matrix per data set and "
-                                       "architecture")
-    s.add_argument("inputs", nargs="+", help="model.pt files")
-    s.add_argument("--out", required=True, help="output file name without extension (writes .pdf and .png)")
-    s = sub.add_parser("family", help="beyond the paper: Table 3, the estimators, the SNR slopes and figure "
-                                      "(each part whose inputs are given)")
-    s.add_argument("--table3", nargs="+", default=[], help="metrics of the Table 3 runs")
-    s.add_argument("--estimators", nargs="+", default=[], help="metrics of the estimator runs")
-    s.add_argument("--snr", default=None, help="snr.csv of `iwae snr`")
-    s.add_argument("--out", required=True, help="results folder (writes tables/ and figures/ in it)")
-
-
-def main(args) -> None:
-    from iwae import figures
-
-    if args.what == "samples":
-        figures.samples(args.inputs, Path(args.out))
-    elif args.what == "family":
-        if not (args.table3 or args.estimators or args.snr):
-            raise SystemExit("iwae report family: nothing to write; give --table3, --estimators and/or --snr")
-        write_family(args.table3, args.estimators, args.snr, Path(args.out))
-    else:
-        df = collect(args.inputs)
-        curve_df = collect(args.curve) if args.curve else None
-        if args.what == "tables":
-            write_tables(df, Path(args.out), curve_df)
-        else:
-            figures.write_figures(df, Path(args.out), curve_df, nll_mode=args.nll)

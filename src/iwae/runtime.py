@@ -11,13 +11,19 @@ from pathlib import Path
 
 import torch
 
-
 GPU_LOCK_DIR_ENV = "IWAE_GPU_LOCK_DIR"
 _held_gpu_locks: list = []  # open lock files: a claimed GPU stays this process's until it exits
 
 
+def no_tf32() -> None:
+    """Matrix products in full float32 on CUDA (no TF32): every number of the suite is float32 exactly."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU. ``cuda`` without a GPU is an error, not a fallback.
+    On CUDA, TF32 is switched off (``no_tf32``).
 
     With several visible GPUs, ``auto`` and ``cuda`` take the least busy one for this process
     (``claim_gpu``), so that jobs started side by side (Snakemake with --resources gpu=N) do not all
@@ -31,6 +37,8 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
         lock_dir = Path(os.environ.get(GPU_LOCK_DIR_ENV) or f"/tmp/iwae-gpu-locks-{os.getuid()}")
         device = torch.device("cuda", claim_gpu(torch.cuda.device_count(), lock_dir))
+    if device.type == "cuda":
+        no_tf32()
     return device
 
 

@@ -66,7 +66,7 @@ def fitted_slope(ks: list[int], values: list[float]) -> float:
 def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators: list[str], draws: int,
         out_csv: Path, seed: int = 0, progress=print) -> list[dict]:
     """Every (checkpoint label -> model file) x estimator x K; writes and returns the rows."""
-    from iwae.train import load_model
+    from iwae.checkpoint import load_model
 
     rows = []
     for label, path in models.items():
@@ -122,8 +122,8 @@ def add_arguments(p) -> None:
 
 def main(args) -> None:
     from iwae import data as data_mod
+    from iwae.checkpoint import load_model
     from iwae.runtime import set_threads
-    from iwae.train import load_model
 
     set_threads(args.threads)
     models = dict(spec.split("=", 1) if "=" in spec else (Path(spec).parent.name, spec) for spec in args.model)

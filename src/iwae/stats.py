@@ -1,9 +1,15 @@
-"""Paired statistics: is a difference between two models real at this budget?
+"""Paired statistics: is a difference between two models real at this budget, once training noise is counted?
 
-Every evaluation binarises the same test images from the same seed and saves one log-likelihood
-per image, so two models' estimates pair up image by image. With one seed per model the
-difference is paired over the test images; with several seeds (matched by seed) it is the
-spread of the per-seed paired means that counts, and the interval is taken over seeds.
+Every evaluation binarises the same test images from the same seed and saves one log-likelihood per image,
+so two models' estimates pair up image by image. The unit of replication is the training seed:
+
+- with S >= 2 seeds (matched by seed), each seed's paired mean difference over the same images is one
+  observation and the interval is Student's t over the S seeds (S - 1 degrees of freedom). It counts the
+  run-to-run noise of training (and the test images' sampling noise, which is inside each seed's mean);
+- with one seed, the interval is over the test images only: it measures the test set's sampling noise, not
+  training's, so no verdict is drawn from it (``verdict`` says "one seed").
+
+tests/test_stats.py checks both against simulations with a known answer.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ LEVEL = 0.95
 
 
 def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t interval of the mean of ``values``."""
+    """(mean, low, high): Student's t interval of the mean of ``values`` (NaN bounds for fewer than two)."""
     v = np.asarray(values, dtype=float)
     m = float(v.mean())
     if len(v) < 2:
@@ -29,24 +35,32 @@ def mean_ci(values, level: float = LEVEL) -> tuple[float, float, float]:
 def paired_difference(a: list[np.ndarray], b: list[np.ndarray], level: float = LEVEL) -> dict:
     """Mean of a - b with its interval; ``a[s]``, ``b[s]``: per-image values of seed s on the same images.
 
-    One seed: over the images (n - 1 degrees of freedom). Several: over the seeds' paired means.
-    """
+    -> dict(diff, low, high, over: "seeds" (S >= 2: the interval over the seeds' paired means) or "images"
+    (one seed: over the images), n: seeds or images, seed_sd: the sd of the seeds' paired means (NaN for one
+    seed), per_seed: the seeds' paired means)."""
     if len(a) != len(b) or not a:
         raise ValueError(f"paired_difference needs the same seeds on both sides, got {len(a)} and {len(b)}")
     for x, y in zip(a, b):
         if len(x) != len(y):
             raise ValueError(f"paired values need the same test images: {len(x)} against {len(y)} images")
+    per_seed = [float(np.mean(np.asarray(x) - np.asarray(y))) for x, y in zip(a, b)]
     if len(a) == 1:
         mean, low, high = mean_ci(np.asarray(a[0]) - np.asarray(b[0]), level)
-        return dict(diff=mean, low=low, high=high, over="images", n=len(a[0]))
-    mean, low, high = mean_ci([float(np.mean(np.asarray(x) - np.asarray(y))) for x, y in zip(a, b)], level)
-    return dict(diff=mean, low=low, high=high, over="seeds", n=len(a))
+        return dict(diff=mean, low=low, high=high, over="images", n=len(a[0]), seed_sd=math.nan, per_seed=per_seed)
+    mean, low, high = mean_ci(per_seed, level)
+    return dict(diff=mean, low=low, high=high, over="seeds", n=len(a), seed_sd=float(np.std(per_seed, ddof=1)),
+                per_seed=per_seed)
 
 
-def verdict(low: float, high: float) -> str:
-    """'below' (the interval is below 0), 'above', or 'unresolved' (it contains 0)."""
-    if high < 0:
+def verdict(d: dict | None) -> str:
+    """From a paired difference: 'below' (a seed-level interval below 0), 'above', 'unresolved' (it contains 0),
+    or 'one seed' (an interval over the images of one training seed: no verdict either way)."""
+    if d is None:
+        return "unresolved"
+    if d["over"] != "seeds":
+        return "one seed"
+    if d["high"] < 0:
         return "below"
-    if low > 0:
+    if d["low"] > 0:
         return "above"
     return "unresolved"

@@ -2,85 +2,37 @@
 
 A run trains M >= 1 *members* that share the data set, the architecture, K, the schedule and the
 optimiser, and may differ in objective and seed (and, for Table 2, in the model they continue).
-They are one stacked model (parameters with a leading member dimension, batched matrix products)
-with one optimiser update for all; a single run is the M = 1 case. Each member draws everything
-random -- its minibatch order where reshuffled, binarisation and sample noise -- from its own
-generator seeded by its seed, in the same order whatever M is, and its loss depends on its own
-parameters only, so every member ends where training it alone would (tested).
+They are one stacked model (``iwae.stack``) with one optimiser update for all; a single model is the
+M = 1 case. Each member draws everything random from its own generator seeded by its seed, in the
+same order whatever M is, and its loss depends on its own parameters only, so every member ends where
+training it alone would (tested; on a long run float rounding makes the two drift apart as two seeds
+do: docs/family).
 
-The loop reads top to bottom: data, members, the stack (``iwae.stack``: model, optimiser, the
-step), schedule, (resume), epochs, checkpoints. The run's ``checkpoint.pt`` lives in its first
-member's folder (every member's state in a single model's layout); each member's folder finally
-holds its ``model.pt``, ``train.json`` and ``stages/stage<i>.pt`` snapshots. A killed run started
-again ends with exactly the parameters of an uninterrupted run on CPU.
+``Run.steps`` is the loop, top to bottom: epochs, steps, finite checks, checkpoints, stage snapshots.
+It yields after every step, so that ``train_together`` can run several stacks in one process (on
+CUDA each on its own stream, side by side on the GPU); ``train`` runs one. What is on disk
+(checkpoints, model files) is ``iwae.checkpoint``'s. A killed run started again ends with exactly the
+parameters of an uninterrupted run on the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from iwae import checkpoint
 from iwae import data as data_mod
-from iwae import graphs
-from iwae import objectives
-from iwae.model import IWAEModel, ModelConfig, initialise, output_bias_from_data
-from iwae.optim import OPTIMIZERS
-from iwae.stack import Stack
+from iwae.config import TrainConfig, check_stack
 from iwae.runtime import code_version, device_name, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
-
-CHECKPOINT = "checkpoint.pt"
-# Raised whenever what a checkpoint holds changes (3: per-member files, optimiser state by parameter
-# name in Theano's order with the pending gradient, one generator per member).
-CHECKPOINT_FORMAT = 3
-DATA_ORDERS = ("fixed", "reshuffle")
-STEP_MODES = ("auto", "eager", "captured")
-MEMBER_FIELDS = ("objective", "seed", "init_from")  # what may differ between the members of a stack
-
-
-@dataclass
-class TrainConfig:
-    """One model's training protocol. The defaults are the authors' procedure (yburda/iwae)."""
-
-    dataset: str = "mnist"
-    n_layers: int = 1
-    objective: str = "iwae"
-    k: int = 5
-    seed: int = 0
-    stages: list[int] | None = None  # None: all 8 stages (the paper)
-    epoch_scale: float = 1.0  # epochs of stage i = round(3**i * epoch_scale), at least 1
-    train_subset: int | None = None  # use only the first N training images (None: all)
-    batch_size: int = 20
-    optimizer: str = "published"  # Adam as optimizers.py ran it; or published_torch_order, paper_text
-    init: str = "authors"  # authors: RandomState(123) per layer, as nnet.py; seeded: Glorot from the seed
-    data_order: str = "fixed"  # fixed: minibatch i = rows 20i..20i+19 every epoch (the authors'); or reshuffle
-    init_from: str | None = None  # a model.pt to continue from (the paper's Table 2)
-    continue_state: bool = True  # with init_from: continue its optimiser state and random state (the authors')
-    budget: str = "custom"  # the pipeline's name for this budget, recorded only
-
-    def __post_init__(self):
-        objectives.get(self.objective).check(self.k, self.n_layers)
-        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("data_order", self.data_order,
-                                     DATA_ORDERS), ("init", self.init, ("authors", "seeded"))):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.train_subset is not None and self.train_subset < self.batch_size:
-            raise ValueError(f"train_subset ({self.train_subset}) must be at least batch_size ({self.batch_size})")
-        schedule(self.stages, self.epoch_scale)  # validates stages and epoch_scale
-
-    def shared(self) -> dict:
-        """What every member of a stack must have in common."""
-        return {k: v for k, v in asdict(self).items() if k not in MEMBER_FIELDS}
+from iwae.stack import build, resolve_step_mode
 
 
 class NonFiniteLoss(RuntimeError):
@@ -89,44 +41,6 @@ class NonFiniteLoss(RuntimeError):
 
 class Interrupted(RuntimeError):
     """Training stopped on request (e.g. SIGTERM from a scheduler) after saving a checkpoint."""
-
-
-def resolve_step_mode(step_mode: str, device: torch.device) -> str:
-    """``eager`` or ``captured`` for ``step_mode`` on ``device``. ``auto`` is captured on CUDA (measured on an
-    H200: 2-12x faster per step than eager, the same losses and parameters; docs/gpu) and eager elsewhere,
-    or where this torch cannot record a step that draws from its own generators."""
-    if step_mode not in STEP_MODES:
-        raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
-    if step_mode == "auto":
-        return "captured" if device.type == "cuda" and graphs.supported() else "eager"
-    if step_mode == "captured" and device.type != "cuda":
-        raise ValueError("step_mode 'captured' records a CUDA graph and needs a CUDA device; use 'eager' (or 'auto')")
-    return step_mode
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint_file(path: str | os.PathLike) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise RuntimeError(
-            f"{path}: cannot be loaded ({type(e).__name__}: {e}). If it is a checkpoint of an interrupted "
-            f"run, delete it to start that run afresh."
-        ) from e
-
-
-def initial_model(cfg: TrainConfig, output_bias: torch.Tensor) -> IWAEModel:
-    """One member's starting point: the initial weights of ``cfg.init``, or the model it continues."""
-    model = IWAEModel(ModelConfig(cfg.n_layers))
-    if cfg.init_from:
-        model.load_state_dict(load_checkpoint_file(cfg.init_from)["state_dict"])
-        return model
-    return initialise(model, cfg.init, output_bias, seed=cfg.seed)
 
 
 class _EpochLog:
@@ -157,17 +71,135 @@ class _EpochLog:
             self.bar.close()
 
 
-def train(
-    cfgs: TrainConfig | list[TrainConfig],
-    data_dir: str | os.PathLike,
-    outs: str | os.PathLike | list,
-    device: torch.device,
-    progress: bool = True,
-    should_stop=lambda: False,
-    checkpoint_minutes: float = 10.0,
-    step_mode: str = "auto",
-    check_every: int = 500,
-):
+class Run:
+    """One stack trained with the paper's schedule: set up (data, members, resume), ``steps``, ``finish``."""
+
+    def __init__(self, cfgs: list[TrainConfig], data_dir: str | os.PathLike, outs: list, device: torch.device,
+                 step_mode: str = "auto", checkpoint_minutes: float = 10.0, check_every: int = 500,
+                 progress: bool = True, together: int = 1):
+        check_stack(cfgs)
+        if len(cfgs) != len(outs):
+            raise ValueError(f"{len(cfgs)} members but {len(outs)} output folders")
+        self.cfgs, self.outs, self.device = cfgs, [Path(o) for o in outs], device
+        self.step_mode, self.together = resolve_step_mode(step_mode, device), together
+        self.checkpoint_minutes, self.check_every = checkpoint_minutes, check_every
+        cfg0 = cfgs[0]
+        splits, self.manifest = data_mod.load(cfg0.dataset, data_dir)
+        train_x = (splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train).to(device)
+        self.plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
+        continued = checkpoint.continued_states(cfgs)  # Table 2: the first runs' optimiser and random state
+        self.stack = build(cfgs, train_x, lr=self.plan[0][1])
+        for o in self.outs:
+            o.mkdir(parents=True, exist_ok=True)
+        self.ckpt = self.outs[0] / checkpoint.CHECKPOINT  # one for the whole stack, in the first member's folder
+        self.epoch, self.first_step, self.elapsed, self.histories = 0, 0, 0.0, [[] for _ in cfgs]
+        if self.ckpt.exists():
+            self.epoch, self.first_step, self.elapsed, self.histories = checkpoint.restore(
+                self.ckpt, self.stack, cfgs, self.outs)
+            print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
+                  f"({self.elapsed:.0f} s trained)", flush=True)
+        elif continued:
+            checkpoint.continue_training(self.stack, continued)
+        self.stack.use(self.step_mode)  # after any state is loaded: a recorded step replays on these buffers
+        self.log = _EpochLog(progress, len(self.plan), self.epoch, f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} "
+                             + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
+
+    def steps(self, should_stop=lambda: False):
+        """The loop: every remaining step of the schedule, yielding after each. ``should_stop()`` is polled after
+        every step; when it says so, a checkpoint is written and ``Interrupted`` raised."""
+        st, n = self.stack, self.stack.n_batches
+        last_save = time.monotonic()
+        for epoch in range(self.epoch, len(self.plan)):
+            stage, lr = self.plan[epoch]
+            st.start_epoch(lr, self.first_step)
+            self.clock, self.epoch_time = time.perf_counter(), 0.0  # training time only: saving is not counted
+            for s in range(self.first_step, n):
+                st.step()
+                yield
+                if (s + 1) % self.check_every == 0:
+                    self._check_finite(epoch, s + 1)
+                stop = should_stop()
+                if s + 1 < n and (stop or time.monotonic() - last_save > self.checkpoint_minutes * 60):
+                    self._check_finite(epoch, s + 1)
+                    self._tick()
+                    self._save(epoch, s + 1, stop)
+                    last_save = time.monotonic()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self._check_finite(epoch, n)
+            self._tick()
+            means = (st.partial.sum(1) / (n * self.cfgs[0].batch_size)).tolist()
+            for m, history in enumerate(self.histories):
+                history.append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=self.epoch_time))
+            self.log.epoch(epoch, stage, lr, [-v for v in means], self.epoch_time, n)
+            st.partial.zero_()
+            self.first_step = 0
+            stage_ends = epoch + 1 == len(self.plan) or self.plan[epoch + 1][0] != stage
+            if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
+                for m, o in enumerate(self.outs):
+                    checkpoint.write_model(o / "stages" / f"stage{stage}.pt", st, m, self.metadata(m), final=False)
+            stop = should_stop()
+            if epoch + 1 < len(self.plan) and (stage_ends or stop or
+                                                time.monotonic() - last_save > self.checkpoint_minutes * 60):
+                self._save(epoch + 1, 0, stop)
+                last_save = time.monotonic()
+
+    def _tick(self) -> None:
+        """Add the training time since the last tick to the epoch's and the run's."""
+        now = time.perf_counter()
+        self.epoch_time += now - self.clock
+        self.elapsed += now - self.clock
+        self.clock = now
+
+    def _save(self, epoch: int, step: int, stop: bool) -> None:
+        """A checkpoint to resume at (epoch, step); its writing is not counted as training time."""
+        checkpoint.save(self.ckpt, self.stack, self.cfgs, self.outs, self.histories, epoch, step, self.elapsed)
+        self.clock = time.perf_counter()
+        if stop:
+            raise Interrupted(f"stopped at epoch {epoch}, step {step}; checkpoint saved in {self.ckpt}")
+
+    def _check_finite(self, epoch: int, upto: int) -> None:
+        bad = torch.nonzero(~torch.isfinite(self.stack.partial[:, :upto]))
+        if len(bad):
+            m, s = (int(v) for v in bad[0])
+            stage, lr = self.plan[epoch]
+            raise NonFiniteLoss(
+                f"non-finite loss at epoch {epoch} (stage {stage}, lr {lr:g}), step {s} of {self.stack.n_batches}, "
+                f"member {self.outs[m]} ({self.cfgs[m].objective}, seed {self.cfgs[m].seed}). The last good "
+                f"checkpoint is kept" + (f" in {self.ckpt}" if self.ckpt.exists() else
+                                         " (none yet: the run had not saved one)")
+                + ". Fix: check the data and the config (learning rate, K); a re-run resumes from that checkpoint.")
+
+    def metadata(self, m: int) -> dict:
+        """What member m's model file records about its training so far."""
+        epochs, n = len(self.histories[m]), len(self.cfgs)
+        return dict(
+            train_config=asdict(self.cfgs[m]), model_config=asdict(self.stack.model.config), data=self.manifest,
+            history=list(self.histories[m]), epochs=epochs, updates=epochs * self.stack.n_batches,
+            train_seconds=self.elapsed,  # wall-clock of the whole stack
+            train_seconds_per_member=self.elapsed / n, seconds_per_epoch=self.elapsed / max(epochs, 1),
+            stack_size=n, stack=[dict(objective=c.objective, seed=c.seed) for c in self.cfgs],
+            trained_together_with=self.together - 1,  # other stacks in the same process (train_together)
+            device=device_name(self.device), peak_memory_mb=peak_memory_mb(self.device), code_version=code_version(),
+            torch_version=torch.__version__, train_path=f"stacked {self.step_mode}",
+        )
+
+    def finish(self) -> list[dict]:
+        """Every member's model.pt and train.json; the checkpoint goes. -> the members' metadata."""
+        self.log.close()
+        metas = []
+        for m, o in enumerate(self.outs):
+            meta = self.metadata(m)
+            checkpoint.write_model(o / "model.pt", self.stack, m, meta, final=True)
+            (o / "train.json").write_text(json.dumps(meta, indent=2))
+            metas.append(meta)
+        self.ckpt.unlink(missing_ok=True)
+        return metas
+
+
+def train(cfgs: TrainConfig | list[TrainConfig], data_dir: str | os.PathLike, outs: str | os.PathLike | list,
+          device: torch.device, progress: bool = True, should_stop=lambda: False, checkpoint_minutes: float = 10.0,
+          step_mode: str = "auto", check_every: int = 500):
     """Train the members ``cfgs`` (one or a list) as one stack; write ``model.pt`` in each of ``outs``.
 
     Returns each member's metadata (a dict for a single config, else a list). Checkpoints are written
@@ -175,187 +207,37 @@ def train(
     ``should_stop()`` (polled after every step) returns True, after which ``Interrupted`` is raised
     (the CLI wires it to SIGTERM/SIGINT). A non-finite loss, read from a device buffer every
     ``check_every`` steps and at each epoch's end, stops the run with its epoch and step.
-    step_mode: ``eager``, ``captured`` (CUDA only): the whole step recorded once as a CUDA graph
-    and replayed, or ``auto`` (the default): captured on CUDA, eager elsewhere (see ``resolve_step_mode``).
+    step_mode: one of ``iwae.stack.STEP_MODES`` (``auto``: captured on CUDA, eager elsewhere).
     """
     single = isinstance(cfgs, TrainConfig)
     cfgs, outs = ([cfgs], [outs]) if single else (list(cfgs), list(outs))
-    if len(cfgs) != len(outs) or not cfgs:
-        raise ValueError(f"{len(cfgs)} members but {len(outs)} output folders")
-    for c in cfgs[1:]:
-        if c.shared() != cfgs[0].shared():
-            diff = {k: (v, c.shared()[k]) for k, v in cfgs[0].shared().items() if c.shared()[k] != v}
-            raise ValueError(f"members of one stack must share everything but {MEMBER_FIELDS}; they differ in {diff}")
-    step_mode = resolve_step_mode(step_mode, device)
-    cfg0, n_members = cfgs[0], len(cfgs)
-    outs = [Path(o) for o in outs]
-    for o in outs:
-        o.mkdir(parents=True, exist_ok=True)
-
-    # data
-    splits, manifest = data_mod.load(cfg0.dataset, data_dir)
-    train_x = splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train
-    train_x = train_x.to(device)  # [N, 784] grey levels, kept on the device; binarised there every step
-
-    # members: their starting points, then the stack (model, optimiser, generators, step) and the schedule
-    continued = [load_checkpoint_file(c.init_from).get("training_state") if c.init_from and c.continue_state
-                 else None for c in cfgs]
-    for c, state in zip(cfgs, continued):
-        if c.init_from and c.continue_state and (state is None or state["optimizer"]["variant"] != c.optimizer):
-            raise RuntimeError(f"{c.init_from} holds no {c.optimizer!r} optimiser state to continue; continue it "
-                               f"with continue_state=False (a fresh optimiser), or retrain it with this version")
-    if any(continued) and not all(continued):
-        raise ValueError("either every member of a stack continues a model's training state or none does")
-    output_bias = output_bias_from_data(train_x)
-    plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
-    st = Stack(cfgs, [initial_model(c, output_bias) for c in cfgs], train_x, lr=plan[0][1])
-    n_batches = st.n_batches
-
-    # resume: one checkpoint for the whole stack, in the first member's folder (written atomically)
-    start_epoch, start_step, elapsed = 0, 0, 0.0
-    histories = [[] for _ in cfgs]
-    ckpt_path = outs[0] / CHECKPOINT
-    if ckpt_path.exists():
-        ck = _read_checkpoint(ckpt_path, cfgs, outs)
-        for m, state in enumerate(ck["members"]):
-            st.load_member(m, state)
-        st.load_optimiser([state["optimizer"] for state in ck["members"]])
-        start_epoch, start_step, elapsed = ck["epoch"], ck["step"], ck["elapsed"]
-        histories = [state["history"] for state in ck["members"]]
-        print(f"resuming {ckpt_path} ({n_members} member(s)) from epoch {start_epoch}, step {start_step} "
-              f"({elapsed:.0f} s trained)", flush=True)
-    elif all(continued):  # Table 2 as the authors ran it: the first run's optimiser and random state
-        for m, state in enumerate(continued):
-            st.gens[m].set_state(state["generator"])
-        st.load_optimiser([state["optimizer"] for state in continued])
-
-    def save_checkpoint(epoch: int, step_index: int) -> None:
-        members = [dict(st.member_state(m), train_config=asdict(c), history=histories[m]) for m, c in enumerate(cfgs)]
-        _save_atomic(dict(format=CHECKPOINT_FORMAT, stack=[str(o) for o in outs], members=members, epoch=epoch,
-                          step=step_index, elapsed=elapsed), ckpt_path)
-
-    def check_finite(epoch: int, upto: int) -> None:
-        bad = torch.nonzero(~torch.isfinite(st.partial[:, :upto]))
-        if len(bad):
-            m, s = (int(v) for v in bad[0])
-            raise NonFiniteLoss(
-                f"non-finite loss at epoch {epoch} (stage {plan[epoch][0]}, lr {plan[epoch][1]:g}), step {s} "
-                f"of {n_batches}, member {outs[m]} ({cfgs[m].objective}, seed {cfgs[m].seed}). The last good "
-                f"checkpoint is kept" + (f" in {ckpt_path}" if ckpt_path.exists() else
-                                         " (none yet: the run had not saved one)")
-                + ". Fix: check the data and the config (learning rate, K); a re-run resumes from that checkpoint."
-            )
-
-    def member_meta(m: int, epochs_done: int) -> dict:
-        """What a member's model.pt (or stage snapshot) records about its training."""
-        return dict(
-            train_config=asdict(cfgs[m]),
-            model_config=asdict(st.model.config),
-            data=manifest,
-            history=list(histories[m]),
-            epochs=epochs_done,
-            updates=epochs_done * n_batches,
-            train_seconds=elapsed,  # wall-clock of the whole stack
-            train_seconds_per_member=elapsed / n_members,
-            seconds_per_epoch=elapsed / max(len(histories[m]), 1),
-            stack_size=n_members,
-            stack=[dict(objective=c.objective, seed=c.seed) for c in cfgs],
-            device=device_name(device),
-            peak_memory_mb=peak_memory_mb(device),
-            code_version=code_version(),
-            torch_version=torch.__version__,
-            train_path=f"stacked {step_mode}",
-        )
-
-    if step_mode == "captured":
-        st.capture()  # a few eager steps, then the recorded step replayed
-
-    log = _EpochLog(progress, len(plan), start_epoch,
-                    f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} " + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
-    last_ckpt = time.monotonic()
-    for epoch in range(start_epoch, len(plan)):
-        stage, lr = plan[epoch]
-        st.start_epoch(lr, start_step)
-        t0, epoch_time = time.perf_counter(), 0.0  # training time only: checkpoints are not counted
-        for s in range(start_step, n_batches):
-            st.advance()
-            if (s + 1) % check_every == 0:
-                check_finite(epoch, s + 1)
-            stop = should_stop()
-            if (stop or time.monotonic() - last_ckpt > checkpoint_minutes * 60) and s + 1 < n_batches:
-                check_finite(epoch, s + 1)
-                dt = time.perf_counter() - t0
-                epoch_time, elapsed = epoch_time + dt, elapsed + dt
-                save_checkpoint(epoch, s + 1)
-                t0 = time.perf_counter()
-                last_ckpt = time.monotonic()
-                if stop:
-                    raise Interrupted(f"stopped at epoch {epoch}, step {s + 1}; checkpoint saved in {ckpt_path}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        check_finite(epoch, n_batches)
-        dt = time.perf_counter() - t0
-        epoch_time, elapsed = epoch_time + dt, elapsed + dt
-        means = (st.partial.sum(1) / (n_batches * cfg0.batch_size)).tolist()
-        for m in range(n_members):
-            histories[m].append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=epoch_time))
-        log.epoch(epoch, stage, lr, [-v for v in means], epoch_time, n_batches)
-        st.partial.zero_()
-        start_step = 0
-        stage_ends = epoch + 1 == len(plan) or plan[epoch + 1][0] != stage
-        if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
-            for m, o in enumerate(outs):
-                (o / "stages").mkdir(exist_ok=True)
-                _save_atomic(dict(state_dict=st.member_state_dict(m), model_config=asdict(st.model.config),
-                                  metadata=member_meta(m, epoch + 1)), o / "stages" / f"stage{stage}.pt")
-        if epoch + 1 < len(plan) and (stage_ends or time.monotonic() - last_ckpt > checkpoint_minutes * 60
-                                      or should_stop()):
-            save_checkpoint(epoch + 1, 0)
-            last_ckpt = time.monotonic()
-            if should_stop():
-                raise Interrupted(f"stopped after epoch {epoch}; checkpoint saved in {ckpt_path}")
-    log.close()
-
-    metas = []
-    for m, o in enumerate(outs):
-        meta = member_meta(m, len(plan))
-        training_state = dict(optimizer=st.optimiser_state(m), generator=st.gens[m].get_state(), epochs=len(plan))
-        _save_atomic(dict(state_dict=st.member_state_dict(m), model_config=asdict(st.model.config), metadata=meta,
-                          training_state=training_state), o / "model.pt")
-        (o / "train.json").write_text(json.dumps(meta, indent=2))
-        metas.append(meta)
-    ckpt_path.unlink(missing_ok=True)
+    run = Run(cfgs, data_dir, outs, device, step_mode, checkpoint_minutes, check_every, progress)
+    for _ in run.steps(should_stop):
+        pass
+    metas = run.finish()
     return metas[0] if single else metas
 
 
-def _read_checkpoint(path: Path, cfgs: list[TrainConfig], outs: list[Path]) -> dict:
-    ck = load_checkpoint_file(path)
-    found = ck.get("format", 1)
-    if found != CHECKPOINT_FORMAT:
-        raise RuntimeError(
-            f"{path} was written by an {'older' if found < CHECKPOINT_FORMAT else 'newer'} iwae version "
-            f"(checkpoint format {found}; this version reads {CHECKPOINT_FORMAT}); delete it to start this "
-            f"run afresh, or resume it with the version that wrote it."
-        )
-    if ck["stack"] != [str(o) for o in outs] or [m["train_config"] for m in ck["members"]] != [asdict(c) for c in cfgs]:
-        raise RuntimeError(
-            f"{path} belongs to a different configuration or stack (members {ck['stack']}: "
-            f"{[m['train_config'] for m in ck['members']]}); run the command that wrote it to resume it, or move it "
-            f"away or delete it to start this run afresh."
-        )
-    return ck
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> IWAEModel:
-    """The trained model stored at ``path`` (a ``model.pt`` written by ``iwae train``), in eval mode."""
-    blob = load_checkpoint_file(path)
-    if "model_config" not in blob:
-        raise RuntimeError(f"{path} is not a finished model (no model_config); it may be a training checkpoint.")
-    model = IWAEModel(ModelConfig(**blob["model_config"]))
-    model.load_state_dict(blob["state_dict"])
-    model.metadata = blob.get("metadata", {})
-    return model.to(device).eval()
-
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
+def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict]]:
+    """Several stacks in one process, taking turns step by step; on CUDA each replays on its own stream, so
+    that the GPU runs their small kernels side by side. Each ends as trained alone. A stack that stops (a
+    non-finite loss, or ``should_stop``) leaves its checkpoint and the others go on; the finished ones write
+    their models, then the first error is raised. -> each run's members' metadata."""
+    lanes = [torch.cuda.Stream(r.device) if r.device.type == "cuda" else None for r in runs]
+    loops = {i: r.steps(should_stop) for i, r in enumerate(runs)}
+    errors: dict[int, Exception] = {}
+    while loops:
+        for i in list(loops):
+            with torch.cuda.stream(lanes[i]) if lanes[i] is not None else contextlib.nullcontext():
+                try:
+                    next(loops[i])
+                except StopIteration:
+                    del loops[i]
+                except (Interrupted, NonFiniteLoss) as e:
+                    errors[i] = e
+                    del loops[i]
+    metas = [runs[i].finish() if i not in errors else [] for i in range(len(runs))]
+    if errors:
+        first = errors[min(errors)]
+        raise type(first)("; ".join(str(e) for e in errors.values()))
+    return metas

@@ -173,6 +173,12 @@ def dataset_of(path):
     return next(part for part in Path(path).parts if part in ("mnist", "omniglot"))
 
 
+def data_folder(wildcards, input, output):
+    """The data cache of a job: the folder above its manifest (an input, or fetch_data's output)."""
+    manifest = input.manifest if "manifest" in input.keys() else output.manifest
+    return os.path.dirname(os.path.dirname(manifest))
+
+
 def manifest_of(wildcards):
     return f"{DATA}/{dataset_of(wildcards.run)}/manifest.json"
 
@@ -271,20 +277,32 @@ SNR_MODEL = "results/{dataset}/L{layers}/iwae-k{k}/seed{seed}".format(
     k=EXP["snr"]["k"],
     seed=GRID["seeds"][0],
 )
-TABLE_NAMES = ["table1", "table2", "wallclock"] + (
-    ["curve"] if BUDGET.get("eval_stages") else []
+TABLE_NAMES = (
+    ["table1", "table2", "wallclock"]
+    + (["curve"] if BUDGET.get("eval_stages") else [])
+    + (["noise_floor"] if len(GRID["seeds"]) > 1 else [])
 )
 TABLES = expand(
     "results/tables/{name}.{ext}", name=TABLE_NAMES, ext=["csv", "md", "tex"]
 )
-FIGURE_NAMES = [
-    "nll_vs_k",
-    "active_units",
-    "activity_hist",
-    "bounds",
-    "training_curves",
-    "wallclock",
-] + (["curve"] if BUDGET.get("eval_stages") else [])
+# as iwae.figures.figures_for: the figures against K only for a grid with several K
+FIGURE_NAMES = (
+    (["nll_vs_k", "active_units"] if len(GRID["ks"]) > 1 else [])
+    + ["activity_hist", "bounds", "training_curves"]
+    + (["wallclock"] if len(GRID["ks"]) > 1 else [])
+    + (["curve"] if BUDGET.get("eval_stages") else [])
+)
+
+
+def noise_floor_arg():
+    """--noise-floor for a one-seed run's tables: the measured floor (config noise_floor), where it exists."""
+    path = config.get("noise_floor")
+    if not path or len(GRID["seeds"]) > 1:
+        return ""
+    path = path if os.path.isabs(path) else os.path.join(REPO, path)
+    return f"--noise-floor {path}" if os.path.exists(path) else ""
+
+
 FIGURES = expand("results/figures/{name}.{ext}", name=FIGURE_NAMES, ext=["pdf", "png"])
 SAMPLES = expand("results/figures/samples.{ext}", ext=["pdf", "png"])
 FAMILY = expand(
@@ -320,20 +338,129 @@ def stages_arg():
     return f"--stages {','.join(str(s) for s in BUDGET['stages'])} --epoch-scale {BUDGET['epoch_scale']}"
 
 
-def eval_args():
-    subset = (
-        f"--test-subset {BUDGET['eval_test_subset']}"
-        if BUDGET["eval_test_subset"]
-        else ""
+def train_params(grid):
+    """The params every training job of a group (or of several groups) shares."""
+    return dict(
+        iwae=IWAE,
+        data_dir=data_folder,
+        objectives=csv(grid["objectives"]),
+        seeds=csv(grid["seeds"]),
+        stages=stages_arg(),
+        common=train_args(),
     )
+
+
+TRAIN_SHELL = (
+    "{params.iwae} train --objectives {params.objectives} --seeds {params.seeds} {params.stages} {params.common} "
+    "--threads {threads} --data-dir {params.data_dir} --out '{params.out}'"
+)
+# Table 1 and the family experiments train the same way; each entry: its name, results prefix and grid
+TRAIN_GROUPS = [("train", "results/", GRID)] + [
+    (f"train_{e}", f"results/{e}/", EXP[e]) for e in ("table3", "estimators")
+]
+TRAIN_TOGETHER = bool(BUDGET.get("train_together", False))
+
+
+def snapshot_outputs(prefix, grid):
+    """The stage snapshots of a Table 1 group (budgets with eval_stages: true): its learning curve."""
+    if not BUDGET.get("eval_stages"):
+        return []
+    return [
+        f
+        for s in BUDGET["stages"]
+        for f in group_outputs(
+            prefix, grid["objectives"], grid["seeds"], f"stages/stage{s}.pt"
+        )
+    ]
+
+
+def group_stage_files(suffix):
+    """The stage snapshots (suffix .pt) or their metrics (.metrics.json) of a Table 1 group's members whose curve
+    the budget evaluates: every stage but the last, which is the final model."""
+    if not BUDGET.get("eval_stages"):
+        return []
+    return [
+        f
+        for s in BUDGET["stages"][:-1]
+        for f in group_outputs(
+            "results/", GRID["objectives"], GRID["seeds"], f"stages/stage{s}{suffix}"
+        )
+    ]
+
+
+def together_outputs(name):
+    """Every member's file of every Table 1 group of one data set; {dataset} stays a wildcard."""
+    return expand(
+        f"results/{{{{dataset}}}}/L{{layers}}/{{objective}}-k{{k}}/seed{{seed}}/{name}",
+        layers=GRID["layers"],
+        objective=GRID["objectives"],
+        k=GRID["ks"],
+        seed=GRID["seeds"],
+    )
+
+
+def together_snapshots():
+    if not BUDGET.get("eval_stages"):
+        return []
+    return [
+        f for s in BUDGET["stages"] for f in together_outputs(f"stages/stage{s}.pt")
+    ]
+
+
+def eval_args(job):
+    """The evaluation protocol of the budget; stage snapshots (evaluate_stage jobs) on eval_stage_test_subset
+    test images where the budget sets it (a learning curve on a fixed subset, the final models on all).
+    """
+    subset = BUDGET["eval_test_subset"]
+    if job == "evaluate_stage" and BUDGET.get("eval_stage_test_subset"):
+        subset = BUDGET["eval_stage_test_subset"]
     return (
-        f"--k {BUDGET['eval_k']} {subset} --train-subset {BUDGET['eval_train_subset']} "
-        f"--active-units-n {BUDGET['active_units_n']} --activity-ddof {config['activity_ddof']} "
-        f"--device {config['device']}"
+        f"--k {BUDGET['eval_k']} {f'--test-subset {subset}' if subset else ''} "
+        f"--train-subset {BUDGET['eval_train_subset']} --active-units-n {BUDGET['active_units_n']} "
+        f"--activity-ddof {config['activity_ddof']} --device {config['device']}"
+        + ("" if BUDGET.get("eval_active_only", True) else " --no-active-only")
     )
+
+
+EVAL_SHELL = (
+    "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} "
+    "{params.args} --threads {threads} > {log} 2>&1"
+)
+# a training group's members in one job: the final models, then (learning curves) the stage snapshots
+GROUP_EVAL_SHELL = (
+    EVAL_SHELL
+    + " && if [ -n '{input.snapshots}' ]; then {params.iwae} evaluate --model {input.snapshots} "
+    "--out {output.stage_metrics} --data-dir {params.data_dir} {params.stage_args} --threads {threads} >> {log} 2>&1; fi"
+)
+# A final model and a stage snapshot (a learning curve) are evaluated the same way; each entry: its name,
+# model file, metrics file and log
+EVALUATIONS = [
+    ("evaluate", "{run}/model.pt", "{run}/metrics.json", "logs/evaluate/{run}.log"),
+    (
+        "evaluate_stage",
+        "{run}/stages/stage{stage}.pt",
+        "{run}/stages/stage{stage}.metrics.json",
+        "logs/evaluate/{run}/stage{stage}.log",
+    ),
+]
 
 
 # Cluster placement, added to every rule's resources (ignored by local runs).
 SLURM = {
     key: config[key] for key in ("slurm_partition", "slurm_account") if config.get(key)
 }
+
+
+REPORT_RESOURCES = dict(
+    **SLURM, runtime=10, mem_mb=2000
+)  # the small jobs that write tables and figures
+
+
+def job_resources(kind, runtime):
+    """Resources of a train or evaluate job: memory and GPUs from config's resources, the budget's runtime."""
+    return dict(
+        **SLURM,
+        mem_mb=config["resources"][kind]["mem_mb"],
+        runtime=runtime,
+        gpu=gpus(kind),
+    )

@@ -20,7 +20,7 @@ rule fetch_data:
         mem_mb=1000,
     params:
         iwae=IWAE,
-        data_dir=lambda w, output: os.path.dirname(os.path.dirname(output.manifest)),
+        data_dir=data_folder,
         mirror=f"--mirror {config['data_mirror']}" if config["data_mirror"] else "",
         source=lambda w: (
             f"--source-file {config['omniglot_file']}"

@@ -2,78 +2,54 @@
 # training group with evaluate_by_group: true), and of the stage snapshots for a learning curve.
 
 
-rule evaluate:
-    input:
-        model="{run}/model.pt",
-        manifest=manifest_of,
-    output:
-        metrics="{run}/metrics.json",
-    log:
-        "logs/evaluate/{run}.log",
-    benchmark:
-        "benchmarks/rules/evaluate/{run}.tsv"
-    wildcard_constraints:
-        run="results/.+/seed[0-9]+",
-    conda:
-        ENV
-    threads: config["resources"]["evaluate"]["threads"]
-    resources:
-        **SLURM,
-        mem_mb=config["resources"]["evaluate"]["mem_mb"],
-        runtime=BUDGET["eval_runtime_min"],
-        gpu=gpus("evaluate"),
-    params:
-        iwae=IWAE,
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        args=eval_args(),
-    shell:
-        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
-        "--threads {threads} > {log} 2>&1"
+for name, model, metrics, log in EVALUATIONS:
 
-
-rule evaluate_stage:
-    """A stage snapshot of a Table 1 model (budgets with eval_stages: true): the learning curve."""
-    input:
-        model="{run}/stages/stage{stage}.pt",
-        manifest=manifest_of,
-    output:
-        metrics="{run}/stages/stage{stage}.metrics.json",
-    log:
-        "logs/evaluate/{run}/stage{stage}.log",
-    benchmark:
-        "benchmarks/rules/evaluate/{run}/stage{stage}.tsv"
-    wildcard_constraints:
-        run="results/.+/seed[0-9]+",
-    conda:
-        ENV
-    threads: config["resources"]["evaluate"]["threads"]
-    resources:
-        **SLURM,
-        mem_mb=config["resources"]["evaluate"]["mem_mb"],
-        runtime=BUDGET["eval_runtime_min"],
-        gpu=gpus("evaluate"),
-    params:
-        iwae=IWAE,
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        args=eval_args(),
-    shell:
-        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} {params.args} "
-        "--threads {threads} > {log} 2>&1"
+    rule:
+        """A model's numbers (evaluate) or a stage snapshot's (evaluate_stage: the learning curve)."""
+        name:
+            name
+        input:
+            model=model,
+            manifest=manifest_of,
+        output:
+            metrics=metrics,
+        log:
+            log,
+        benchmark:
+            log.replace("logs/", "benchmarks/rules/").replace(".log", ".tsv")
+        wildcard_constraints:
+            run="results/.+/seed[0-9]+",
+        conda:
+            ENV
+        threads: config["resources"]["evaluate"]["threads"]
+        resources:
+            **job_resources("evaluate", BUDGET["eval_runtime_min"]),
+        params:
+            iwae=IWAE,
+            data_dir=data_folder,
+            args=eval_args(name),
+        shell:
+            EVAL_SHELL
 
 
 if config["evaluate_by_group"]:
 
     ruleorder: evaluate_group > evaluate
+    ruleorder: evaluate_group > evaluate_stage
 
     rule evaluate_group:
-        """Every member of a Table 1 training group in one job (one process; the data read once)."""
+        """Every member of a Table 1 training group in one job (one process per kind; the data read once): the
+        final models, and their stage snapshots where the budget evaluates a learning curve.
+        """
         input:
-            models=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
+            model=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
+            snapshots=group_stage_files(".pt"),
             manifest=f"{DATA}/{{dataset}}/manifest.json",
         output:
             metrics=group_outputs(
                 "results/", GRID["objectives"], GRID["seeds"], "metrics.json"
             ),
+            stage_metrics=group_stage_files(".metrics.json"),
         log:
             "logs/evaluate/{dataset}/L{layers}/k{k}.log",
         benchmark:
@@ -82,16 +58,16 @@ if config["evaluate_by_group"]:
             ENV
         threads: config["resources"]["evaluate"]["threads"]
         resources:
-            **SLURM,
-            mem_mb=config["resources"]["evaluate"]["mem_mb"],
-            runtime=BUDGET["eval_runtime_min"]
-            * len(GRID["objectives"])
-            * len(GRID["seeds"]),
-            gpu=gpus("evaluate"),
+            **job_resources(
+                "evaluate",
+                BUDGET["eval_runtime_min"]
+                * len(GRID["objectives"])
+                * len(GRID["seeds"]),
+            ),
         params:
             iwae=IWAE,
-            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-            args=eval_args(),
+            data_dir=data_folder,
+            args=eval_args("evaluate"),
+            stage_args=eval_args("evaluate_stage"),
         shell:
-            "{params.iwae} evaluate --model {input.models} --out {output.metrics} --data-dir {params.data_dir} "
-            "{params.args} --threads {threads} > {log} 2>&1"
+            GROUP_EVAL_SHELL

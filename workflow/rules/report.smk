@@ -34,14 +34,13 @@ rule tables:
     conda:
         ENV
     resources:
-        **SLURM,
-        runtime=10,
-        mem_mb=2000,
+        **REPORT_RESOURCES,
     params:
         iwae=IWAE,
         curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
+        floor=noise_floor_arg(),
     shell:
-        "{params.iwae} report tables {input.metrics} {params.curve} --out results/tables > {log} 2>&1"
+        "{params.iwae} report tables {input.metrics} {params.curve} {params.floor} --out results/tables > {log} 2>&1"
 
 
 rule figures:
@@ -69,9 +68,7 @@ rule figures:
     conda:
         ENV
     resources:
-        **SLURM,
-        runtime=10,
-        mem_mb=2000,
+        **REPORT_RESOURCES,
     params:
         iwae=IWAE,
         curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
@@ -97,9 +94,7 @@ rule samples:
     conda:
         ENV
     resources:
-        **SLURM,
-        runtime=10,
-        mem_mb=2000,
+        **REPORT_RESOURCES,
     params:
         iwae=IWAE,
     shell:
@@ -127,7 +122,7 @@ rule snr:
         runtime=BUDGET["eval_runtime_min"],
     params:
         iwae=IWAE,
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        data_dir=data_folder,
         early=f"{SNR_MODEL}/stages/stage{BUDGET['stages'][0]}.pt",
         ks=csv(EXP["snr"]["ks"]),
         estimators=csv(EXP["snr"]["estimators"]),
@@ -166,9 +161,7 @@ rule family_tables:
     conda:
         ENV
     resources:
-        **SLURM,
-        runtime=10,
-        mem_mb=2000,
+        **REPORT_RESOURCES,
     params:
         iwae=IWAE,
     shell:

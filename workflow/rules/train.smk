@@ -2,52 +2,68 @@
 # one stack (`iwae train --objectives ... --seeds ...`); each member still writes its own model.pt.
 # A killed job leaves checkpoint.pt in its first member's folder; running the workflow again resumes
 # from it, because the checkpoint is not a declared output and is never deleted.
+# With train_together (a budget's key), one job per data set trains all of its Table 1 groups in one
+# process instead, each on its own CUDA stream (for one GPU); the per-group files are the same.
 
 
-rule train:
-    """Table 1: the grid's objectives x seeds of one (dataset, layers, K), trained together."""
-    input:
-        manifest=f"{DATA}/{{dataset}}/manifest.json",
-    output:
-        models=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
-        snapshots=(
-            [
-                f
-                for s in BUDGET["stages"]
-                for f in group_outputs(
-                    "results/",
-                    GRID["objectives"],
-                    GRID["seeds"],
-                    f"stages/stage{s}.pt",
-                )
-            ]
-            if BUDGET.get("eval_stages")
-            else []
-        ),
-    log:
-        "logs/train/{dataset}/L{layers}/k{k}.log",
-    benchmark:
-        "benchmarks/rules/train/{dataset}/L{layers}/k{k}.tsv"
-    conda:
-        ENV
-    threads: config["resources"]["train"]["threads"]
-    resources:
-        **SLURM,
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=BUDGET["train_runtime_min"],
-        gpu=gpus("train"),
-    params:
-        iwae=IWAE,
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-        objectives=csv(GRID["objectives"]),
-        seeds=csv(GRID["seeds"]),
-        out=group_pattern("results/"),
-        stages=stages_arg(),
-        common=train_args(),
-    shell:
-        "{params.iwae} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
-        "--objectives {params.objectives} --seeds {params.seeds} {params.stages} {params.common} "
-        "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
+for name, prefix, grid in TRAIN_GROUPS:
+
+    rule:
+        """Table 1 (train) and the family experiments (train_table3, train_estimators): the objectives x seeds
+        of one (dataset, layers, K), trained together under the experiment's folder.
+        """
+        name:
+            name
+        input:
+            manifest=f"{DATA}/{{dataset}}/manifest.json",
+        output:
+            models=group_outputs(prefix, grid["objectives"], grid["seeds"]),
+            snapshots=snapshot_outputs(prefix, grid) if name == "train" else [],
+        log:
+            f"logs/{name}/{{dataset}}/L{{layers}}/k{{k}}.log",
+        benchmark:
+            f"benchmarks/rules/{name}/{{dataset}}/L{{layers}}/k{{k}}.tsv"
+        conda:
+            ENV
+        threads: config["resources"]["train"]["threads"]
+        resources:
+            **job_resources("train", BUDGET["train_runtime_min"]),
+        params:
+            **train_params(grid),
+            out=group_pattern(prefix),
+        shell:
+            TRAIN_SHELL
+            + " --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} >> {log} 2>&1"
+
+
+if TRAIN_TOGETHER:
+
+    ruleorder: train_together > train
+
+    rule train_together:
+        """Every Table 1 group of one data set in one process (several stacks, one CUDA stream each)."""
+        input:
+            manifest=f"{DATA}/{{dataset}}/manifest.json",
+        output:
+            models=together_outputs("model.pt"),
+            snapshots=together_snapshots(),
+        log:
+            "logs/train/{dataset}/together.log",
+        benchmark:
+            "benchmarks/rules/train/{dataset}/together.tsv"
+        conda:
+            ENV
+        threads: config["resources"]["train"]["threads"]
+        resources:
+            **job_resources("train", BUDGET["train_runtime_min"]),
+        params:
+            **train_params(GRID),
+            out=lambda w: f"results/{w.dataset}/L{{layers}}/{{objective}}-k{{k}}/seed{{seed}}",
+            layers=csv(GRID["layers"]),
+            ks=csv(GRID["ks"]),
+        shell:
+            TRAIN_SHELL
+            + " --dataset {wildcards.dataset} --layers {params.layers} --k {params.ks} >> {log} 2>&1"
 
 
 rule train_continued:
@@ -73,13 +89,10 @@ rule train_continued:
         ENV
     threads: config["resources"]["train"]["threads"]
     resources:
-        **SLURM,
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=BUDGET["train_runtime_min"],
-        gpu=gpus("train"),
+        **job_resources("train", BUDGET["train_runtime_min"]),
     params:
         iwae=IWAE,
-        data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
+        data_dir=data_folder,
         seeds=csv(GRID["seeds"]),
         scale=BUDGET["table2_epochs"] / 3**7,
         common=train_args(),
@@ -91,44 +104,3 @@ rule train_continued:
         "--objective {wildcards.objective} --k {wildcards.k} --seeds {params.seeds} "
         "--stages 7 --epoch-scale {params.scale} --init-from '{params.first}' {params.state} {params.common} "
         "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
-
-
-for experiment in ("table3", "estimators"):
-
-    rule:
-        """Beyond the paper (Table 3, the estimator comparison): the experiment's objectives x seeds of one
-        (dataset, layers, K), trained together, under results/<experiment>/."""
-        name:
-            f"train_{experiment}"
-        input:
-            manifest=f"{DATA}/{{dataset}}/manifest.json",
-        output:
-            models=group_outputs(
-                f"results/{experiment}/",
-                EXP[experiment]["objectives"],
-                EXP[experiment]["seeds"],
-            ),
-        log:
-            f"logs/train/{experiment}/{{dataset}}/L{{layers}}/k{{k}}.log",
-        benchmark:
-            f"benchmarks/rules/train/{experiment}/{{dataset}}/L{{layers}}/k{{k}}.tsv"
-        conda:
-            ENV
-        threads: config["resources"]["train"]["threads"]
-        resources:
-            **SLURM,
-            mem_mb=config["resources"]["train"]["mem_mb"],
-            runtime=BUDGET["train_runtime_min"],
-            gpu=gpus("train"),
-        params:
-            iwae=IWAE,
-            data_dir=lambda w, input: os.path.dirname(os.path.dirname(input.manifest)),
-            objectives=csv(EXP[experiment]["objectives"]),
-            seeds=csv(EXP[experiment]["seeds"]),
-            out=group_pattern(f"results/{experiment}/"),
-            stages=stages_arg(),
-            common=train_args(),
-        shell:
-            "{params.iwae} train --dataset {wildcards.dataset} --layers {wildcards.layers} --k {wildcards.k} "
-            "--objectives {params.objectives} --seeds {params.seeds} {params.stages} {params.common} "
-            "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"

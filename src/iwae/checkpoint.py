@@ -1,0 +1,180 @@
+"""Everything a run keeps on disk: the format, atomic saves, a stack's checkpoint, the model files, and loading a model.
+
+Files (``torch.save`` dicts, always read onto the CPU):
+- ``checkpoint.pt``, in a stack's first member's folder while it trains: ``format``, ``stack`` (the member
+  folders), ``epoch``, ``step``, ``elapsed`` and ``members``, each member in a single model's layout
+  (``state_dict``, ``optimizer``, ``generator``, ``partial``, ``order``, ``train_config``, ``history``);
+- ``model.pt`` in each member's folder: ``state_dict``, ``model_config``, ``metadata`` and ``training_state``
+  (optimiser state, generator state, epochs: what Table 2 continues);
+- ``stages/stage<i>.pt``: a snapshot at the end of stage i, a model file without ``training_state``.
+
+The trainer only says "save now", "resume if there is a checkpoint" and "write the models"; evaluation,
+figures and the SNR experiment read models with ``load_model``, which imports no training code (the stack
+passed to the save functions is used through its attributes only).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from iwae.model import IWAEModel, ModelConfig
+
+if TYPE_CHECKING:
+    from iwae.config import TrainConfig
+    from iwae.stack import Stack
+
+CHECKPOINT = "checkpoint.pt"
+# Raised whenever what a checkpoint holds changes (3: per-member files, optimiser state by parameter
+# name in Theano's order with the pending gradient, one generator per member).
+FORMAT = 3
+
+
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file, then renamed: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def read(path: str | os.PathLike) -> dict:
+    """Any file of this module, onto the CPU; a RuntimeError that names the file and the fix otherwise."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise RuntimeError(
+            f"{path}: cannot be loaded ({type(e).__name__}: {e}). If it is a checkpoint of an interrupted "
+            f"run, delete it to start that run afresh."
+        ) from e
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> IWAEModel:
+    """The trained model stored at ``path`` (a ``model.pt`` or stage snapshot of ``iwae train``), in eval mode;
+    ``model.metadata`` holds its training config, protocol and history."""
+    blob = read(path)
+    if "model_config" not in blob:
+        raise RuntimeError(f"{path} is not a finished model (no model_config); it may be a training checkpoint.")
+    model = IWAEModel(ModelConfig(**blob["model_config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.metadata = blob.get("metadata", {})
+    return model.to(device).eval()
+
+
+# ----------------------------------------------------------------------------- a member <-> its stack
+def member_state_dict(model: IWAEModel, m: int) -> dict[str, torch.Tensor]:
+    """The state dict of member m of a stack, in the layout of one model (what ``model.pt`` holds)."""
+    return {name: t[m].detach().cpu().clone() for name, t in model.state_dict().items()}
+
+
+def _member_tensors(st: Stack, flat: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
+    return {name: t[m].detach().cpu().clone() for name, t in st.params.views(flat).items()}
+
+
+def optimiser_state(st: Stack, m: int) -> dict:
+    """Member m's optimiser state, each tensor in its model's layout."""
+    s = st.opt.state()
+    return dict(variant=s["variant"], t=s["t"], m=_member_tensors(st, s["m"], m), v=_member_tensors(st, s["v"], m),
+                pending=None if s["pending"] is None else _member_tensors(st, s["pending"], m))
+
+
+def _settled(state: dict, betas) -> dict:
+    """An optimiser state with its pending moment update applied (see FlatAdam.settle)."""
+    if state["pending"] is None:
+        return state
+    b1, b2 = betas
+    g = state["pending"]
+    return dict(state, m={n: b1 * t + (1 - b1) * g[n] for n, t in state["m"].items()},
+                v={n: b2 * t + (1 - b2) * g[n].square() for n, t in state["v"].items()}, pending=None)
+
+
+@torch.no_grad()
+def _load_optimiser(st: Stack, states: list[dict]) -> None:
+    """The members' optimiser states (each in a model's layout) as the stack's."""
+    ts = {s["t"] for s in states}
+    if len(ts) != 1:
+        raise RuntimeError(f"the members' optimiser states are at different steps {sorted(ts)}; train them "
+                           f"in separate runs")
+    if len({s["pending"] is None for s in states}) > 1:
+        states = [_settled(s, st.opt.betas) for s in states]  # all in the settled form
+    flat = {key: torch.zeros_like(st.params.flat) for key in ("m", "v", "pending")}
+    for m, s in enumerate(states):
+        for key in ("m", "v") + (("pending",) if s["pending"] is not None else ()):
+            for name, t in st.params.views(flat[key]).items():
+                t[m].copy_(s[key][name])
+    st.opt.load(dict(variant=states[0]["variant"], t=ts.pop(), m=flat["m"], v=flat["v"],
+                     pending=flat["pending"] if states[0]["pending"] is not None else None))
+
+
+# ----------------------------------------------------------------------------- a stack's checkpoint
+def save(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path], histories: list[list], epoch: int,
+         step: int, elapsed: float) -> None:
+    """The whole stack's training state, resumable with ``restore`` (every member in a single model's layout)."""
+    members = [dict(state_dict=member_state_dict(st.model, m), optimizer=optimiser_state(st, m),
+                    generator=st.gens[m].get_state(), partial=st.partial[m].cpu(), order=st.order[m].cpu(),
+                    train_config=asdict(c), history=histories[m]) for m, c in enumerate(cfgs)]
+    save_atomic(dict(format=FORMAT, stack=[str(o) for o in outs], members=members, epoch=epoch, step=step,
+                     elapsed=elapsed), path)
+
+
+@torch.no_grad()
+def restore(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path]) -> tuple[int, int, float, list]:
+    """Load the checkpoint at ``path`` into ``st``; -> (epoch, step, elapsed seconds, histories). Refuses, with the
+    fix, a checkpoint of another format, configuration or stack."""
+    ck = read(path)
+    found = ck.get("format", 1)
+    if found != FORMAT:
+        raise RuntimeError(
+            f"{path} was written by an {'older' if found < FORMAT else 'newer'} iwae version "
+            f"(checkpoint format {found}; this version reads {FORMAT}); delete it to start this "
+            f"run afresh, or resume it with the version that wrote it."
+        )
+    if ck["stack"] != [str(o) for o in outs] or [m["train_config"] for m in ck["members"]] != [asdict(c) for c in cfgs]:
+        raise RuntimeError(
+            f"{path} belongs to a different configuration or stack (members {ck['stack']}: "
+            f"{[m['train_config'] for m in ck['members']]}); run the command that wrote it to resume it, or move it "
+            f"away or delete it to start this run afresh."
+        )
+    for m, state in enumerate(ck["members"]):
+        for name, t in st.model.state_dict().items():
+            t[m].copy_(state["state_dict"][name])
+        st.gens[m].set_state(state["generator"])
+        st.partial[m].copy_(state["partial"])
+        st.order[m].copy_(state["order"])
+    _load_optimiser(st, [state["optimizer"] for state in ck["members"]])
+    return ck["epoch"], ck["step"], ck["elapsed"], [state["history"] for state in ck["members"]]
+
+
+def continued_states(cfgs: list[TrainConfig]) -> list[dict] | None:
+    """Table 2 as the authors ran it: the training state (optimiser, generator) of each member's ``init_from``
+    model, or None where no member continues one. Refuses, with the fix, a model that holds no such state and a
+    stack in which only some members continue."""
+    states = [read(c.init_from).get("training_state") if c.init_from and c.continue_state else None for c in cfgs]
+    for c, state in zip(cfgs, states):
+        if c.init_from and c.continue_state and (state is None or state["optimizer"]["variant"] != c.optimizer):
+            raise RuntimeError(f"{c.init_from} holds no {c.optimizer!r} optimiser state to continue; continue it "
+                               f"with continue_state=False (a fresh optimiser), or retrain it with this version")
+    if any(states) and not all(states):
+        raise ValueError("either every member of a stack continues a model's training state or none does")
+    return states if all(states) else None
+
+
+def continue_training(st: Stack, states: list[dict]) -> None:
+    """Start ``st`` from the training states of ``continued_states`` (optimiser and random state)."""
+    for m, state in enumerate(states):
+        st.gens[m].set_state(state["generator"])
+    _load_optimiser(st, [state["optimizer"] for state in states])
+
+
+# ----------------------------------------------------------------------------- model files
+def write_model(path: Path, st: Stack, m: int, metadata: dict, final: bool) -> None:
+    """Member m as a model file: ``model.pt`` (``final``: with its training state, for Table 2) or a stage snapshot."""
+    blob = dict(state_dict=member_state_dict(st.model, m), model_config=asdict(st.model.config), metadata=metadata)
+    if final:
+        blob["training_state"] = dict(optimizer=optimiser_state(st, m), generator=st.gens[m].get_state(),
+                                      epochs=metadata["epochs"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(blob, path)

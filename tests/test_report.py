@@ -1,0 +1,132 @@
+"""The report's tables and sentences on inputs with known answers: verdicts only from seeds, the active units'
+ceiling, Table 2's sentence, one sign convention and the images in every caption, figures against K only with
+several K."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iwae import records, report
+from iwae.figures import figures_for
+
+IMAGES = 300
+
+
+def write_metrics(folder, dataset="mnist", layers=1, objective="iwae", k=5, seed=0, shift=0.0, active=(30,),
+                  continued_from=None, epochs=4, rng=None):
+    """A metrics file as `iwae evaluate` writes it (the fields ``records.collect`` reads), with per-image test
+    log-likelihoods -100 - shift + noise on the same images for every model (the noise is the images')."""
+    rng = rng or np.random.default_rng(0)
+    images = np.random.default_rng(123).normal(0, 3, IMAGES)  # the same images in every file
+    ll = -100.0 - shift + images + rng.normal(0, 0.05, IMAGES)
+    run = folder / (f"{objective}-k{k}-s{seed}" + ("-cont" if continued_from else ""))
+    run.mkdir(parents=True, exist_ok=True)
+    tc = dict(dataset=dataset, n_layers=layers, objective=objective, k=k, seed=seed, init_from=continued_from,
+              optimizer="published", init="authors", data_order="fixed", budget="quick", continue_state=True)
+    m = dict(
+        run=dict(dataset=dataset, n_layers=layers, objective=objective, k=k, seed=seed, budget="quick",
+                 continued_from=continued_from, protocol={}),
+        train=dict(train_config=tc, epochs=epochs, updates=epochs * 2980, train_seconds=100.0, stack_size=2,
+                   stack=[dict(objective="vae", seed=seed), dict(objective="iwae", seed=seed)],
+                   seconds_per_epoch=25.0, device="CPU (test)", train_path="stacked eager",
+                   history=[dict(epoch=e, stage=0, lr=1e-3, train_objective=-110.0 + e, seconds=25.0)
+                            for e in range(epochs)]),
+        data=dict(train={"verified": True}, eval={"verified": True}, verified=True),
+        eval=dict(test_ll=float(ll.mean()), test_ll_sem=float(ll.std() / np.sqrt(IMAGES)), test_ll_per_image=list(ll),
+                  eval_k=5000, n_test=IMAGES, test_bounds={"L1": -110.0, f"L{k}": -105.0, "L5000": float(ll.mean())},
+                  train_ll=-99.0, active_units=list(active), active_units_total=int(sum(active)),
+                  activity=[[0.1] * a + [1e-4] * (u - a) for a, u in zip(active, records.CEILING[layers])],
+                  test_ll_active_only=float(ll.mean()), eval_seconds=10.0, device="CPU (test)",
+                  eval_config=dict(k=5000, test_subset=IMAGES, seed=1234)),
+    )
+    path = run / "metrics.json"
+    path.write_text(json.dumps(m))
+    return path
+
+
+def grid(tmp_path, seeds, iwae_gain, active_iwae=(30,), active_vae=(20,)):
+    """MNIST 1 layer, K = 1 and 5, VAE and IWAE; IWAE's NLL lower by ``iwae_gain(seed)`` at K=5."""
+    paths = []
+    for s in seeds:
+        rng = np.random.default_rng(10 + s)
+        for obj in ("vae", "iwae"):
+            paths.append(write_metrics(tmp_path, objective=obj, k=1, seed=s, shift=3.0, rng=rng, active=(25,)))
+        paths.append(write_metrics(tmp_path, objective="vae", k=5, seed=s, shift=2.0, rng=rng, active=active_vae))
+        paths.append(write_metrics(tmp_path, objective="iwae", k=5, seed=s, shift=2.0 - iwae_gain(s), rng=rng,
+                                   active=active_iwae))
+    return records.collect(paths)
+
+
+def _claims(df, floor=None):
+    return report.claims(report.table1_long(df), df, floor)
+
+
+def test_one_seed_gives_the_image_level_interval_and_no_verdict(tmp_path):
+    df = grid(tmp_path, [0], lambda s: 1.0)
+    floor = pd.DataFrame([dict(dataset="mnist", n_layers=1, k=5, budget="noise", epochs=4, seeds=3, images="x",
+                               nll_sd_vae=0.2, nll_sd_iwae=0.25, iwae_minus_vae=-1.1, iwae_minus_vae_sd=0.31,
+                               low=-1.9, high=-0.3)])
+    text = " ".join(_claims(df, floor))
+    k5 = next(s for s in _claims(df, floor) if s.startswith("MNIST, 1 layer, K=5: IWAE - VAE"))
+    assert "-1.00 nats" in k5 and "over the first 300 test images of one training seed" in k5
+    assert "no verdict" in k5 and "0.31 nats" in k5  # the noise floor of this cell beside it
+    assert not re.search(r"\b(supports|contradicts)\b", text)
+
+
+def test_several_seeds_give_verdicts_from_the_interval_over_seeds(tmp_path):
+    df = grid(tmp_path / "a", [0, 1, 2], lambda s: 1.0 + 0.1 * s)
+    k5 = next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
+    assert "over 3 training seeds" in k5 and "this run supports" in k5
+    df = grid(tmp_path / "b", [0, 1, 2], lambda s: [1.0, -1.2, 0.3][s])  # training noise as large as the effect
+    k5 = next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
+    assert "does not resolve" in k5
+    df = grid(tmp_path / "c", [0, 1, 2], lambda s: -1.0 - 0.1 * s)
+    assert "this run contradicts" in next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
+
+
+def test_active_units_at_the_ceiling_are_not_an_ordering(tmp_path):
+    df = grid(tmp_path / "a", [0, 1], lambda s: 1.0, active_iwae=(50,), active_vae=(41,))
+    au = next(s for s in _claims(df) if "K=5: active units" in s)
+    assert "ceiling" in au and "supports" not in au
+    df = grid(tmp_path / "b", [0, 1], lambda s: 1.0, active_iwae=(33,), active_vae=(21,))
+    assert "this run supports the paper's claim that IWAE has more active units" in next(
+        s for s in _claims(df) if "K=5: active units" in s)
+
+
+def test_table2_gets_a_sentence_with_its_paired_difference(tmp_path):
+    first = write_metrics(tmp_path, objective="iwae", k=50, shift=0.0)
+    cont = write_metrics(tmp_path, objective="vae", k=1, shift=-1.0, continued_from=str(first.parent / "model.pt"),
+                         epochs=7)
+    df = records.collect([first, cont])
+    t2 = report.table2(df)
+    assert len(t2) == 1 and t2.after_minus_first.iloc[0] == pytest.approx(-1.0, abs=0.02)
+    sentence = next(s for s in report.claims(report.table1_long(df), df) if s.startswith("Table 2"))
+    assert "then VAE K=1 for 3 more epochs" in sentence and "improved, against the paper's direction" in sentence
+    assert "no verdict from one training seed" in sentence and "+1.24" in sentence
+
+
+def test_every_caption_states_the_sign_the_images_and_the_seeds_and_names_its_table_once(tmp_path):
+    df = grid(tmp_path, [0], lambda s: 1.0)
+    out = tmp_path / "tables"
+    report.write_tables(df, out)
+    names = []
+    for name in ("table1", "wallclock"):
+        caption = (out / f"{name}.md").read_text().split("\n\n")[0]
+        assert "first 300 test images" in caption and "1 training seed" in caption and "budget quick" in caption
+        names += re.findall(r"^Table \d+", caption)
+    assert records.SIGN in (out / "table1.md").read_text()
+    assert len(names) == len(set(names))
+    tex = (out / "table1.tex").read_text()
+    assert "\\caption*{" in tex and "\\caption{" not in tex  # LaTeX's own numbers cannot collide with the papers'
+
+
+def test_figures_against_k_need_several_k(tmp_path):
+    many = grid(tmp_path / "a", [0], lambda s: 1.0)
+    one_k = records.collect([write_metrics(tmp_path / "b", objective=o, k=50) for o in ("vae", "iwae")])
+    assert {"nll_vs_k", "active_units", "wallclock"} <= set(figures_for(many))
+    assert not {"nll_vs_k", "active_units", "wallclock"} & set(figures_for(one_k))
