@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv reproduce family long noise test bench gpu-check
+.PHONY: venv reproduce family long noise test bench gpu-check gpu-prepare
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -55,3 +55,16 @@ bench: venv
 # On a machine with a GPU (needs only Python, PyTorch, NumPy, pytest): tests, timings, the paper budget projected.
 gpu-check:
 	bash benchmarks/gpu_check.sh
+
+# On a machine with a package index, before a GPU node that has no internet (benchmarks/gpu_run.sh): the wheels
+# of Snakemake and what it needs for the node's Python (3.12 by default), and the MNIST files, in .gpu/ (ignored
+# by git; carry it with the checkout). GPU_PY: a Python of the node's version.
+GPU_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
+gpu-prepare:
+	@test -n "$(GPU_PY)" || (echo "gpu-prepare: no Python 3.12 here; set GPU_PY=/path/to/python3.12" && exit 2)
+	mkdir -p .gpu/data/mnist .gpu/wheels
+	cp $(IWAE_DATA_MIRROR)/mnist/*.gz .gpu/data/mnist/
+	rm -rf /tmp/iwae-gpu-prepare && $(GPU_PY) -m venv /tmp/iwae-gpu-prepare
+	/tmp/iwae-gpu-prepare/bin/pip install --quiet --upgrade pip
+	/tmp/iwae-gpu-prepare/bin/pip wheel --quiet -w .gpu/wheels snakemake==9.27.1 tabulate==0.9.0 pooch==1.8.2
+	du -sh .gpu

@@ -70,7 +70,7 @@ def test_paper_budget_on_cuda_asks_one_gpu_per_train_and_evaluate_job(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        (["budget=fast"], r"'budget'.*'fast'.*\['long', 'noise', 'paper', 'quick', 'smoke'\]"),
+        (["budget=fast"], r"'budget'.*'fast'.*\['gpu', 'gpu_tiny', 'long', 'noise', 'paper', 'quick', 'smoke'\]"),
         (["device=gpu"], r"key 'device': 'gpu' does not match"),
         (["objectives=[vae,wake_sleep]"], r"objectives: unknown objective 'wake_sleep'"),
         (["objectives=[iwae,iwae_dreg]", "layers=[2]"], r"objectives: objective 'iwae_dreg' is written for one "

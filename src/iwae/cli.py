@@ -196,7 +196,11 @@ def cmd_report(args) -> None:
             figures.snr_figure(rows, fitted, out / "figures" / "snr")
     else:
         df = records.collect(args.inputs, args.first_images)
-        curve_df = records.collect(args.curve, args.first_images) if args.curve else None
+        curve_df = None
+        if args.curve:  # a learning curve on one set of images: the first N that every point was evaluated on
+            curve_df = records.collect(args.curve, args.first_images)
+            if curve_df.n_test.nunique() > 1:
+                curve_df = records.collect(args.curve, int(curve_df.n_test.min()))
         if args.what == "tables":
             floor = pd.read_csv(args.noise_floor) if args.noise_floor else None
             report.write_tables(df, Path(args.out), curve_df, floor)
