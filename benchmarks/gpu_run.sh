@@ -34,8 +34,10 @@ if ! "$PY" -c "import snakemake" 2>/dev/null; then
   "$PY" -m pip install --quiet --no-index --find-links "$WHEELS" snakemake==9.27.1 tabulate pooch
 fi
 phase "snakemake $("$PY" -m snakemake --version) installed"
-# the rules call `python`: make it this Python
-mkdir -p .gpu/bin && ln -sf "$(command -v "$PY")" .gpu/bin/python && export PATH="$PWD/.gpu/bin:$PATH"
+# the rules call `python`: make it this Python (a wrapper, not a link: a virtual environment's Python knows
+# itself by the path it is started from)
+mkdir -p .gpu/bin && printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v "$PY")" > .gpu/bin/python
+chmod +x .gpu/bin/python && export PATH="$PWD/.gpu/bin:$PATH"
 
 # 2. the data: the MNIST files carried in .gpu/data/mnist (checksummed by the fetch rule)
 export IWAE_DATA_MIRROR="${IWAE_DATA_MIRROR:-$PWD/.gpu/data}"
