@@ -149,12 +149,17 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
         for obj, h in g.groupby("objective"):
             row[f"nll_{obj}"] = float(h.nll.mean())
             row[f"err_{obj}"] = float(h.nll.std()) if len(h) > 1 else float(h.nll_sem.mean())
-            row[f"au_{obj}"] = "/".join(h.active_units)
+            row[f"au_{obj}"] = mean_units(h.active)
         d = compare(g, dict(objective="iwae"), dict(objective="vae"))
         if d:
             row.update(iwae_minus_vae=d["diff"], low=d["low"], high=d["high"], over=d["over"], n=d["n"])
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["dataset", "n_layers", "k", "epochs"])
+
+
+def mean_units(active: pd.Series) -> str:
+    """Active units per layer, the mean over seeds: "41", "100+6", "45.5"."""
+    return "+".join(f"{a:g}" for a in np.round(np.mean(np.stack(active.map(np.asarray)), axis=0), 1))
 
 
 def at_ceiling(layers: int, active: list[int]) -> bool:
