@@ -74,9 +74,9 @@ def test_images(n, device, seed=0, binary=True):
     return (binarize(x, gen) if binary else x).to(device), source
 
 
-def write_csv(rows: list[dict], name: str) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / name
+def write_csv(rows: list[dict], name: str, folder: Path = OUT) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

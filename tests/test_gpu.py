@@ -81,16 +81,18 @@ def test_k5000_estimate_matches_cpu(layers):
     assert torch.allclose(gpu, cpu, rtol=0, atol=0.01), (gpu - cpu).abs().max()
 
 
-def test_captured_run_stopped_and_resumed_matches_the_uninterrupted_one(fake_data_dir, tmp_path):
-    """`iwae train` on CUDA with the default step (auto = captured): a stack stopped mid-epoch (as on SIGTERM)
-    and resumed from its checkpoint ends where the uninterrupted run ends (parameters within 1e-5)."""
+@pytest.mark.parametrize("step", ["auto", "fused"])
+def test_captured_run_stopped_and_resumed_matches_the_uninterrupted_one(fake_data_dir, tmp_path, step):
+    """`iwae train` on CUDA with the default step (auto = captured) and the fused one: a stack stopped mid-epoch
+    (as on SIGTERM) and resumed from its checkpoint ends where the uninterrupted run ends (parameters within
+    1e-5)."""
     cfgs = [TrainConfig(objective=o, k=5, seed=s, stages=[0, 1], train_subset=400, data_order="reshuffle")
             for o, s in (("vae", 0), ("iwae", 1))]
 
     def outs(root):
         return [root / f"{c.objective}" for c in cfgs]
 
-    train(cfgs, fake_data_dir, outs(tmp_path / "ref"), CUDA, progress=False, checkpoint_minutes=1e9)
+    train(cfgs, fake_data_dir, outs(tmp_path / "ref"), CUDA, progress=False, checkpoint_minutes=1e9, step_mode=step)
     polls = {"n": 0}
 
     def stop_after_30_steps():  # polled after every step: stop in the second epoch, mid-way
@@ -99,10 +101,30 @@ def test_captured_run_stopped_and_resumed_matches_the_uninterrupted_one(fake_dat
 
     with pytest.raises(Interrupted):
         train(cfgs, fake_data_dir, outs(tmp_path / "cut"), CUDA, progress=False, checkpoint_minutes=1e9,
-              should_stop=stop_after_30_steps)
-    metas = train(cfgs, fake_data_dir, outs(tmp_path / "cut"), CUDA, progress=False, checkpoint_minutes=1e9)
-    assert all(m["train_path"] == "stacked captured" for m in metas)
+              should_stop=stop_after_30_steps, step_mode=step)
+    metas = train(cfgs, fake_data_dir, outs(tmp_path / "cut"), CUDA, progress=False, checkpoint_minutes=1e9,
+                  step_mode=step)
+    assert all(m["train_path"] == f"stacked {'captured' if step == 'auto' else step}" for m in metas)
     for a, b in zip(outs(tmp_path / "ref"), outs(tmp_path / "cut")):
         ref, cut = load_model(a / "model.pt").state_dict(), load_model(b / "model.pt").state_dict()
         for name in ref:
             assert torch.allclose(ref[name], cut[name], rtol=0, atol=1e-5), (a.name, name)
+
+
+def test_stacks_trained_together_on_streams_end_as_trained_alone(fake_data_dir, tmp_path):
+    """Two groups taking turns in one process, each replaying its captured step on its own CUDA stream
+    (train_together): each member ends where its group trained alone ends (within 1e-5)."""
+    from iwae.train import Run, train_together
+
+    common = dict(stages=[0, 1], train_subset=200, data_order="reshuffle")
+    groups = [[TrainConfig(n_layers=1, k=2, objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1))],
+              [TrainConfig(n_layers=2, k=3, objective="iwae", seed=2, **common)]]
+    outs = {name: [[tmp_path / name / f"g{g}m{m}" for m in range(len(c))] for g, c in enumerate(groups)]
+            for name in ("alone", "together")}
+    for cfgs, o in zip(groups, outs["alone"]):
+        train(cfgs, fake_data_dir, o, CUDA, progress=False)
+    train_together([Run(c, fake_data_dir, o, CUDA, progress=False, together=2) for c, o in zip(groups, outs["together"])])
+    for a_group, b_group in zip(outs["alone"], outs["together"]):
+        for a, b in zip(a_group, b_group):
+            ref, got = load_model(a / "model.pt").state_dict(), load_model(b / "model.pt").state_dict()
+            assert all(torch.allclose(ref[n], got[n], rtol=0, atol=1e-5) for n in ref), a.name

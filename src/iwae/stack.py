@@ -168,6 +168,9 @@ class Stack:
         self.opt.lr_tensor = torch.tensor(self.opt.lr, device=self.device)
         self._update = lambda: self.opt.step_graphable(self.t_device)
         if mode in ("compiled", "fused"):
+            # every stack compiles the same methods for its own model: allow one compilation per stack (past the
+            # limit torch would fall back to eager without a word)
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             self._forward = torch.compile(self._forward_eager, dynamic=False)
             self._update = torch.compile(self._update, dynamic=False)
         if mode in ("captured", "fused"):
