@@ -51,6 +51,7 @@ noise: venv
 bench: venv
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_estimators.py
 
 # On a machine with a GPU (needs only Python, PyTorch, NumPy, pytest): tests, timings, the paper budget projected.
 gpu-check:

@@ -5,6 +5,7 @@ one full training step (minibatch binarisation, noise, forward, backward, the pu
 - plain: the obvious eager PyTorch (benchmarks/plain.py), after checking both give the same loss;
 - fast: the package's step for one model (iwae.stack.Stack with M = 1, what `iwae train` runs);
 - stacked: the same step for M = 2 and M = 10 models trained together, per model;
+- compiled: the fast step compiled by torch.compile (``--step compiled``; compilation is in the warm-up, not timed);
 - torch order: the fast step with Adam in torch's order instead of the published (Theano's) order:
   what following the authors' order costs, as whole steps and, more precisely, as the difference of
   the two optimiser updates timed alone (the rest of the step is the same code) over the step's time.
@@ -26,9 +27,9 @@ from iwae.model import IWAEModel, ModelConfig
 from iwae.runtime import device_name
 
 
-def stack_of(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published"):
+def stack_of(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published", mode: str = "eager"):
     """M IWAE models with independent initial weights (init seeded), as `iwae train` steps them."""
-    return make_stack(grey, layers, k, members, objective="iwae", init="seeded", optimizer=optimizer)
+    return make_stack(grey, layers, k, members, mode=mode, objective="iwae", init="seeded", optimizer=optimizer)
 
 
 def main():
@@ -63,7 +64,8 @@ def main():
                 opt_p.step()
 
             torch_order = stack_of(grey, layers, k, 1, "published_torch_order")
-            variants = dict(plain=plain_step, fast=fast.step, torch_order=torch_order.step)
+            compiled = stack_of(grey, layers, k, 1, mode="compiled")
+            variants = dict(plain=plain_step, fast=fast.step, compiled=compiled.step, torch_order=torch_order.step)
             stacks = {m: stack_of(grey, layers, k, m) for m in (2, 10)}
             variants.update({f"stack{m}": s.step for m, s in stacks.items()})
             cpu_k50 = device.type == "cpu" and k == 50
@@ -77,6 +79,8 @@ def main():
             per_model = {1: best["fast"], 2: best["stack2"] / 2, 10: best["stack10"] / 10}
             rows.append(dict(device=name, layers=layers, k=k, plain_ms=round(best["plain"], 3),
                              fast_ms=round(best["fast"], 3), speedup=round(best["plain"] / best["fast"], 2),
+                             compiled_ms=round(best["compiled"], 3),
+                             compiled_vs_fast=round(best["fast"] / best["compiled"], 2),
                              m2_ms_per_model=round(per_model[2], 3), m10_ms_per_model=round(per_model[10], 3),
                              stack2_ratio=round(per_model[1] / per_model[2], 2),
                              stack10_ratio=round(per_model[1] / per_model[10], 2),
@@ -87,11 +91,12 @@ def main():
                              loss_fast=round(lf, 3), loss_plain=round(lp, 3)))
             r = rows[-1]
             print(f"L{layers} k={k:>2}: plain {r['plain_ms']:8.3f} ms  fast {r['fast_ms']:8.3f} ms (x{r['speedup']:.2f})"
+                  f"  compiled {r['compiled_ms']:8.3f} ms (x{r['compiled_vs_fast']:.2f} of fast)"
                   f" | per model stacked: M=2 {r['m2_ms_per_model']:.3f} ms (x{r['stack2_ratio']:.2f}), "
                   f"M=10 {r['m10_ms_per_model']:.3f} ms (x{r['stack10_ratio']:.2f})"
                   f" | Theano's order: {r['published_order_extra_ms']:+.4f} ms = {r['published_order_cost_pct']:+.2f}% of the step"
                   f" (whole steps: {r['whole_step_order_diff_pct']:+.1f}%)", flush=True)
-            del fast, stacks, torch_order
+            del fast, stacks, torch_order, compiled
             sync(device)
     tag = "cuda" if device.type == "cuda" else "cpu"
     print(f"wrote {write_csv(rows, f'train_{tag}.csv')}")

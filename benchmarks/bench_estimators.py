@@ -1,0 +1,44 @@
+"""What each gradient estimator costs per update, alone, against IWAE in the same run.
+
+The estimator comparison trains its estimators as one stack, which shares every update's wall-clock; this
+times each one as a stack of one (the trainer's step: binarisation, noise, forward, the backward pass or
+passes its surrogates need, the published Adam) on MNIST, 1 stochastic layer, K in {5, 50}. The estimators take
+turns within each round; each is summarised by its best round. Writes results/benchmarks/estimators_<device>.csv.
+Usage: python benchmarks/bench_estimators.py [--device cuda] [--threads N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import make_stack, parse_and_setup, test_images, time_rounds, write_csv
+
+from iwae.runtime import device_name
+
+ESTIMATORS = ("iwae", "vae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=10)
+    args, device = parse_and_setup(ap)
+    name = device_name(device)
+    grey, source = test_images(2000, device, binary=False)
+    print(f"device: {name}; data: {source}; minibatch 20, one model per stack")
+    rows = []
+    for k in (5, 50):
+        stacks = {e: make_stack(grey, 1, k, 1, objective=e) for e in ESTIMATORS}
+        number = 2 if device.type == "cpu" and k == 50 else 10
+        best = {e: 1e3 * min(t) for e, t in time_rounds({e: st.step for e, st in stacks.items()}, device,
+                                                        rounds=args.rounds, number=number).items()}
+        for e in ESTIMATORS:
+            rows.append(dict(device=name, layers=1, k=k, estimator=e, ms_per_update=round(best[e], 3),
+                             vs_iwae=round(best[e] / best["iwae"], 2)))
+        print(f"K={k:>2}: " + ", ".join(f"{e} {best[e]:.2f} ms ({best[e] / best['iwae']:.2f}x)" for e in ESTIMATORS),
+              flush=True)
+    tag = "cuda" if device.type == "cuda" else "cpu"
+    print(f"wrote {write_csv(rows, f'estimators_{tag}.csv')}")
+
+
+if __name__ == "__main__":
+    main()
