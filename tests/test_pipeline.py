@@ -119,7 +119,7 @@ def test_smoke_pipeline_end_to_end(tmp_path):
         names += re.findall(r"^Table \d+", caption)
     assert len(names) == len(set(names)) == 2  # the paper's Table 1 and Table 2, each once
     for name in ("table1", "table2"):  # one sign convention, stated in every caption with a difference
-        assert "negative means" in (tables / f"{name}.md").read_text().split("\n\n")[0]
+        assert "in nats, negative when" in (tables / f"{name}.md").read_text().split("\n\n")[0]
     claims = (tables / "claims.md").read_text()
     assert "IWAE" in claims and "no verdict from one training seed" in claims
     assert not re.search(r": this run (supports|contradicts)", claims)  # one seed: no verdict

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from iwae.checkpoint import load_model
-from iwae.records import CEILING, OBJ_LABEL, SIGN, base_runs, budget_note, compare, curve, label, paper_reference
+from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
@@ -151,7 +151,7 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
                   "the paper's (markers)": Line2D([], [], color="0.45", marker="x", ls="", ms=5)})
     save(fig, stem, f"Left: test NLL, {_interval_kind(base)}. Right: IWAE - VAE, the NLL difference paired over the "
                     f"same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL and its "
-                    f"IWAE - VAE after 3,280 epochs. Ours: {budget_note(df)}.")
+                    f"IWAE - VAE after 3,280 epochs. Ours: {budget_note(base_runs(df))}.")
 
 
 def active_units(df: pd.DataFrame, stem: Path) -> None:
@@ -194,7 +194,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
     _legend(fig, handles)
     save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); mean over seeds. "
-                    f"Ours: {budget_note(df)}.")
+                    f"Ours: {budget_note(base_runs(df))}.")
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:
@@ -226,7 +226,7 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
         ax.set_title(f"{dataset.upper()}{'' if _verified(base, dataset) else '*'}, {layers} layer"
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
     _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
-    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; * stand-in data. Ours: {budget_note(df)}.")
+    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; * stand-in data. Ours: {budget_note(base_runs(df))}.")
 
 
 def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
@@ -258,7 +258,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
     order = [o for o in PALETTE if o in keep] + sorted((k for k in keep if k not in PALETTE),
                                                       key=lambda t: int(t.split("=")[1]))
     _legend(fig, {k: keep[k] for k in order})
-    save(fig, stem, f"{footnote} Ours: {budget_note(df)}.")
+    save(fig, stem, f"{footnote} Ours: {budget_note(base_runs(df))}.")
 
 
 def _per_model(df: pd.DataFrame, rows) -> pd.DataFrame:
@@ -323,7 +323,7 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())
     save(fig, stem, f"One training job per line point: a stack of {'/'.join(map(str, members))} members sharing each "
-                    f"update; {', '.join(sorted(base.train_device.unique()))}. Ours: {budget_note(df)}.")
+                    f"update; {', '.join(sorted(base.train_device.unique()))}. Ours: {budget_note(base_runs(df))}.")
 
 
 def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
@@ -357,7 +357,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
                   "its 95% interval": Line2D([], [], color="0.8", lw=6)})
-    save(fig, stem, f"{_interval_kind(curve_df)}; {SIGN}. Ours: {budget_note(curve_df)}.")
+    save(fig, stem, f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}.")
 
 
 def write_figures(df: pd.DataFrame, out: Path, curve_df: pd.DataFrame | None = None) -> list[str]:

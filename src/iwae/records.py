@@ -6,8 +6,8 @@ Every number comes from a metrics file written by ``iwae evaluate``; the paper's
 ``iwae/reference/*.csv`` and are always labelled "paper". Two models are compared only on the same test images
 (the same subset, binarised from the same seed: ``images`` must match) and matched by training seed.
 
-Sign convention, in every table of the suite: a difference is of test NLL (nats), "A - B" = NLL(A) - NLL(B),
-so NEGATIVE means A is BETTER (A gives the test images a higher likelihood).
+Sign convention, in every table of the suite (``sign``): a difference is of test NLL (nats), "A - B" =
+NLL(A) - NLL(B), so NEGATIVE means A is BETTER (A gives the test images a higher likelihood).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import pandas as pd
 from iwae.stats import paired_difference
 
 OBJ_LABEL = {"vae": "VAE", "iwae": "IWAE"}
-SIGN = "NLL difference A - B in nats: negative means A is better"
+def sign(a: str = "A", b: str = "B") -> str:
+    """The one sign convention, as every caption states it."""
+    return f"{a} - {b} = NLL({a}) - NLL({b}) in nats, negative when {a} is better"
+
 CEILING = {1: (50,), 2: (100, 50)}  # latent units per stochastic layer: every unit active at most
 
 

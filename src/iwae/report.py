@@ -3,7 +3,7 @@
 CSV files are long and complete (one row per model or comparison, full precision); Markdown and LaTeX print
 the tables as a reader wants them: Table 1 and Table 2 in the paper's layout, ours beside the paper's.
 Every caption says the budget, epochs, test images and training seeds, and the one sign convention
-(``records.SIGN``): a difference is of test NLL, A - B, negative when A is better.
+(``records.sign``): a difference is of test NLL, A - B, negative when A is better.
 
 Verdicts: a sentence says "supports" or "contradicts" only from an interval over two or more training
 seeds (``iwae.stats.verdict``). With one seed it gives the interval over the test images, labelled as such,
@@ -19,7 +19,7 @@ import pandas as pd
 
 from iwae import records
 from iwae.projection import paper_jobs, project
-from iwae.records import OBJ_LABEL, SIGN, at_ceiling, base_runs, budget_note, compare, label, paper_reference
+from iwae.records import OBJ_LABEL, at_ceiling, base_runs, budget_note, compare, label, paper_reference, sign
 from iwae.stats import mean_ci, paired_difference, verdict
 
 PAPER = "'paper': Burda et al. 2016, arXiv:1509.00519 v4 (reference data)"
@@ -131,8 +131,7 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     cont = df[df.continued_from.notna()]
     rows = []
     for (obj, k), g in cont.groupby(["objective", "k"], sort=False):
-        parents = {int(r.seed): df[df.run_dir == str(Path(r.continued_from).resolve().parent)] for r in g.itertuples()}
-        firsts = [p.iloc[0] for p in parents.values() if len(p)]
+        firsts = [p.iloc[0] for p in (_parent(df, r.continued_from) for r in g.itertuples()) if len(p)]
         if len(firsts) != len(g):
             continue
         first = pd.DataFrame(firsts)
@@ -158,12 +157,21 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def _parent(df: pd.DataFrame, continued_from: str) -> pd.DataFrame:
+    """The row of the model a Table 2 run continued: its run folder (absolute, or relative to the workflow's
+    folder, whatever folder the report runs in)."""
+    folder = Path(continued_from).parent
+    if folder.is_absolute():
+        return df[df.run_dir == str(folder.resolve())]
+    return df[df.run_dir.map(lambda d: Path(d).parts[-len(folder.parts):] == folder.parts)]
+
+
 def table2_paper(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{
         "first": f"{label(r.first_objective)} K={r.first_k}",
         "NLL (AU)": nll_cell(r.nll_first, r.nll_first_sd, r.active_first),
         "paper": nll_cell(r.nll_first_paper, np.nan, r.active_first_paper),
-        "then": f"{label(r.second_objective)} K={r.second_k}, +{r.epochs_second - r.epochs_first} epochs",
+        "then": f"{label(r.second_objective)} K={r.second_k}, {r.epochs_second} more epochs",
         "NLL (AU) ": nll_cell(r.nll_second, r.nll_second_sd, r.active_second),
         "paper ": nll_cell(r.nll_second_paper, np.nan, r.active_second_paper),
         "after - first [95% CI]": interval(r.after_minus_first, r.low, r.high),
@@ -194,10 +202,9 @@ def jobs(df: pd.DataFrame) -> pd.DataFrame:
 def jobs_shown(j: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "job": j.job, "models": j.models, "members": j.members, "updates": j.updates.map(lambda v: f"{v:,}"),
-        "stacks in the process": j.together,
-        "ms per update (all of them)": j.stack_ms_per_update.map(lambda v: f"{v:.2f}"),
-        "training (min)": j.train_minutes.map(lambda v: f"{v:.1f}"),
-        "evaluation (s per model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}")})
+        "stacks": j.together, "ms/update": j.stack_ms_per_update.map(lambda v: f"{v:.2f}"),
+        "train (min)": j.train_minutes.map(lambda v: f"{v:.1f}"),
+        "eval (s/model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}")})
 
 
 def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -368,7 +375,7 @@ def _table2_claims(df: pd.DataFrame) -> list[str]:
             continue
         d = dict(diff=r.after_minus_first, low=r.low, high=r.high, over=r.over, n=r.n)
         head = (f"Table 2, {label(r.first_objective)} K={r.first_k} then {label(r.second_objective)} "
-                f"K={r.second_k} for {r.epochs_second - r.epochs_first} more epochs: NLL {r.nll_first:.2f} -> "
+                f"K={r.second_k} for {r.epochs_second} more epochs: NLL {r.nll_first:.2f} -> "
                 f"{r.nll_second:.2f}, after - first = {_difference_sentence(d, r.images)}")
         v = verdict(d)
         paper_dir = "worsens" if r.after_minus_first_paper > 0 else "improves"
@@ -476,22 +483,24 @@ def protocol(df: pd.DataFrame) -> str:
 def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None = None,
                  floor: pd.DataFrame | None = None) -> None:
     """Table 1, Table 2, the cost, the learning curve, the noise floor and claims.md of a run under ``out_dir``."""
-    note, base = budget_note(df), base_runs(df)
+    base = base_runs(df)
+    note = budget_note(base)  # Table 2's continuations say their own epochs
     t1 = table1_long(df)
     one_seed = "" if base.seed.nunique() > 1 else (" " + floor_summary(floor) if floor is not None else "")
     write_table(t1, table1_paper(t1), out_dir / "table1",
                 f"Table 1 (Burda et al. 2016), reproduced: test NLL in nats (active units per stochastic layer) of "
                 f"VAE and IWAE, ours beside the paper's; ours are the mean over seeds ± their sd where there are "
-                f"several. {PAPER}. IWAE - VAE: {SIGN}; paired over the same test images, matched by training seed; "
+                f"several. {PAPER}. {sign('IWAE', 'VAE')}; paired over the same test images, matched by training seed; "
                 f"{interval_note(base)}.{one_seed} Ours: {note}.", size="footnotesize")
     t2 = table2(df)
     if len(t2):
         write_table(t2, table2_paper(t2), out_dir / "table2",
                     f"Table 2 (Burda et al. 2016), reproduced: MNIST, 1 stochastic layer, a model trained with the "
                     f"first objective, then trained further with the other at lr 1e-4 continuing its optimiser and "
-                    f"random state; test NLL (active units), ours beside the paper's. {PAPER}. after - first: "
-                    f"{SIGN.replace('A - B', 'after - first').replace('A is', 'continuing was')}; paired over the "
-                    f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: {note}.",
+                    f"random state; test NLL (active units), ours beside the paper's. {PAPER}. "
+                    f"{sign('after', 'first')}; paired over the "
+                    f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: {note}; then the "
+                    f"continuations' {'/'.join(map(str, sorted(t2.epochs_second.unique())))} more epochs.",
                     size="footnotesize")
     else:  # the grid has no Table 2 (table2: false): a sentence, not an empty table
         t2.to_csv(out_dir / "table2.csv", index=False)
@@ -500,9 +509,10 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     j = jobs(df)
     proj, sentences = projection(j)
     write_table(j, jobs_shown(j), out_dir / "wallclock",
-                f"Cost: wall-clock of every training group, a stack of members trained together (its time is the "
-                f"whole stack's: members share each update; where several stacks ran in one process, taking turns, "
-                f"the time per update is all of theirs), and evaluation seconds per model. Ours: {note}.",
+                f"Cost: wall-clock of every training group, a stack of members trained together: ms/update is the "
+                f"whole stack's (its members share each update; where several stacks ran in one process, taking "
+                f"turns, 'stacks' says how many, and ms/update is all of theirs); training minutes; evaluation "
+                f"seconds per model. Ours: {note}.",
                 size="footnotesize")
     (out_dir / "wallclock.md").write_text((out_dir / "wallclock.md").read_text() + "\n" + " ".join(sentences) + "\n\n"
                                           + (_fmt(proj).to_markdown(index=False, disable_numparse=True) + "\n" if len(proj) else ""))
@@ -514,7 +524,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     if curve_df is not None:
         c = records.curve(curve_df)
         write_table(c, curve_shown(c), out_dir / "curve",
-                    f"Learning curve: test NLL after each stage of the schedule, and IWAE - VAE ({SIGN}; paired; "
+                    f"Learning curve: test NLL after each stage of the schedule, and {sign('IWAE', 'VAE')} (paired; "
                     f"{interval_note(curve_df)}). Ours: {budget_note(curve_df)}.")
     nf = noise_floor(t1)
     if len(nf):
@@ -523,7 +533,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                               "IWAE - VAE": intervals(nf, "iwae_minus_vae"), "its sd": nf.iwae_minus_vae_sd})
         write_table(nf, shown, out_dir / "noise_floor",
                     f"The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
-                    f"paired IWAE - VAE difference ({SIGN}), with its 95% interval over the seeds. Ours: {note}.")
+                    f"paired difference {sign('IWAE', 'VAE')}, with its 95% interval over the seeds. Ours: {note}.")
     sentences = claims(t1, df, floor)
     head = f"What this run supports, at its budget ({note}). {interval_note(base)}."
     if base.seed.nunique() == 1 and floor is not None:
@@ -550,7 +560,7 @@ def write_table3(paths, stem: Path) -> None:
     write_table(t3, shown, stem,
                 f"Table 3 (Rainforth et al. 2018) on Burda's protocol, in NLL terms: -L_K, the training bound with "
                 f"all K = {int(t3.k.iloc[0])} samples at evaluation (an upper bound on the NLL), and the test NLL "
-                f"(K=5000). X - IWAE: {SIGN.replace('A - B', 'X - IWAE').replace('A is', 'X is')}; paired over "
+                f"(K=5000). {sign('X', 'IWAE')}; paired over "
                 f"the same test images; {interval_note(df3)}. 'paper': Rainforth et al. 2018 as quoted in "
                 f"src/iwae/reference/paper_rainforth2018.csv, negated into NLL (reference data). Ours: "
                 f"{budget_note(df3)}.")
@@ -567,7 +577,7 @@ def write_estimators(paths, stem: Path) -> None:
     stacks = "; ".join(f"K={r.k}: {r.stack_ms_per_update:.1f} ms" for r in te.drop_duplicates("k").itertuples())
     write_table(te, shown, stem,
                 f"Gradient estimators of the IWAE bound on the same protocol: test NLL (active units) and the "
-                f"difference to IWAE ({SIGN.replace('A - B', 'X - IWAE').replace('A is', 'X is')}; paired over the "
+                f"difference to IWAE, {sign('X', 'IWAE')} (paired over the "
                 f"same test images; {interval_note(dfe)}). The estimators of one K were trained as one stack "
                 f"of {int(te.members.max())}, which shares every update ({stacks} per update of the whole stack); "
                 f"what each estimator costs alone is measured by benchmarks/bench_estimators.py. Ours: "

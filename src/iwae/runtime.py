@@ -88,7 +88,8 @@ def device_name(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({cpu}, {n} thread{'s' if n != 1 else ''})"
 
 
 def peak_memory_mb(device: torch.device) -> float:
