@@ -96,3 +96,31 @@ def sixty_steps(objectives, grey, mode: str, steps: int = 60):
             st.partial.zero_()
     assert st.opt.t == steps
     return torch.stack(losses), st.params.flat.detach().cpu().clone()
+
+
+def two_groups_alone(data_dir, root: Path, device):
+    """Two groups (1 layer K=2: VAE and IWAE; 2 layers K=3: IWAE; reshuffled minibatches), each trained alone
+    under root/alone. -> (the groups' configs, their folders alone, the folders for a run of them together)."""
+    from iwae.config import TrainConfig
+    from iwae.train import train
+
+    common = dict(stages=[0, 1], train_subset=200, data_order="reshuffle")
+    groups = [[TrainConfig(n_layers=1, k=2, objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1))],
+              [TrainConfig(n_layers=2, k=3, objective="iwae", seed=2, **common)]]
+    outs = {name: [[root / name / f"g{g}m{m}" for m in range(len(c))] for g, c in enumerate(groups)]
+            for name in ("alone", "together")}
+    for cfgs, folders in zip(groups, outs["alone"]):
+        train(cfgs, data_dir, folders, device, progress=False)
+    return groups, outs["alone"], outs["together"]
+
+
+def assert_same_models(groups_a, groups_b, atol: float = 0.0):
+    """Every member's model.pt in groups_a equals its counterpart's in groups_b (within atol)."""
+    import torch
+
+    from iwae.checkpoint import load_model
+
+    for a_group, b_group in zip(groups_a, groups_b):
+        for a, b in zip(a_group, b_group):
+            ref, got = load_model(a / "model.pt").state_dict(), load_model(b / "model.pt").state_dict()
+            assert all(torch.allclose(ref[n], got[n], rtol=0, atol=atol) for n in ref), a

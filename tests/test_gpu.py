@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import sixty_steps
+from conftest import assert_same_models, sixty_steps, two_groups_alone
 
 from iwae.bounds import iwae_bound
 from iwae.checkpoint import load_model
@@ -116,15 +116,6 @@ def test_stacks_trained_together_on_streams_end_as_trained_alone(fake_data_dir, 
     (train_together): each member ends where its group trained alone ends (within 1e-5)."""
     from iwae.train import Run, train_together
 
-    common = dict(stages=[0, 1], train_subset=200, data_order="reshuffle")
-    groups = [[TrainConfig(n_layers=1, k=2, objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1))],
-              [TrainConfig(n_layers=2, k=3, objective="iwae", seed=2, **common)]]
-    outs = {name: [[tmp_path / name / f"g{g}m{m}" for m in range(len(c))] for g, c in enumerate(groups)]
-            for name in ("alone", "together")}
-    for cfgs, o in zip(groups, outs["alone"]):
-        train(cfgs, fake_data_dir, o, CUDA, progress=False)
-    train_together([Run(c, fake_data_dir, o, CUDA, progress=False, together=2) for c, o in zip(groups, outs["together"])])
-    for a_group, b_group in zip(outs["alone"], outs["together"]):
-        for a, b in zip(a_group, b_group):
-            ref, got = load_model(a / "model.pt").state_dict(), load_model(b / "model.pt").state_dict()
-            assert all(torch.allclose(ref[n], got[n], rtol=0, atol=1e-5) for n in ref), a.name
+    groups, alone, together = two_groups_alone(fake_data_dir, tmp_path, CUDA)
+    train_together([Run(c, fake_data_dir, o, CUDA, progress=False, together=2) for c, o in zip(groups, together)])
+    assert_same_models(alone, together, atol=1e-5)

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from conftest import sixty_steps
+from conftest import assert_same_models, sixty_steps, two_groups_alone
 
 from iwae import objectives
 from iwae import train as train_mod
@@ -169,20 +169,10 @@ def test_step_mode_auto_is_eager_without_cuda_and_captured_refuses_the_cpu():
         resolve_step_mode("graph", CPU)
 
 
-def _final(paths):
-    return [_params(p / "model.pt") for p in paths]
-
-
 def test_stacks_trained_together_end_as_trained_alone_and_resume(fake_data_dir, tmp_path):
     """Two groups (1 layer K=2, 2 layers K=3) taking turns in one process (train_together), stopped mid-way
     (both write their checkpoints) and resumed: each member ends exactly as its group trained alone."""
-    common = dict(stages=[0, 1], train_subset=200, data_order="reshuffle")
-    groups = [[TrainConfig(n_layers=1, k=2, objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1))],
-              [TrainConfig(n_layers=2, k=3, objective="iwae", seed=2, **common)]]
-    outs = {name: [[tmp_path / name / f"g{g}m{m}" for m in range(len(c))] for g, c in enumerate(groups)]
-            for name in ("alone", "together")}
-    for cfgs, o in zip(groups, outs["alone"]):
-        train(cfgs, fake_data_dir, o, CPU, progress=False)
+    groups, alone, together = two_groups_alone(fake_data_dir, tmp_path, CPU)
     polls = {"n": 0}
 
     def stop_once():  # polled after every step of either group: from poll 25 on, as after a SIGTERM
@@ -190,17 +180,14 @@ def test_stacks_trained_together_end_as_trained_alone_and_resume(fake_data_dir, 
         return polls["n"] >= 25
 
     def runs():
-        return [train_mod.Run(c, fake_data_dir, o, CPU, progress=False, together=2)
-                for c, o in zip(groups, outs["together"])]
+        return [train_mod.Run(c, fake_data_dir, o, CPU, progress=False, together=2) for c, o in zip(groups, together)]
 
     with pytest.raises(train_mod.Interrupted):
         train_mod.train_together(runs(), should_stop=stop_once)
-    assert all((o[0] / "checkpoint.pt").exists() for o in outs["together"])
+    assert all((o[0] / "checkpoint.pt").exists() for o in together)
     metas = train_mod.train_together(runs())
     assert [m["trained_together_with"] for group in metas for m in group] == [1, 1, 1]
-    for a_group, b_group in zip(outs["alone"], outs["together"]):
-        for a, b in zip(_final(a_group), _final(b_group)):
-            assert all(torch.equal(a[n], b[n]) for n in a)
+    assert_same_models(alone, together)
 
 
 def test_compiled_step_matches_eager_on_the_cpu(fake_data_dir):
