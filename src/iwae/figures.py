@@ -420,7 +420,7 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """SNR of each estimator's gradient against K on log-log axes: the measured points and the least-squares lines
     whose slopes the legend gives."""
-    from matplotlib.ticker import LogLocator, StrMethodFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     plt, _ = _plt()
     checkpoints = list(dict.fromkeys(rows.checkpoint))
@@ -443,9 +443,11 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
                     ax.plot(ks, np.exp(np.polyval(c, np.log(ks))), "--", lw=1, color=color)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0,)))
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a tick or more even within a decade
             for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(LogLocator(subs=(1.0,)))
                 axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+                axis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("K")
             ax.set_ylabel("mean SNR |E g| / sd g")
             ax.set_title(f"{net} network, {ckpt} parameters")
