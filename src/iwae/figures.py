@@ -414,7 +414,7 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
             axes[i, 0].set_ylabel(label(o), fontsize=7)
     epochs = "/".join(str(e) for e in sorted({e for *_, e in models}))
     save(fig, stem, f"Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws for "
-                    f"all); training seed of each model as trained, {epochs} epochs.")
+                    f"all); the models after {epochs} epochs.")
 
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:

@@ -279,7 +279,8 @@ def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int) ->
 def floor_summary(floor: pd.DataFrame | None) -> str:
     if floor is None or not len(floor):
         return ""
-    cells = "; ".join(f"{r.dataset.upper()} {r.n_layers} layer(s) K={r.k}: {r.iwae_minus_vae_sd:.2f} nats "
+    cells = "; ".join(f"{r.dataset.upper()} {r.n_layers} layer{'s' if r.n_layers > 1 else ''} K={r.k}: "
+                      f"{r.iwae_minus_vae_sd:.2f} nats "
                       f"(NLL sd VAE {r.nll_sd_vae:.2f}, IWAE {r.nll_sd_iwae:.2f})" for r in floor.itertuples())
     budgets = ", ".join(sorted(floor.budget.unique()))
     return (f"The measured run-to-run noise floor (budget {budgets}, {int(floor.seeds.max())} training seeds, "
