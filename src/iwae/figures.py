@@ -162,7 +162,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     base, ref = base_runs(df), paper_reference("table1")
     cells = _cells(base)
     cols = min(2, len(cells))
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 2.0 * -(-len(cells) // cols) + 0.4)
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.6 * -(-len(cells) // cols) + 0.45)
     axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
     styles, marks = ["-", "--"], ["x", "+"]
     for ax in axes[len(cells):]:
@@ -206,7 +206,7 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     panels = [(d, layers, layer) for d, layers in _cells(base) for layer in range(layers)]
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.8 * rows + 0.4)
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.55 * rows + 0.3)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
@@ -237,7 +237,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
     base = base_runs(df)
     cells = _cells(base)
     cols = min(2, len(cells))
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 2.0 * -(-len(cells) // cols) + 0.5)
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.6 * -(-len(cells) // cols) + 0.5)
     axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
     for ax in axes[len(cells):]:
         ax.set_visible(False)
