@@ -106,8 +106,9 @@ def test_table2_gets_a_sentence_with_its_paired_difference(tmp_path):
     t2 = report.table2(df)
     assert len(t2) == 1 and t2.after_minus_first.iloc[0] == pytest.approx(-1.0, abs=0.02)
     sentence = next(s for s in report.claims(report.table1_long(df), df) if s.startswith("Table 2"))
-    assert "then VAE K=1 for 3 more epochs" in sentence and "improved, against the paper's direction" in sentence
+    assert "then VAE K=1 for 3 more epochs" in sentence and "after - first = -1.00 nats" in sentence
     assert "no verdict from one training seed" in sentence and "+1.24" in sentence
+    assert "no continuation with the same objective" in sentence  # what after - first cannot separate
 
 
 def test_every_caption_states_the_sign_the_images_and_the_seeds_and_names_its_table_once(tmp_path):

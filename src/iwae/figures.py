@@ -21,6 +21,7 @@ from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, cu
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
+COINCIDE_NOTE = "VAE and IWAE coincide at K=1 (the same objective: one model)."
 PALETTE = {"VAE": "#1f77b4", "IWAE": "#d62728"}
 FOOTNOTE_PT = 6.5
 AGAINST_K = ("nll_vs_k", "active_units", "wallclock")
@@ -148,10 +149,13 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
     _legend(fig, {"VAE (ours)": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE (ours)": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE (ours, paired)": Line2D([], [], color="k", marker="o", ms=3),
-                  "the paper's (markers)": Line2D([], [], color="0.45", marker="x", ls="", ms=5)})
-    save(fig, stem, f"Left: test NLL, {_interval_kind(base)}. Right: IWAE - VAE, the NLL difference paired over the "
-                    f"same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL and its "
-                    f"IWAE - VAE after 3,280 epochs. Ours: {budget_note(base_runs(df))}.")
+                  "the paper's VAE, IWAE": Line2D([], [], color=PALETTE["VAE"], marker="x", ls="", ms=5),
+                  " ": Line2D([], [], color=PALETTE["IWAE"], marker="x", ls="", ms=5),
+                  "the paper's IWAE - VAE": Line2D([], [], color="0.45", marker="x", ls="", ms=5)})
+    save(fig, stem, f"Left: test NLL, each model with its own {_interval_kind(base)} (overlapping intervals of two "
+                    f"models are not a test of their difference). Right: IWAE - VAE, the NLL difference paired over "
+                    f"the same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL "
+                    f"and its IWAE - VAE after 3,280 epochs. {COINCIDE_NOTE} Ours: {budget_note(base_runs(df))}.")
 
 
 def active_units(df: pd.DataFrame, stem: Path) -> None:
@@ -176,8 +180,8 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
                 per_k = s.groupby("k").active.apply(lambda a: np.mean([v[layer] for v in a]))
                 ax.plot(per_k.index, per_k.values, styles[layer], marker="o", ms=3, lw=1.2,
                         color=PALETTE[OBJ_LABEL[obj]])
-                ax.plot(r.k, [int(a.split("+")[layer]) for a in r.active_units], marks[layer], ms=5, mew=1.2,
-                        color=PALETTE[OBJ_LABEL[obj]])
+                ax.plot(r.k, [int(a.split("+")[layer]) for a in r.active_units], marks[layer], ms=6, mew=1.4,
+                        color=PALETTE[OBJ_LABEL[obj]], zorder=5)  # on top of ours
         for layer, units in enumerate(CEILING[layers]):
             ax.axhline(units, color="0.6", lw=0.7, ls=":")
         ax.set_ylabel("active units")
@@ -193,7 +197,8 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
         handles["the paper's"] = Line2D([], [], color="0.4", ls="", marker=marks[0], ms=5)
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
     _legend(fig, handles)
-    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); mean over seeds. "
+    seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
+    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); {seeds}. {COINCIDE_NOTE} "
                     f"Ours: {budget_note(base_runs(df))}.")
 
 
@@ -214,7 +219,8 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     for (dataset, layers, layer), ax in zip(panels, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers) & (base.seed == seed)]
         k = int(sub.k.max())
-        data = pd.DataFrame([dict(model=OBJ_LABEL.get(r.objective, r.objective), log_a=np.log10(max(a, 1e-12)))
+        data = pd.DataFrame([dict(model=OBJ_LABEL.get(r.objective, r.objective),  # outliers into the edge bins
+                                  log_a=float(np.clip(np.log10(max(a, 1e-12)), -7.99, 0.99)))
                              for r in sub[sub.k == k].itertuples() for a in r.activity[layer]])
         sns.histplot(data, x="log_a", hue="model", palette=PALETTE, element="step", fill=False,
                      bins=np.linspace(-8, 1, 28), ax=ax, hue_order=[h for h in PALETTE if h in set(data.model)],
@@ -226,7 +232,8 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
         ax.set_title(f"{dataset.upper()}{'' if _verified(base, dataset) else '*'}, {layers} layer"
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
     _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
-    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; * stand-in data. Ours: {budget_note(base_runs(df))}.")
+    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; values beyond the axis are counted in "
+                    f"the edge bins; * stand-in data. Ours: {budget_note(base_runs(df))}.")
 
 
 def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
@@ -273,9 +280,9 @@ def bounds(df: pd.DataFrame, stem: Path) -> None:
         _k_axis(ax, sub.eval_k.unique(), "K of the bound at evaluation")
 
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
-    _per_model_lines(df, long, "eval_k", "bound", "NLL bound -L_K (nats)", stem,
+    _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
                      "Mean over the test images of -L_K = -log (1/K) sum_k w_k (an upper bound on the NLL); colour: "
-                     "the training objective, line style: the K it was trained with.", axis)
+                     f"the training objective, line style: the K it was trained with. {COINCIDE_NOTE}", axis)
 
 
 def training_curves(df: pd.DataFrame, stem: Path) -> None:
@@ -301,7 +308,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
                                           lr=h["lr"]) for h in r.history])
     _per_model_lines(df, long, "epoch", "loss", "training loss (nats)", stem,
                      "Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
-                     "learning rate printed on the top axis.", axis)
+                     f"learning rate printed on the top axis. {COINCIDE_NOTE}", axis)
 
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
@@ -310,10 +317,13 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
 
     plt, sns = _plt()
     base = base_runs(df).drop_duplicates(["dataset", "n_layers", "k"]).assign(
-        job=lambda d: d.dataset.str.upper() + ", " + d.n_layers.astype(str) + " layer(s)")
+        job=lambda d: d.dataset.str.upper() + np.where(d.data_verified, "", "*") + ", " + d.n_layers.astype(str)
+        + np.where(d.n_layers > 1, " layers", " layer"))
     fig = _figure(plt, COLUMN, 2.6)
     ax = fig.subplots()
-    sns.lineplot(base, x="k", y="stack_ms_per_update", hue="job", marker="o", ms=3, ax=ax, errorbar=None)
+    colours = ["#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"]  # not the VAE's blue and IWAE's red of the other figures
+    sns.lineplot(base, x="k", y="stack_ms_per_update", hue="job", style="job", markers=True, dashes=False, ms=4,
+                 ax=ax, errorbar=None, palette=colours[: base.job.nunique()])
     _k_axis(ax, base.k.unique())
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -322,8 +332,9 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.set_ylabel("ms per update of the stack")
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())
-    save(fig, stem, f"One training job per line point: a stack of {'/'.join(map(str, members))} members sharing each "
-                    f"update; {', '.join(sorted(base.train_device.unique()))}. Ours: {budget_note(base_runs(df))}.")
+    save(fig, stem, f"Each point is one training job: a stack of {'/'.join(map(str, members))} members sharing each "
+                    f"update; {', '.join(sorted(base.train_device.unique()))}; * stand-in data. Ours: "
+                    f"{budget_note(base_runs(df))}.")
 
 
 def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
@@ -379,14 +390,18 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
     import torch
 
     plt, _ = _plt()
-    models = []
+    models, budgets = [], set()
+    first_seed = min(load_model(p).metadata["train_config"]["seed"] for p in model_paths)
     for path in model_paths:
         model = load_model(path)
         c = model.metadata["train_config"]
         if c["init_from"]:
             continue  # Table 2's continued models are not in the matrix
+        if c["seed"] != first_seed:
+            continue  # one model per cell: the first seed's
         models.append((c["dataset"], model.config.n_layers, c["objective"], c["k"], model,
                        model.metadata["data"]["verified"], model.metadata["epochs"]))
+        budgets.add(c["budget"])
     groups = sorted({(d, layers) for d, layers, *_ in models})
     cols = min(2, len(groups))
     rows = -(-len(groups) // cols)
@@ -414,7 +429,8 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
             axes[i, 0].set_ylabel(label(o), fontsize=7)
     epochs = "/".join(str(e) for e in sorted({e for *_, e in models}))
     save(fig, stem, f"Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws for "
-                    f"all); the models after {epochs} epochs.")
+                    f"all); budget {', '.join(sorted(budgets))}, the models of training seed {first_seed} after "
+                    f"{epochs} epochs.")
 
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:

@@ -12,6 +12,7 @@ with the measured run-to-run noise floor beside it where one is given, and no ve
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -325,7 +326,9 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
             if not steps:
                 continue
             verdicts = [verdict(d) for _, _, d in steps]
-            detail = "; ".join(f"K={k1}->{k2}: {_difference_sentence(d, images)}" for k1, k2, d in steps)
+            paper = g[g.objective == obj].set_index("k").nll_paper
+            detail = "; ".join(f"NLL(K={k2}) - NLL(K={k1}) = {_difference_sentence(d, images)} (the paper: "
+                               f"{paper[k2] - paper[k1]:+.2f})" for k1, k2, d in steps)
             if "one seed" in verdicts:
                 word = "no verdict from one training seed"
             elif all(v == "below" for v in verdicts):
@@ -341,31 +344,35 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
 
 
 def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset: str, layers: int) -> list[str]:
+    """Per K > 1 and per stochastic layer: IWAE's active units against VAE's. A layer where either model has every
+    unit active (the counter's ceiling) is reported as such, not ordered; the others get a verdict only from an
+    interval over two or more seeds."""
     out = []
-    ceiling = "+".join(map(str, records.CEILING[layers]))
+    cell = base[(base.dataset == dataset) & (base.n_layers == layers)]
     for k in sorted(g.k.unique()):
-        iw, va = g[(g.objective == "iwae") & (g.k == k)], g[(g.objective == "vae") & (g.k == k)]
-        if k == 1 or not (len(iw) and len(va)):
+        per = {o: cell[(cell.k == k) & (cell.objective == o)].set_index("seed").active for o in ("iwae", "vae")}
+        seeds = sorted(set(per["iwae"].index) & set(per["vae"].index))
+        if k == 1 or not seeds:
             continue
-        iw, va = iw.iloc[0], va.iloc[0]
-        counts = f"IWAE {iw.active_units}, VAE {va.active_units} of {ceiling}"
-        if iw.at_ceiling or va.at_ceiling:
-            who = "both are" if iw.at_ceiling and va.at_ceiling else ("IWAE is" if iw.at_ceiling else "VAE is")
-            out.append(f"{where}, K={k}: active units {counts}: {who} at the counter's ceiling (every unit active), "
-                       f"so the count does not order them.")
-            continue
-        pick = lambda o: base[(base.dataset == dataset) & (base.n_layers == layers) & (base.k == k)  # noqa: E731
-                              & (base.objective == o)].set_index("seed").active_total
-        a, b = pick("iwae"), pick("vae")
-        seeds = sorted(set(a.index) & set(b.index))
-        if len(seeds) < 2:
-            out.append(f"{where}, K={k}: active units {counts}: no verdict from one training seed.")
-            continue
-        diff, low, high = mean_ci([a[s] - b[s] for s in seeds])
-        v = "below" if low > 0 else "above" if high < 0 else "unresolved"  # more units for IWAE: "supports"
-        out.append(f"{where}, K={k}: active units {counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} "
-                   f"units [95% CI {low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE "
-                   f"has more active units.")
+        parts = []
+        for layer, units in enumerate(records.CEILING[layers]):
+            a = np.array([per["iwae"][s][layer] for s in seeds], dtype=float)
+            b = np.array([per["vae"][s][layer] for s in seeds], dtype=float)
+            name = f"layer {layer + 1}: " if layers > 1 else ""
+            counts = f"{name}IWAE {a.mean():g}, VAE {b.mean():g} of {units}"
+            if (a == units).all() or (b == units).all():
+                who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
+                parts.append(f"{counts} ({who} at the counter's ceiling, every unit active: the count does not order "
+                             f"them)")
+            elif len(seeds) < 2:
+                parts.append(f"{counts} (no verdict from one training seed)")
+            else:
+                diff, low, high = mean_ci(a - b)
+                v = "below" if low > 0 else "above" if high < 0 else "unresolved"  # more units for IWAE: "supports"
+                parts.append(f"{counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} units [95% CI "
+                             f"{low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE has more "
+                             f"active units")
+        out.append(f"{where}, K={k}: active units, " + "; ".join(parts) + ".")
     return out
 
 
@@ -383,11 +390,10 @@ def _table2_claims(df: pd.DataFrame) -> list[str]:
         claim = (f"the paper's finding that continuing with {label(r.second_objective)} {paper_dir} the NLL "
                  f"(the paper: {r.after_minus_first_paper:+.2f} after {3**7:,} more epochs)")
         if v == "one seed":
-            went = "improved" if r.after_minus_first < 0 else "worsened"
-            agree = "in the paper's direction" if went[:4] == paper_dir[:4] else "against the paper's direction"
-            out.append(f"{head}: it {went}, {agree}; no verdict from one training seed on {claim}. The first "
-                       f"model is {r.nll_first - r.nll_first_paper:+.2f} nats from the paper's after "
-                       f"{r.epochs_first} of its 3,280 epochs.")
+            out.append(f"{head}: no verdict from one training seed on {claim}. The first model is "
+                       f"{r.nll_first - r.nll_first_paper:+.2f} nats from the paper's after {r.epochs_first} of its "
+                       f"3,280 epochs, and this run has no continuation with the same objective, so after - first "
+                       f"mixes the change of objective with more training.")
         else:
             want = "above" if r.after_minus_first_paper > 0 else "below"
             word = "supports" if v == want else ("does not resolve" if v == "unresolved" else "contradicts")
@@ -445,6 +451,7 @@ def _fmt(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def tex_escape(text: str) -> str:
+    text = re.sub(r"(^|[\s(])'", r"\1`", text)  # an opening quote
     for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
                  ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$")):
         text = text.replace(a, b)
@@ -475,7 +482,8 @@ def protocol(df: pd.DataFrame) -> str:
     base = base_runs(df)
     opts = sorted({(r.init, r.data_order, r.optimizer) for r in base.itertuples()})
     return (f"This run: budget {', '.join(sorted(df.budget.unique()))}, {int(base.epochs.max())} epochs "
-            f"({int(base.updates.max()):,} updates per model), {records.seeds_note(base)}; initial weights / data "
+            f"({int(base.updates.max()):,} updates per model of the largest data set), {records.seeds_note(base)}; "
+            f"initial weights / data "
             f"order / optimiser: {'; '.join(' / '.join(o) for o in opts)}; test NLL with K={int(df.eval_k.max())} "
             f"on {' / '.join(sorted(df.images.unique()))}; trained on {', '.join(sorted(df.train_device.unique()))}; "
             f"{records.data_status(df)}.")
@@ -490,8 +498,10 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     one_seed = "" if base.seed.nunique() > 1 else (" " + floor_summary(floor) if floor is not None else "")
     write_table(t1, table1_paper(t1), out_dir / "table1",
                 f"Table 1 (Burda et al. 2016), reproduced: test NLL in nats (active units per stochastic layer) of "
-                f"VAE and IWAE, ours beside the paper's; ours are the mean over seeds ± their sd where there are "
-                f"several. {PAPER}. {sign('IWAE', 'VAE')}; paired over the same test images, matched by training seed; "
+                f"VAE and IWAE, ours beside the paper's; "
+                f"{'ours are the mean over seeds ± their sd' if base.seed.nunique() > 1 else 'ours: one training seed'}"
+                f"{'; * stand-in data (not the paper file: UNVERIFIED)' if not base.data_verified.all() else ''}. "
+                f"{PAPER}. {sign('IWAE', 'VAE')}; paired over the same test images, matched by training seed; "
                 f"{interval_note(base)}.{one_seed} Ours: {note}.", size="footnotesize")
     t2 = table2(df)
     if len(t2):
@@ -500,7 +510,8 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                     f"first objective, then trained further with the other at lr 1e-4 continuing its optimiser and "
                     f"random state; test NLL (active units), ours beside the paper's. {PAPER}. "
                     f"{sign('after', 'first')}; paired over the "
-                    f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: {note}; then the "
+                    f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: "
+                    f"{budget_note(base[base.dataset == 'mnist'])}; then the "
                     f"continuations' {'/'.join(map(str, sorted(t2.epochs_second.unique())))} more epochs.",
                     size="footnotesize")
     else:  # the grid has no Table 2 (table2: false): a sentence, not an empty table
@@ -515,8 +526,15 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                 f"turns, 'stacks' says how many, and ms/update is all of theirs); training minutes; evaluation "
                 f"seconds per model. Ours: {note}.",
                 size="footnotesize")
+    shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
+                               "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(
+                                   lambda v: f"{v:.2f}"),
+                               "paper updates": proj.get("paper_updates", pd.Series(dtype=float)).map(
+                                   lambda v: f"{v:,.0f}"),
+                               "paper hours": proj.get("paper_hours", pd.Series(dtype=float)).map(lambda v: f"{v:,.1f}")})
     (out_dir / "wallclock.md").write_text((out_dir / "wallclock.md").read_text() + "\n" + " ".join(sentences) + "\n\n"
-                                          + (_fmt(proj).to_markdown(index=False, disable_numparse=True) + "\n" if len(proj) else ""))
+                                          + (shown_proj.to_markdown(index=False, disable_numparse=True) + "\n"
+                                             if len(proj) else ""))
     proj.to_csv(out_dir / "projection.csv", index=False)
     (out_dir / "projection.tex").write_text(
         tex_escape(" ".join(sentences)) + "\n" if sentences else "No training job in this run.\n")
@@ -536,7 +554,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                     f"The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
                     f"paired difference {sign('IWAE', 'VAE')}, with its 95% interval over the seeds. Ours: {note}.")
     sentences = claims(t1, df, floor)
-    head = f"What this run supports, at its budget ({note}). {interval_note(base)}."
+    head = f"What this run can say, at its budget ({note}). {interval_note(base)}."
     if base.seed.nunique() == 1 and floor is not None:
         head += " " + floor_summary(floor)
     (out_dir / "claims.md").write_text(head + "\n\n" + "".join(f"- {s}\n" for s in sentences))
