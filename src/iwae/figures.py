@@ -104,8 +104,8 @@ def _nll_interval(g: pd.DataFrame) -> tuple[float, float]:
     return float(g.nll.iloc[0]), 1.96 * float(g.nll_sem.iloc[0])
 
 
-def _legend(fig, handles: dict) -> None:
-    fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncol=min(4, len(handles)),
+def _legend(fig, handles: dict, ncol: int = 4) -> None:
+    fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncol=min(ncol, len(handles)),
                frameon=False)
 
 
@@ -149,9 +149,9 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
     _legend(fig, {"VAE (ours)": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE (ours)": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE (ours, paired)": Line2D([], [], color="k", marker="o", ms=3),
-                  "the paper's VAE, IWAE": Line2D([], [], color=PALETTE["VAE"], marker="x", ls="", ms=5),
-                  " ": Line2D([], [], color=PALETTE["IWAE"], marker="x", ls="", ms=5),
-                  "the paper's IWAE - VAE": Line2D([], [], color="0.45", marker="x", ls="", ms=5)})
+                  "the paper's VAE": Line2D([], [], color=PALETTE["VAE"], marker="x", ls="", ms=5),
+                  "the paper's IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="x", ls="", ms=5),
+                  "the paper's IWAE - VAE": Line2D([], [], color="0.45", marker="x", ls="", ms=5)}, ncol=3)
     save(fig, stem, f"Left: test NLL, each model with its own {_interval_kind(base)} (overlapping intervals of two "
                     f"models are not a test of their difference). Right: IWAE - VAE, the NLL difference paired over "
                     f"the same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL "
