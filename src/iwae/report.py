@@ -458,17 +458,20 @@ def tex_escape(text: str) -> str:
     return text
 
 
-def latex_table(t: pd.DataFrame, caption: str, size: str = "small", position: str = "htbp") -> str:
-    """A booktabs table at a legible size, unnumbered: its caption names it (the paper's Table 1, 2, Rainforth's
-    Table 3, ...), so LaTeX's own numbers cannot collide with the papers'. Markdown's "Table N: " becomes "Table N
-    (...)" as written in the caption."""
+def latex_table(t: pd.DataFrame, caption: str, size: str = "small", position: str | None = "htbp") -> str:
+    """A booktabs table at a legible size (a float at ``position``, or in the text's flow for None), unnumbered: its
+    caption names it (the paper's Table 1, 2, Rainforth's Table 3, ...), so LaTeX's own numbers cannot collide
+    with the papers'."""
     body = _fmt(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
+    if position is None:  # in the text's flow, right where it is written (under its section's heading)
+        return (f"\\begin{{center}}\\{size}\n\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}"
+                f"\\end{{center}}\n")
     return (f"\\begin{{table}}[{position}]\n\\centering\\{size}\n\\caption*{{{tex_escape(caption)}}}\n"
             f"{body}\\end{{table}}\n")
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small",
-                position: str = "htbp") -> None:
+                position: str | None = "htbp") -> None:
     """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active", "stack")
@@ -526,7 +529,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                 f"whole stack's (its members share each update; where several stacks ran in one process, taking "
                 f"turns, 'stacks' says how many, and ms/update is all of theirs); training minutes; evaluation "
                 f"seconds per model. Ours: {note}.",
-                size="footnotesize", position="h!")  # right under its section's heading
+                size="footnotesize", position=None)  # right under its section's heading
     shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
                                "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(
                                    lambda v: f"{v:.2f}"),
