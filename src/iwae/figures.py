@@ -362,8 +362,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
         b.set_xscale("log")
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
-    for ax in axes[-1]:
-        ax.set_xlabel("epochs")
+    for ax in axes.flat:  # a tick at each evaluated epoch
+        _k_axis(ax, t.epochs.unique(), "epochs")
     _legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
