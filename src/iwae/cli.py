@@ -123,7 +123,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-
     from iwae import data as data_mod
     from iwae.checkpoint import load_model
     from iwae.evaluate import evaluate
