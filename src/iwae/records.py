@@ -38,7 +38,7 @@ def label(objective: str) -> str:
         return f"{base.upper()}({arg[1:]})"
     if base == "ciwae" and arg.startswith("b"):
         return f"CIWAE({arg[1:]})"
-    return objective.upper().replace("_", "-")
+    return objective.upper().replace("_", "-").replace("DREG", "DReG")
 
 
 def paper_reference(table: str = "table1") -> pd.DataFrame:

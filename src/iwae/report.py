@@ -610,9 +610,15 @@ def write_estimators(paths, stem: Path) -> None:
 def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """The fitted SNR slopes (``stem``.md/.csv/.tex)."""
     models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
-    write_table(fitted, fitted, stem,
+    wide = fitted.pivot_table(index="estimator", columns=["network", "checkpoint"], values="slope", sort=False)
+    columns = [(net, c) for net in ("recognition", "generative") for c in dict.fromkeys(fitted.checkpoint)
+               if (net, c) in wide.columns]
+    shown = pd.DataFrame({"estimator": [label(e) for e in wide.index]} | {
+        f"{net}, {c}": [f"{v:+.2f}" for v in wide[(net, c)]] for net, c in columns})
+    write_table(fitted, shown, stem,
                 f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018), "
                 f"least squares over K = {', '.join(map(str, sorted(rows.k.unique())))}, "
-                f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images; expected about "
-                f"-1/2 for the recognition network and +1/2 for the generative network with IWAE. Models: {models}.")
+                f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images; Rainforth et al.'s "
+                f"asymptotic rates for IWAE are -1/2 for the recognition network and +1/2 for the generative network. "
+                f"One row per estimator; one column per network and checkpoint. Models: {models}.")
 
