@@ -169,6 +169,16 @@ def test_step_mode_auto_is_eager_without_cuda_and_captured_refuses_the_cpu():
         resolve_step_mode("graph", CPU)
 
 
+def test_step_modes_that_run_the_published_update_refuse_the_other_optimisers():
+    """captured, compiled and fused run the optimiser as ``step_graphable`` (the published update): ``auto`` runs
+    the other optimisers eager, and asking for one of those ways with them is refused, not silently ignored."""
+    for optimizer in ("paper_text", "published_torch_order"):
+        assert resolve_step_mode("auto", CPU, optimizer) == "eager"
+        assert resolve_step_mode("auto", torch.device("cuda"), optimizer) == "eager"
+        with pytest.raises(ValueError, match="needs step_mode 'eager'"):
+            resolve_step_mode("compiled", CPU, optimizer)
+
+
 def test_stacks_trained_together_end_as_trained_alone_and_resume(fake_data_dir, tmp_path):
     """Two groups (1 layer K=2, 2 layers K=3) taking turns in one process (train_together), stopped mid-way
     (both write their checkpoints) and resumed: each member ends exactly as its group trained alone."""
@@ -188,6 +198,40 @@ def test_stacks_trained_together_end_as_trained_alone_and_resume(fake_data_dir, 
     metas = train_mod.train_together(runs())
     assert [m["trained_together_with"] for group in metas for m in group] == [1, 1, 1]
     assert_same_models(alone, together)
+
+
+def test_a_stack_that_fails_together_leaves_the_others_finished(fake_data_dir, tmp_path, monkeypatch):
+    """train_together when a group fails: (1) an unexpected error (say CUDA out of memory) in the second group's
+    last epoch, after the first group ended: the first group's models are written, as trained alone; (2) one
+    group interrupted and the other with a non-finite loss: the error raised is the non-finite loss (a re-run
+    would not get past it), not the interruption (whose message says "run again to resume")."""
+    groups, alone, together = two_groups_alone(fake_data_dir, tmp_path, CPU)
+
+    def runs():
+        return [train_mod.Run(c, fake_data_dir, o, CPU, progress=False, together=2) for c, o in zip(groups, together)]
+
+    def failing(error, at_epoch=None):  # at the first check of at_epoch (None: of any epoch)
+        def check(epoch, upto):
+            if at_epoch in (None, epoch):
+                raise error(f"failed at epoch {epoch}")
+        return check
+
+    first = runs()
+    last_epoch = len(first[1].plan) - 1
+    monkeypatch.setattr(first[1], "_check_finite", failing(RuntimeError, last_epoch))
+    with pytest.raises(RuntimeError, match=f"epoch {last_epoch}"):
+        train_mod.train_together(first)
+    assert_same_models(alone[:1], together[:1])
+    assert not any((o / "model.pt").exists() for o in together[1])
+
+    for group in together:
+        for o in group:
+            (o / "model.pt").unlink(missing_ok=True)
+    second = runs()
+    monkeypatch.setattr(second[0], "_check_finite", failing(train_mod.Interrupted))
+    monkeypatch.setattr(second[1], "_check_finite", failing(train_mod.NonFiniteLoss))
+    with pytest.raises(train_mod.NonFiniteLoss):
+        train_mod.train_together(second)
 
 
 def test_compiled_step_matches_eager_on_the_cpu(fake_data_dir):

@@ -57,11 +57,6 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in MEMBER_FIELDS}
 
 
-def members(n_layers: int, k: int, objectives_: list[str], seeds: list[int], **protocol) -> list[TrainConfig]:
-    """The configs of a stack: every objective with every seed (objective-major), the rest shared."""
-    return [TrainConfig(n_layers=n_layers, k=k, objective=o, seed=s, **protocol) for o in objectives_ for s in seeds]
-
-
 def check_stack(cfgs: list[TrainConfig]) -> None:
     """ValueError unless the members share everything but ``MEMBER_FIELDS``."""
     if not cfgs:

@@ -14,8 +14,9 @@ There is one step; these are ways of running it (``STEP_MODES``):
   (inductor fuses the elementwise chains into fewer, larger kernels); the random draws stay eager;
 - ``fused``: compiled, then captured as a CUDA graph (CUDA only);
 - ``auto``: captured on CUDA (measured on an H200 and an H100: 2-12x faster than eager, docs/gpu), eager
-  elsewhere. ``compiled`` and ``fused`` are not defaults: they are tested on the CPU (the same steps as
-  eager) but not yet timed on a GPU.
+  elsewhere, and eager for the optimisers other than the published one (the other ways run the published
+  update only). ``compiled`` and ``fused`` are not defaults: ``compiled`` is tested against eager on the CPU,
+  ``fused`` on CUDA (``tests/test_gpu.py``); neither is yet timed on a GPU.
 The epoch loop is in ``iwae.train``; what a checkpoint holds of a stack is in ``iwae.checkpoint``.
 """
 
@@ -32,15 +33,21 @@ STEP_MODES = ("auto", "eager", "captured", "compiled", "fused")
 CUDA_ONLY = ("captured", "fused")
 
 
-def resolve_step_mode(step_mode: str, device: torch.device) -> str:
-    """The way ``step_mode`` runs on ``device`` (``auto`` resolved; see the module docstring)."""
+def resolve_step_mode(step_mode: str, device: torch.device, optimizer: str = "published") -> str:
+    """The way ``step_mode`` runs on ``device`` (``auto`` resolved; see the module docstring). Every way but
+    eager runs the optimiser as ``FlatAdam.step_graphable``, the published update only: the other
+    ``optimizer`` variants run eager (``auto``) or are refused."""
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
     if step_mode == "auto":
-        return "captured" if device.type == "cuda" and graphs.supported() else "eager"
+        published = optimizer == "published"
+        return "captured" if published and device.type == "cuda" and graphs.supported() else "eager"
     if step_mode in CUDA_ONLY and device.type != "cuda":
         raise ValueError(f"step_mode {step_mode!r} records a CUDA graph and needs a CUDA device; use 'eager', "
                          f"'compiled' or 'auto'")
+    if step_mode != "eager" and optimizer != "published":
+        raise ValueError(f"step_mode {step_mode!r} runs the published Adam update only; optimizer {optimizer!r} "
+                         f"needs step_mode 'eager' (or 'auto', which chooses it)")
     return step_mode
 
 

@@ -81,8 +81,9 @@ class Run:
         if len(cfgs) != len(outs):
             raise ValueError(f"{len(cfgs)} members but {len(outs)} output folders")
         self.cfgs, self.outs, self.device = cfgs, [Path(o) for o in outs], device
-        self.step_mode, self.together = resolve_step_mode(step_mode, device), together
+        self.step_mode, self.together = resolve_step_mode(step_mode, device, cfgs[0].optimizer), together
         self.checkpoint_minutes, self.check_every = checkpoint_minutes, check_every
+        self.process_members = len(cfgs)  # members trained in this process (train_together counts them all)
         cfg0 = cfgs[0]
         splits, self.manifest = data_mod.load(cfg0.dataset, data_dir)
         train_x = (splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train).to(device)
@@ -112,7 +113,8 @@ class Run:
         for epoch in range(self.epoch, len(self.plan)):
             stage, lr = self.plan[epoch]
             st.start_epoch(lr, self.first_step)
-            self.clock, self.epoch_time = time.perf_counter(), 0.0  # training time only: saving is not counted
+            self.clock, self.epoch_time = time.perf_counter(), 0.0  # saving is not counted (other stacks' steps in
+            # the same process are: train_together)
             for s in range(self.first_step, n):
                 st.step()
                 yield
@@ -176,8 +178,9 @@ class Run:
         return dict(
             train_config=asdict(self.cfgs[m]), model_config=asdict(self.stack.model.config), data=self.manifest,
             history=list(self.histories[m]), epochs=epochs, updates=epochs * self.stack.n_batches,
-            train_seconds=self.elapsed,  # wall-clock of the whole stack
-            train_seconds_per_member=self.elapsed / n, seconds_per_epoch=self.elapsed / max(epochs, 1),
+            # wall-clock of the stack's training; with train_together, of the process it shares with other stacks
+            train_seconds=self.elapsed, train_seconds_per_member=self.elapsed / self.process_members,
+            seconds_per_epoch=self.elapsed / max(epochs, 1),
             stack_size=n, stack=[dict(objective=c.objective, seed=c.seed) for c in self.cfgs],
             trained_together_with=self.together - 1,  # other stacks in the same process (train_together)
             device=device_name(self.device), peak_memory_mb=peak_memory_mb(self.device), code_version=code_version(),
@@ -220,11 +223,16 @@ def train(cfgs: TrainConfig | list[TrainConfig], data_dir: str | os.PathLike, ou
 
 def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict]]:
     """Several stacks in one process, taking turns step by step; on CUDA each replays on its own stream, so
-    that the GPU runs their small kernels side by side. Each ends as trained alone. A stack that stops (a
-    non-finite loss, or ``should_stop``) leaves its checkpoint and the others go on; the finished ones write
-    their models, then the first error is raised. -> each run's members' metadata."""
+    that the GPU runs their small kernels side by side. Each ends as trained alone, and writes its models as
+    soon as it ends. A stack that stops (a non-finite loss, or ``should_stop``) leaves its checkpoint and the
+    others go on; then the errors are raised together, as a ``NonFiniteLoss`` if any stack had one (a re-run
+    would not get past it), else as ``Interrupted``. Any other error stops all at once: the finished stacks
+    have their models, the others their last checkpoints. -> each run's members' metadata."""
+    for r in runs:  # the process's wall-clock is shared by all its members
+        r.process_members = sum(len(x.cfgs) for x in runs)
     lanes = [torch.cuda.Stream(r.device) if r.device.type == "cuda" else None for r in runs]
     loops = {i: r.steps(should_stop) for i, r in enumerate(runs)}
+    metas: list[list[dict]] = [[] for _ in runs]
     errors: dict[int, Exception] = {}
     while loops:
         for i in list(loops):
@@ -233,11 +241,11 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
                     next(loops[i])
                 except StopIteration:
                     del loops[i]
+                    metas[i] = runs[i].finish()
                 except (Interrupted, NonFiniteLoss) as e:
                     errors[i] = e
                     del loops[i]
-    metas = [runs[i].finish() if i not in errors else [] for i in range(len(runs))]
     if errors:
-        first = errors[min(errors)]
-        raise type(first)("; ".join(str(e) for e in errors.values()))
+        kind = NonFiniteLoss if any(isinstance(e, NonFiniteLoss) for e in errors.values()) else Interrupted
+        raise kind("; ".join(str(e) for e in errors.values()))
     return metas
