@@ -38,12 +38,12 @@ family: venv
 	time snakemake --cores all $(SNAKE_ARGS) --config family=true $(CONFIG_ITEMS)
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config family=true $(CONFIG_ITEMS)
 
-# The longer CPU budget (about 2 hours on 2 cores): MNIST, 1 layer, K=50, 40 epochs, with its learning curve.
+# The longer CPU budget (48 min on 2 cores, 2026-11-27): MNIST, 1 layer, K=50, 40 epochs, with its learning curve.
 long: venv
 	time snakemake --cores all --set-threads train=2 $(SNAKE_ARGS) --config budget=long
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=long
 
-# The run-to-run noise floor (about an hour on 2 cores): MNIST 1 layer, K = 5 and 50, VAE and IWAE, 3 seeds.
+# The run-to-run noise floor (25 min on 2 cores, 2026-11-27): MNIST 1 layer, K = 5 and 50, VAE and IWAE, 3 seeds.
 noise: venv
 	time snakemake --cores all $(SNAKE_ARGS) --config budget=noise
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=noise

@@ -67,6 +67,29 @@ def test_paper_budget_on_cuda_asks_one_gpu_per_train_and_evaluate_job(tmp_path):
     assert job_counts(text)["train"] == 12  # five seeds cost no more jobs: each group trains them together
 
 
+def test_the_noise_floor_is_asked_of_a_run_only_when_it_can_be_written(tmp_path):
+    """The tables rule promises noise_floor.* for two or more seeds of VAE and IWAE (what iwae.report.noise_floor
+    needs), not for a run of one objective: a promise the report cannot keep would fail the run at its end."""
+    wd = workflow_copy(tmp_path)
+    both = snakemake(wd, "-n", "--config", "budget=smoke", "seeds=[0,1]")
+    iwae_only = snakemake(wd, "-n", "--config", "budget=smoke", "seeds=[0,1]", "objectives=[iwae]", "table2=false")
+    assert "results/tables/noise_floor.md" in both.stdout + both.stderr
+    assert "results/tables/noise_floor.md" not in iwae_only.stdout + iwae_only.stderr
+
+
+def test_a_grid_key_set_by_the_user_wins_over_the_budgets_grid(tmp_path):
+    """The gpu_tiny budget's grid trains seeds 0 and 1; `--config seeds=[0,1,2]` makes it three (a budget's grid
+    narrows the defaults, not what the user asks for), and table2=true is refused with the fix when the grid
+    has no VAE to continue."""
+    wd = workflow_copy(tmp_path)
+    budget_only, user = (snakemake(wd, "-n", "--config", "budget=gpu_tiny", *extra).stdout
+                         for extra in ([], ["seeds=[0,1,2]"]))
+    assert "results/mnist/L1/vae-k1/seed1/model.pt" in budget_only and "seed2/model.pt" not in budget_only
+    assert "results/mnist/L1/vae-k1/seed2/model.pt" in user
+    out = snakemake(wd, "-n", "--config", "objectives=[iwae]", "table2=true", check=False)
+    assert out.returncode != 0 and "add vae and iwae to objectives, or set table2=false" in out.stdout + out.stderr
+
+
 @pytest.mark.parametrize(
     "override, expected",
     [
