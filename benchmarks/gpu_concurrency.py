@@ -100,19 +100,11 @@ def processes(groups: list, steps: int) -> float:
 
 def streams(steps: int) -> float:
     """Wall-clock seconds of the six stacks taking turns in one process, each on its own stream (as
-    ``iwae.train.train_together`` runs them)."""
+    ``iwae.train.train_together`` runs them: ``iwae.train.in_turn``)."""
+    from iwae.train import in_turn
+
     stacks = [captured_stack(layers, k) for layers, k in GROUPS]
-    lanes = [torch.cuda.Stream() for _ in stacks]
-    main = torch.cuda.current_stream()
-    for lane in lanes:
-        lane.wait_stream(main)
-
-    def all_once():
-        for st, lane in zip(stacks, lanes):
-            with torch.cuda.stream(lane):
-                st.step()
-
-    return steps * time_rounds({"streams": all_once}, torch.device("cuda"), 1, steps, 0)["streams"][0]
+    return steps * time_rounds({"streams": in_turn(stacks)}, torch.device("cuda"), 1, steps, 0)["streams"][0]
 
 
 def main():

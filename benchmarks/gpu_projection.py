@@ -1,6 +1,6 @@
 """The paper budget (one seed) on one GPU when its training jobs run at the same time, projected from what
 the GPU check measured: each group's captured step alone (gpu_train.csv: a stack of its VAE and IWAE,
-M = 2; Table 2's continuations M = 1) and the throughput gain of P jobs at once (gpu_concurrency.csv,
+M = 2; Table 2's one-model continuations as the smallest stack measured, ``iwae.projection.timed_as``) and the throughput gain of P jobs at once (gpu_concurrency.csv,
 one row per P, e.g. under MPS). The arithmetic is ``iwae.projection.project`` (processor sharing, Table 2
 after its parents); with gain 1.0 for every P (no MPS: the GPU time-slices between processes, measured
 1.0x) it is the jobs' times alone added up, which is what gpu_check.py projects.
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from iwae.projection import gain_curve, paper_jobs, project  # noqa: E402
+from iwae.projection import gain_curve, paper_jobs, project, timed_as  # noqa: E402
 
 
 def main():
@@ -39,7 +39,11 @@ def main():
         sys.exit(f"{args.concurrency}: no 'processes' rows labelled {args.label!r}")
     points = {int(r["groups"]): float(r["gain"]) for r in conc}
     jobs = paper_jobs(seeds=1)
-    p = project(jobs, lambda j: step_ms.get((j.layers, j.k, j.members)), gain=gain_curve(points))
+    def job_ms(j):
+        sizes = [m for (layers, k, m) in step_ms if (layers, k) == (j.layers, j.k)]
+        return step_ms.get((j.layers, j.k, timed_as(sizes, j.members))) if sizes else None
+
+    p = project(jobs, job_ms, gain=gain_curve(points))
     device = rows[0]["device"]
     print(f"{device}: the paper budget's training (one seed, 26 models as 12 stacks of 2 and Table 2's 2 "
           f"continuations), {args.mode} steps")

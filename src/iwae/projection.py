@@ -49,6 +49,13 @@ def paper_jobs(seeds: int = 1, objectives: int = 2) -> list[Job]:
     return jobs
 
 
+def timed_as(measured, members: int) -> int | None:
+    """The stack size whose measured step stands for a stack of ``members``: the smallest measured size of at
+    least ``members`` (a larger stack is no faster per step), else the largest measured; None if none is."""
+    sizes = sorted(set(measured))
+    return min([m for m in sizes if m >= members] or sizes[-1:] or [None])
+
+
 def gain_curve(points: dict[int, float]) -> Callable[[int], float]:
     """Throughput gain of P jobs at once, interpolated between measured P (1.0 at P = 1), flat beyond the last."""
     known = {1: 1.0, **points}

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -221,6 +222,36 @@ def train(cfgs: TrainConfig | list[TrainConfig], data_dir: str | os.PathLike, ou
     return metas[0] if single else metas
 
 
+def side_streams(devices: list[torch.device]) -> list:
+    """One CUDA stream per stack trained together (None on the CPU), each waiting for the work queued so far on
+    its device's current stream (the stacks' set-up), so that the stacks' small kernels can run side by side."""
+    lanes = []
+    for device in devices:
+        lane = torch.cuda.Stream(device) if device.type == "cuda" else None
+        if lane is not None:
+            lane.wait_stream(torch.cuda.current_stream(device))
+        lanes.append(lane)
+    return lanes
+
+
+def on(lane):
+    """Run the block on ``lane`` (a stream of ``side_streams``; None: as it is)."""
+    return torch.cuda.stream(lane) if lane is not None else contextlib.nullcontext()
+
+
+def in_turn(stacks) -> Callable[[], None]:
+    """One round of ``stacks`` taking turns, each stepping once on its own stream: what ``train_together`` does
+    between its checks (the benchmarks time it)."""
+    lanes = side_streams([st.device for st in stacks])
+
+    def round_() -> None:
+        for st, lane in zip(stacks, lanes):
+            with on(lane):
+                st.step()
+
+    return round_
+
+
 def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict]]:
     """Several stacks in one process, taking turns step by step; on CUDA each replays on its own stream, so
     that the GPU runs their small kernels side by side. Each ends as trained alone, and writes its models as
@@ -230,13 +261,13 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
     have their models, the others their last checkpoints. -> each run's members' metadata."""
     for r in runs:  # the process's wall-clock is shared by all its members
         r.process_members = sum(len(x.cfgs) for x in runs)
-    lanes = [torch.cuda.Stream(r.device) if r.device.type == "cuda" else None for r in runs]
+    lanes = side_streams([r.device for r in runs])
     loops = {i: r.steps(should_stop) for i, r in enumerate(runs)}
     metas: list[list[dict]] = [[] for _ in runs]
     errors: dict[int, Exception] = {}
     while loops:
         for i in list(loops):
-            with torch.cuda.stream(lanes[i]) if lanes[i] is not None else contextlib.nullcontext():
+            with on(lanes[i]):
                 try:
                     next(loops[i])
                 except StopIteration:
