@@ -158,6 +158,18 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
                     f"and its IWAE - VAE after 3,280 epochs. {COINCIDE_NOTE} Ours: {budget_note(base_runs(df))}.")
 
 
+def _panels(plt, n: int, max_cols: int, row_height: float, extra: float):
+    """A figure of ``n`` panels, at most ``max_cols`` a row (full width when more than one column), the spare
+    axes hidden. -> (figure, the n axes)."""
+    cols = min(max_cols, n)
+    rows = -(-n // cols)
+    fig = _figure(plt, PAGE if cols > 1 else COLUMN, row_height * rows + extra)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
 def active_units(df: pd.DataFrame, stem: Path) -> None:
     """Active units per stochastic layer against K (the paper's counts as markers, one per layer)."""
     from matplotlib.lines import Line2D
@@ -165,12 +177,8 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     plt, _ = _plt()
     base, ref = base_runs(df), paper_reference("table1")
     cells = _cells(base)
-    cols = min(2, len(cells))
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.6 * -(-len(cells) // cols) + 0.45)
-    axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
+    fig, axes = _panels(plt, len(cells), 2, 1.6, 0.45)
     styles, marks = ["-", "--"], ["x", "+"]
-    for ax in axes[len(cells):]:
-        ax.set_visible(False)
     for (dataset, layers), ax in zip(cells, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
         for obj in ("vae", "iwae"):
@@ -209,12 +217,7 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     plt, sns = _plt()
     base = base_runs(df)
     panels = [(d, layers, layer) for d, layers in _cells(base) for layer in range(layers)]
-    cols = min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.55 * rows + 0.3)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = _panels(plt, len(panels), 3, 1.55, 0.3)
     seed = int(base.seed.min())
     for (dataset, layers, layer), ax in zip(panels, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers) & (base.seed == seed)]
@@ -243,11 +246,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
     plt, sns = _plt()
     base = base_runs(df)
     cells = _cells(base)
-    cols = min(2, len(cells))
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, 1.6 * -(-len(cells) // cols) + 0.5)
-    axes = fig.subplots(-(-len(cells) // cols), cols, squeeze=False).ravel()
-    for ax in axes[len(cells):]:
-        ax.set_visible(False)
+    fig, axes = _panels(plt, len(cells), 2, 1.6, 0.5)
     for (dataset, layers), ax in zip(cells, axes):
         sub = long[(long.dataset == dataset) & (long.n_layers == layers)]
         sns.lineplot(sub, x=x, y=y, hue="objective", style="trained with", palette=PALETTE, ax=ax, lw=1,
@@ -449,14 +448,14 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
             sub = rows[(rows.checkpoint == ckpt) & (rows.network == net)]
             for n, (est, g) in enumerate(sub.groupby("estimator", sort=False)):
                 color = f"C{n}"
-                g = g[g.snr_mean > 0].sort_values("k")
+                g = g[(g.snr_mean > 0) & np.isfinite(g.snr_mean)].sort_values("k")  # the K iwae.snr.slopes fits
                 s = slope.get((ckpt, est, net))
                 ax.plot(g.k, g.snr_mean, "o", ms=3, color=color,
                         label=f"{label(est)}" + (f" (slope {s:+.2f})" if s is not None else ""))
-                if s is not None and len(g) > 1:
-                    c = np.polyfit(np.log(g.k), np.log(g.snr_mean), 1)
+                if s is not None and len(g) > 1:  # the fitted line: the legend's slope, its least-squares intercept
+                    lx, ly = np.log(g.k.to_numpy(float)), np.log(g.snr_mean.to_numpy(float))
                     ks = np.array([g.k.min(), g.k.max()], dtype=float)
-                    ax.plot(ks, np.exp(np.polyval(c, np.log(ks))), "--", lw=1, color=color)
+                    ax.plot(ks, np.exp(ly.mean() + s * (np.log(ks) - lx.mean())), "--", lw=1, color=color)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0,)))

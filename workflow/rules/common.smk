@@ -86,15 +86,6 @@ GRID = {
     )
     for key in ("datasets", "layers", "objectives", "ks", "seeds", "table2")
 }
-if (
-    GRID["table2"]
-    and "mnist" in GRID["datasets"]
-    and not {"vae", "iwae"} <= set(GRID["objectives"])
-):
-    config_error(
-        f"'table2': Table 2 continues the grid's VAE K=1 and IWAE K=50 models, but objectives is "
-        f"{GRID['objectives']}; add vae and iwae to objectives, or set table2=false."
-    )
 EXP = {
     name: {**spec, **BUDGET.get("experiments", {}).get(name, {})}
     for name, spec in config["experiments"].items()
@@ -140,6 +131,15 @@ def check_objectives():
 
 
 check_objectives()
+if (
+    GRID["table2"]
+    and "mnist" in GRID["datasets"]
+    and not {"vae", "iwae"} <= set(GRID["objectives"])
+):
+    config_error(
+        f"'table2': Table 2 continues the grid's VAE K=1 and IWAE K=50 models, but objectives is "
+        f"{GRID['objectives']}; add vae and iwae to objectives, or set table2=false."
+    )
 
 
 def cuda_in_use():
@@ -383,31 +383,34 @@ TRAIN_GROUPS = [("train", "results/", GRID)] + [
 TRAIN_TOGETHER = bool(BUDGET.get("train_together", False))
 
 
-def snapshot_outputs(prefix, grid):
-    """The stage snapshots of a Table 1 group (budgets with eval_stages: true): its learning curve."""
+def stage_files(files, last=True):
+    """The stage snapshots of a budget with eval_stages: true (a learning curve). ``files(name)``: the member
+    files called name of one group or data set; every stage, or all but the last (whose snapshot is the final
+    model: last=False)."""
     if not BUDGET.get("eval_stages"):
         return []
-    return [
-        f
-        for s in BUDGET["stages"]
-        for f in group_outputs(
-            prefix, grid["objectives"], grid["seeds"], f"stages/stage{s}.pt"
+    stages = BUDGET["stages"] if last else BUDGET["stages"][:-1]
+    return [f for s in stages for f in files(f"stages/stage{s}")]
+
+
+def snapshot_outputs(prefix, grid):
+    """The stage snapshots a Table 1 group's training writes."""
+    return stage_files(
+        lambda name: group_outputs(
+            prefix, grid["objectives"], grid["seeds"], f"{name}.pt"
         )
-    ]
+    )
 
 
 def group_stage_files(suffix):
-    """The stage snapshots (suffix .pt) or their metrics (.metrics.json) of a Table 1 group's members whose curve
-    the budget evaluates: every stage but the last, which is the final model."""
-    if not BUDGET.get("eval_stages"):
-        return []
-    return [
-        f
-        for s in BUDGET["stages"][:-1]
-        for f in group_outputs(
-            "results/", GRID["objectives"], GRID["seeds"], f"stages/stage{s}{suffix}"
-        )
-    ]
+    """The stage snapshots (suffix .pt) or their metrics (.metrics.json) of the Table 1 groups' members whose
+    curve the budget evaluates."""
+    return stage_files(
+        lambda name: group_outputs(
+            "results/", GRID["objectives"], GRID["seeds"], f"{name}{suffix}"
+        ),
+        last=False,
+    )
 
 
 def together_outputs(name):
@@ -422,11 +425,8 @@ def together_outputs(name):
 
 
 def together_snapshots():
-    if not BUDGET.get("eval_stages"):
-        return []
-    return [
-        f for s in BUDGET["stages"] for f in together_outputs(f"stages/stage{s}.pt")
-    ]
+    """The stage snapshots of every Table 1 group of one data set (train_together)."""
+    return stage_files(lambda name: together_outputs(f"{name}.pt"))
 
 
 def eval_args(job):
