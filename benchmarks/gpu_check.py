@@ -11,7 +11,8 @@ captured step are the baselines, timed in the same run.
 3. several stacks in one process (as `iwae train --layers 1,2 --k 1,5,50` runs them): the six MNIST groups,
    each on its own CUDA stream, taking turns, against the sum of their times alone;
 4. one evaluation of the 10,000 MNIST test images per architecture as the paper budget runs it (the whole
-   `evaluate`: its two K=5000 estimates, all units and the active ones only);
+   `evaluate`: K=5000 on the test images with all units and with the active ones only, and on 1,000 training
+   images);
 5. the paper budget (Table 1 + Table 2, evaluations included), one seed and five, projected by
    iwae.projection: one job at a time with the best step, and each data set's groups together (3.'s gain);
 6. end to end, as a user runs it: `iwae train` of the six MNIST groups together (one epoch, the captured step),
@@ -193,7 +194,7 @@ def main():
     n = args.eval_images or splits.test.shape[0]
     for layers in LAYERS:
         model = initialise(IWAEModel(ModelConfig(layers)), "authors", torch.zeros(784)).to(device).eval()
-        # as the paper budget evaluates (eval_active_only true): two K=5000 estimates, all units and active only
+        # as the paper budget evaluates (eval_active_only true): the test images with all units and active only
         result = evaluate(model, splits.test[:n].to(device), splits.train[:1000].to(device), k=5000,
                           active_only=True)
         evals.append(dict(device=name, layers=layers, test_images=n, k=5000,

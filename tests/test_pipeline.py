@@ -78,14 +78,16 @@ def test_the_noise_floor_is_asked_of_a_run_only_when_it_can_be_written(tmp_path)
 
 
 def test_a_grid_key_set_by_the_user_wins_over_the_budgets_grid(tmp_path):
-    """The gpu_tiny budget's grid trains seeds 0 and 1; `--config seeds=[0,1,2]` makes it three (a budget's grid
-    narrows the defaults, not what the user asks for), and table2=true is refused with the fix when the grid
-    has no VAE to continue."""
+    """The gpu_tiny budget's grid trains seeds 0 and 1 without Table 2; `--config seeds=[0,1,2]` makes it three
+    and `table2=true` (config.yaml's own value) brings Table 2 back (a budget's grid narrows the defaults, not
+    what the user asks for); table2=true is refused with the fix when the grid has no VAE to continue."""
     wd = workflow_copy(tmp_path)
     budget_only, user = (snakemake(wd, "-n", "--config", "budget=gpu_tiny", *extra).stdout
                          for extra in ([], ["seeds=[0,1,2]"]))
     assert "results/mnist/L1/vae-k1/seed1/model.pt" in budget_only and "seed2/model.pt" not in budget_only
     assert "results/mnist/L1/vae-k1/seed2/model.pt" in user
+    # a value equal to config.yaml's default counts too: table2 is true there and false in gpu_tiny's grid
+    assert "train_continued" in snakemake(wd, "-n", "--config", "budget=gpu_tiny", "table2=true").stdout
     out = snakemake(wd, "-n", "--config", "objectives=[iwae]", "table2=true", check=False)
     assert out.returncode != 0 and "add vae and iwae to objectives, or set table2=false" in out.stdout + out.stderr
 

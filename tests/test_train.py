@@ -23,7 +23,7 @@ from iwae.config import TrainConfig
 from iwae.data import binarize, load
 from iwae.evaluate import log_likelihood
 from iwae.model import output_bias_from_data
-from iwae.stack import initial_model, resolve_step_mode
+from iwae.stack import build, initial_model, resolve_step_mode
 from iwae.train import train
 
 CPU = torch.device("cpu")
@@ -177,6 +177,9 @@ def test_step_modes_that_run_the_published_update_refuse_the_other_optimisers():
         assert resolve_step_mode("auto", torch.device("cuda"), optimizer) == "eager"
         with pytest.raises(ValueError, match="needs step_mode 'eager'"):
             resolve_step_mode("compiled", CPU, optimizer)
+        stack = build([TrainConfig(optimizer=optimizer, seed=0)], torch.rand(40, 784))
+        with pytest.raises(ValueError, match="needs step_mode 'eager'"):
+            stack.use("compiled")  # a stack built without the trainer refuses too
 
 
 def test_stacks_trained_together_end_as_trained_alone_and_resume(fake_data_dir, tmp_path):
@@ -223,6 +226,15 @@ def test_a_stack_that_fails_together_leaves_the_others_finished(fake_data_dir, t
         train_mod.train_together(first)
     assert_same_models(alone[:1], together[:1])
     assert not any((o / "model.pt").exists() for o in together[1])
+    # a scheduler removes the failed job's outputs: the finished group resumes at its end, not its last stage
+    for o in together[0]:
+        (o / "model.pt").unlink()
+    resumed = runs()
+    last_stage_start = [stage for stage, _ in resumed[1].plan].index(resumed[1].plan[-1][0])
+    assert resumed[0].epoch == len(resumed[0].plan) and resumed[1].epoch == last_stage_start
+    train_mod.train_together(resumed)
+    assert_same_models(alone, together)
+    assert not any((o[0] / "checkpoint.pt").exists() for o in together)
 
     for group in together:
         for o in group:

@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--step", choices=STEP_MODES, default="auto",
                    help="how the step runs: eager; captured (recorded as a CUDA graph and replayed; CUDA only); "
                         "compiled (torch.compile'd forward, backward and update); fused (compiled and captured; CUDA "
-                        "only); auto: captured on CUDA, eager elsewhere")
+                        "only); auto: captured on CUDA, eager elsewhere. All but eager run the published Adam update only: "
+                        "with --optimizer paper_text or published_torch_order, auto runs eager")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     t.add_argument("--force", action="store_true", help="train again even if model.pt exists")

@@ -615,7 +615,7 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
     columns = [(net, c) for net in ("recognition", "generative") for c in dict.fromkeys(fitted.checkpoint)
                if (net, c) in wide.columns]
     shown = pd.DataFrame({"estimator": [label(e) for e in wide.index]} | {
-        f"{net}, {c}": [f"{v:+.2f}" for v in wide[(net, c)]] for net, c in columns})
+        f"{net}, {c}": ["" if pd.isna(v) else f"{v:+.2f}" for v in wide[(net, c)]] for net, c in columns})
     write_table(fitted, shown, stem,
                 f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018), "
                 f"least squares over K = {', '.join(map(str, sorted(rows.k.unique())))}, "

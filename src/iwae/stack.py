@@ -167,7 +167,7 @@ class Stack:
     def use(self, mode: str) -> None:
         """Run the following steps ``eager``, ``captured``, ``compiled`` or ``fused`` (``resolve_step_mode``'s
         names). Call it once, after any state is loaded (a recording replays on the buffers of that moment)."""
-        mode = resolve_step_mode(mode, self.device)
+        mode = resolve_step_mode(mode, self.device, self.opt.variant)
         if mode == "eager":
             return
         self.opt.settle()  # the device-side update runs in Theano's order directly (no pending gradient)

@@ -161,6 +161,10 @@ class Run:
         if stop:
             raise Interrupted(f"stopped at epoch {epoch}, step {step}; checkpoint saved in {self.ckpt}")
 
+    def save_end(self) -> None:
+        """A checkpoint of the finished schedule (resuming from it only writes the models)."""
+        self._save(len(self.plan), 0, stop=False)
+
     def _check_finite(self, epoch: int, upto: int) -> None:
         bad = torch.nonzero(~torch.isfinite(self.stack.partial[:, :upto]))
         if len(bad):
@@ -188,8 +192,9 @@ class Run:
             torch_version=torch.__version__, train_path=f"stacked {self.step_mode}",
         )
 
-    def finish(self) -> list[dict]:
-        """Every member's model.pt and train.json; the checkpoint goes. -> the members' metadata."""
+    def finish(self, keep_checkpoint: bool = False) -> list[dict]:
+        """Every member's model.pt and train.json; the checkpoint goes (unless ``keep_checkpoint``). -> the
+        members' metadata."""
         self.log.close()
         metas = []
         for m, o in enumerate(self.outs):
@@ -197,7 +202,8 @@ class Run:
             checkpoint.write_model(o / "model.pt", self.stack, m, meta, final=True)
             (o / "train.json").write_text(json.dumps(meta, indent=2))
             metas.append(meta)
-        self.ckpt.unlink(missing_ok=True)
+        if not keep_checkpoint:
+            self.ckpt.unlink(missing_ok=True)
         return metas
 
 
@@ -254,11 +260,13 @@ def in_turn(stacks) -> Callable[[], None]:
 
 def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict]]:
     """Several stacks in one process, taking turns step by step; on CUDA each replays on its own stream, so
-    that the GPU runs their small kernels side by side. Each ends as trained alone, and writes its models as
-    soon as it ends. A stack that stops (a non-finite loss, or ``should_stop``) leaves its checkpoint and the
-    others go on; then the errors are raised together, as a ``NonFiniteLoss`` if any stack had one (a re-run
-    would not get past it), else as ``Interrupted``. Any other error stops all at once: the finished stacks
-    have their models, the others their last checkpoints. -> each run's members' metadata."""
+    that the GPU runs their small kernels side by side. Each ends as trained alone, and writes its models and a
+    checkpoint of its end as soon as it ends (a scheduler removes a failed job's outputs: a re-run resumes a
+    finished stack at its end, not from its last stage). A stack that stops (a non-finite loss, or
+    ``should_stop``) leaves its checkpoint and the others go on; then the errors are raised together, as a
+    ``NonFiniteLoss`` if any stack had one (a re-run would not get past it), else as ``Interrupted``. Any other
+    error stops all at once, every stack keeping its checkpoint. The checkpoints go when all have ended.
+    -> each run's members' metadata."""
     for r in runs:  # the process's wall-clock is shared by all its members
         r.process_members = sum(len(x.cfgs) for x in runs)
     lanes = side_streams([r.device for r in runs])
@@ -272,11 +280,14 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
                     next(loops[i])
                 except StopIteration:
                     del loops[i]
-                    metas[i] = runs[i].finish()
+                    runs[i].save_end()
+                    metas[i] = runs[i].finish(keep_checkpoint=True)
                 except (Interrupted, NonFiniteLoss) as e:
                     errors[i] = e
                     del loops[i]
     if errors:
         kind = NonFiniteLoss if any(isinstance(e, NonFiniteLoss) for e in errors.values()) else Interrupted
         raise kind("; ".join(str(e) for e in errors.values()))
+    for r in runs:
+        r.ckpt.unlink(missing_ok=True)
     return metas

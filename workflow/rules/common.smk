@@ -74,14 +74,13 @@ if config["omniglot_file"] and "omniglot" not in config["allow_unverified"]:
     )
 
 BUDGET = config["budgets"][config["budget"]]
-with open(os.path.join(REPO, "config", "config.yaml")) as f:
-    DEFAULTS = yaml.safe_load(f)
-# a budget's grid narrows the default grid; a grid key the user sets (--config seeds=[0,1,2], or another
-# config file) wins over both
+# a budget's grid narrows the default grid; a grid key the user gives (--config seeds=[0,1,2], or in a file
+# passed with --configfile) wins over it
+USER_KEYS = set(workflow.config_settings.overwrite_config)
 GRID = {
     key: (
         config[key]
-        if config[key] != DEFAULTS.get(key)
+        if key in USER_KEYS
         else BUDGET.get("grid", {}).get(key, config[key])
     )
     for key in ("datasets", "layers", "objectives", "ks", "seeds", "table2")
