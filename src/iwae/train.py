@@ -217,7 +217,7 @@ def train(cfgs: TrainConfig | list[TrainConfig], data_dir: str | os.PathLike, ou
     ``should_stop()`` (polled after every step) returns True, after which ``Interrupted`` is raised
     (the CLI wires it to SIGTERM/SIGINT). A non-finite loss, read from a device buffer every
     ``check_every`` steps and at each epoch's end, stops the run with its epoch and step.
-    step_mode: one of ``iwae.stack.STEP_MODES`` (``auto``: captured on CUDA, eager elsewhere).
+    step_mode: one of ``iwae.stack.STEP_MODES`` (``auto``: ``iwae.stack.resolve_step_mode``).
     """
     single = isinstance(cfgs, TrainConfig)
     cfgs, outs = ([cfgs], [outs]) if single else (list(cfgs), list(outs))

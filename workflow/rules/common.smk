@@ -205,15 +205,26 @@ def csv(values):
 
 def group_outputs(prefix, objectives, seeds, name="model.pt"):
     """Every member's file of a training group; {dataset}, {layers} and {k} stay wildcards."""
-    pattern = f"{prefix}{{{{dataset}}}}/L{{{{layers}}}}/{{objective}}-k{{{{k}}}}/seed{{seed}}/{name}"
-    return expand(pattern, objective=objectives, seed=seeds)
+    return expand(
+        f"{prefix}{RUN_TAIL}/{name}",
+        objective=objectives,
+        seed=seeds,
+        allow_missing=True,
+    )
+
+
+def out_pattern(prefix, *known):
+    """The --out pattern of a training job: the wildcards ``known`` filled in from the job's, the rest (the
+    members' {objective} and {seed}, and whatever the job trains several of) left to `iwae train`.
+    """
+    return lambda w: expand(
+        f"{prefix}{RUN_TAIL}", **{k: getattr(w, k) for k in known}, allow_missing=True
+    )[0]
 
 
 def group_pattern(prefix):
     """The --out pattern of a training group's job: its members fill in {objective} and {seed}."""
-    return (
-        lambda w: f"{prefix}{w.dataset}/L{w.layers}/{{objective}}-k{w.k}/seed{{seed}}"
-    )
+    return out_pattern(prefix, "dataset", "layers", "k")
 
 
 def grid_runs():
@@ -415,11 +426,12 @@ def group_stage_files(suffix):
 def together_outputs(name):
     """Every member's file of every Table 1 group of one data set; {dataset} stays a wildcard."""
     return expand(
-        f"results/{{{{dataset}}}}/L{{layers}}/{{objective}}-k{{k}}/seed{{seed}}/{name}",
+        f"{RUN}/{name}",
         layers=GRID["layers"],
         objective=GRID["objectives"],
         k=GRID["ks"],
         seed=GRID["seeds"],
+        allow_missing=True,
     )
 
 

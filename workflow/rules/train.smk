@@ -58,7 +58,7 @@ if TRAIN_TOGETHER:
             **job_resources("train", BUDGET["train_runtime_min"]),
         params:
             **train_params(GRID),
-            out=lambda w: f"results/{w.dataset}/L{{layers}}/{{objective}}-k{{k}}/seed{{seed}}",
+            out=out_pattern("results/", "dataset"),
             layers=csv(GRID["layers"]),
             ks=csv(GRID["ks"]),
         shell:
