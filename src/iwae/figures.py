@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from iwae.checkpoint import load_model
-from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign
+from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign, where
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
@@ -82,8 +82,7 @@ def _cells(df: pd.DataFrame) -> list[tuple[str, int]]:
 
 
 def _title(dataset: str, layers: int, verified: bool) -> str:
-    return (f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} stochastic "
-            f"layer{'s' if layers > 1 else ''}")
+    return where(dataset, layers, verified, "stochastic layer")
 
 
 def _verified(df: pd.DataFrame, dataset: str) -> bool:

@@ -22,11 +22,17 @@ import pandas as pd
 from iwae.stats import paired_difference
 
 OBJ_LABEL = {"vae": "VAE", "iwae": "IWAE"}
+CEILING = {1: (50,), 2: (100, 50)}  # latent units per stochastic layer: every unit active at most
+
+
 def sign(a: str = "A", b: str = "B") -> str:
     """The one sign convention, as every caption states it."""
     return f"{a} - {b} = NLL({a}) - NLL({b}) in nats, negative when {a} is better"
 
-CEILING = {1: (50,), 2: (100, 50)}  # latent units per stochastic layer: every unit active at most
+
+def where(dataset: str, layers: int, verified: bool, layer: str = "layer") -> str:
+    """A cell's name in sentences and titles: 'MNIST, 2 layers', 'OMNIGLOT (stand-in data), 1 stochastic layer'."""
+    return f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} {layer}{'s' if layers > 1 else ''}"
 
 
 def label(objective: str) -> str:

@@ -289,10 +289,6 @@ def floor_summary(floor: pd.DataFrame | None) -> str:
 
 
 # ----------------------------------------------------------------------------- what the run supports
-def _where(dataset: str, layers: int, verified: bool) -> str:
-    return f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} layer{'s' if layers > 1 else ''}"
-
-
 def _difference_sentence(d: dict, images: str) -> str:
     return f"{d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, {d['high']:+.2f}] over {over_note(d, images)}"
 
@@ -303,7 +299,7 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
     out = []
     base = base_runs(df)
     for (dataset, layers), g in long.groupby(["dataset", "n_layers"]):
-        where = _where(dataset, layers, g.data.iloc[0] == "verified")
+        where = records.where(dataset, layers, g.data.iloc[0] == "verified")
         images = g.images.iloc[0]
         for r in g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()].itertuples():
             d = dict(diff=r.minus_vae, low=r.minus_vae_low, high=r.minus_vae_high, over=r.minus_vae_over,
