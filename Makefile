@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv reproduce family long noise test bench gpu-check gpu-prepare
+.PHONY: venv reproduce family long noise test bench gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -47,6 +47,29 @@ long: venv
 noise: venv
 	time snakemake --cores all $(SNAKE_ARGS) --config budget=noise
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=noise
+
+# The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; about a day of 2 cores): started, or resumed
+# where it stopped, in the background in its own folder; on a machine without that folder, from the committed
+# state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state and the
+# curve so far into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit.
+CPU_PAPER_DIR ?= runs/cpu-paper
+CPU_PAPER_BUDGET ?= cpu_paper
+CPU_PAPER_STATE ?= docs/paper-cpu/state
+LONGRUN = $(PY) -m iwae.longrun --workdir $(CPU_PAPER_DIR)
+
+cpu-paper: venv
+	$(PY) -m iwae fetch mnist --data-dir $(CPU_PAPER_DIR)/data
+	@if [ -f $(CPU_PAPER_STATE)/state.json ]; then $(LONGRUN) restore --state $(CPU_PAPER_STATE); fi
+	$(LONGRUN) start -- --cores 2 --rerun-triggers mtime $(SNAKE_ARGS) --config budget=$(CPU_PAPER_BUDGET)
+
+cpu-paper-status: venv
+	@$(LONGRUN) status
+
+cpu-paper-stop: venv
+	$(LONGRUN) stop
+
+cpu-paper-save: venv
+	$(LONGRUN) save --state $(CPU_PAPER_STATE)
 
 bench: venv
 	$(PY) benchmarks/bench_train.py

@@ -1,8 +1,9 @@
 # iwae-repro: Burda, Grosse & Salakhutdinov (ICLR 2016), Table 1 and 2, figures and report.
 # Reads like a table of contents; the rules are in workflow/rules/, the science in src/iwae/.
+import os
 
 
-configfile: "config/config.yaml"
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")  # whichever folder runs it (--directory)
 
 
 report: "workflow/report/workflow.rst"

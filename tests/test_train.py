@@ -105,6 +105,31 @@ def test_a_stack_trains_each_member_as_training_it_alone(fake_data_dir, tmp_path
                            _params(tmp_path / "stack2" / "model.pt")["p_x.head.weight"])
 
 
+def test_a_chain_of_stage_jobs_ends_as_one_uninterrupted_run(fake_data_dir, tmp_path):
+    """The pipeline's stage chain (``--until-stage``, one job per stage, each resuming the checkpoint the one
+    before left at its stage's end) gives exactly the parameters and snapshots of one run; a job killed after it
+    saved its stage's end, whose snapshot the scheduler then removed, writes that snapshot again."""
+    ref, chain = tmp_path / "ref", tmp_path / "chain"
+    subprocess.run(_train_cmd(fake_data_dir, ref), check=True, capture_output=True)
+    first = subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=0), check=True, capture_output=True, text=True)
+    assert "starting afresh" in first.stdout and "trained through stage 0" in first.stdout
+    assert (chain / "stages" / "stage0.pt").exists() and not (chain / "stages" / "stage1.pt").exists()
+    assert not (chain / "model.pt").exists() and (chain / "checkpoint.pt").exists()
+    subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=1), check=True, capture_output=True)
+    saved = _params(chain / "stages" / "stage1.pt")
+    (chain / "stages" / "stage1.pt").unlink()  # as Snakemake removes the outputs of a job it saw fail
+    again = subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=1), check=True, capture_output=True, text=True)
+    assert "resuming" in again.stdout
+    rewritten = _params(chain / "stages" / "stage1.pt")
+    assert all(torch.equal(saved[n], rewritten[n]) for n in saved)
+    last = subprocess.run(_train_cmd(fake_data_dir, chain), check=True, capture_output=True, text=True)
+    assert "resuming" in last.stdout and not (chain / "checkpoint.pt").exists()
+    for name in ("model.pt", "stages/stage0.pt", "stages/stage1.pt", "stages/stage2.pt"):
+        a, b = _params(ref / name), _params(chain / name)
+        assert all(torch.equal(a[n], b[n]) for n in a), name
+    assert load_model(chain / "model.pt").metadata["epochs"] == load_model(ref / "model.pt").metadata["epochs"] == 13
+
+
 def test_finished_run_is_not_redone(fake_data_dir, tmp_path):
     subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), check=True, capture_output=True)
     again = subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), capture_output=True, text=True)

@@ -109,13 +109,17 @@ def cmd_train(args) -> None:
     signal.signal(signal.SIGINT, request_stop)
     device = resolve_device(args.device)
     runs = [Run(cfgs, args.data_dir, outs, device, args.step, args.checkpoint_minutes, progress=not args.no_progress,
-                together=len(todo)) for cfgs, outs in todo]
+                together=len(todo), until_stage=args.until_stage) for cfgs, outs in todo]
     try:
         metas = train_together(runs, should_stop=lambda: stop["requested"])
     except Interrupted as e:
         print(f"iwae train: interrupted: {e}. Run the same command again to resume.", file=sys.stderr)
         sys.exit(143)
     for run, group in zip(runs, metas):
+        if not run.finished:
+            print(f"{', '.join(map(str, run.outs))}: trained through stage {args.until_stage} (epoch {run.epoch} of "
+                  f"{len(run.plan)}); {run.ckpt} holds its state: a later --until-stage, or none, goes on from it",
+                  flush=True)
         for meta, out in zip(group, run.outs):
             print(f"{out}: {meta['epochs']} epochs ({meta['updates']} updates) in {meta['train_seconds']:.1f} s "
                   f"(a stack of {meta['stack_size']}) on {meta['device']}; final train objective "
@@ -306,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True,
                    help="run folder (model.pt, train.json; checkpoint.pt while running); for several members a "
                         "pattern with {objective} and {seed} (and {dataset}, {layers}, {k} for several stacks)")
+    t.add_argument("--until-stage", type=int, default=None,
+                   help="train only up to the end of this stage (its snapshots written, its state kept in "
+                        "checkpoint.pt); the same command with a later stage, or without it, goes on (default: all)")
     t.add_argument("--checkpoint-minutes", type=float, default=10.0,
                    help="checkpoint every N minutes (and at every stage's end, and on SIGTERM)")
     t.add_argument("--step", choices=STEP_MODES, default="auto",

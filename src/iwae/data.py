@@ -108,9 +108,38 @@ def fetch(
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
-    mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
     out = Path(data_dir) / dataset
     out.mkdir(parents=True, exist_ok=True)
+    with _locked(out / ".fetch.lock"):  # several pipelines may share one cache: one fetch at a time
+        return _fetch(dataset, out, mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None,
+                      source_file, allow_unverified)
+
+
+class _locked:
+    """An exclusive lock on ``path`` (flock; released when the holder ends, however it ends)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # closing releases the lock
+
+
+def _copy_atomic(src: str | os.PathLike, dest: Path) -> None:
+    """Copy to a temporary name, then rename: a reader of ``dest`` never sees half a file."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def _fetch(dataset: str, out: Path, mirror, source_file, allow_unverified: bool) -> dict:
     records = []
     for spec in DATASETS[dataset]:
         dest = out / spec.name
@@ -120,12 +149,12 @@ def fetch(
                 raise DataError(f"source_file is only for single-file datasets, not {dataset}")
             if not Path(source_file).is_file():
                 raise DataError(f"{source_file}: no such file (given as the source of {dataset})")
-            shutil.copyfile(source_file, dest)
+            _copy_atomic(source_file, dest)
             source = str(Path(source_file).resolve())
         elif not dest.exists():
             candidate = Path(mirror) / dataset / spec.name if mirror else None
             if candidate is not None and candidate.is_file():
-                shutil.copyfile(candidate, dest)
+                _copy_atomic(candidate, dest)
                 source = str(candidate.resolve())
             else:
                 url = _download(spec, dest)
@@ -168,7 +197,20 @@ def fetch(
                  expected=spec.checksum, verified=verified)
         )
     manifest = dict(dataset=dataset, files=records, verified=all(r["verified"] for r in records))
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    path = out / "manifest.json"
+
+    def checked(files):  # what a manifest says of the files, whatever they were copied from
+        return [{k: v for k, v in r.items() if k != "source"} for r in files]
+
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        before = None
+    if before and before.get("verified") == manifest["verified"] and checked(before.get("files", [])) == checked(records):
+        return before  # the cache as verified before: the manifest (and its time) stays, a pipeline does not retrain
+    tmp = path.with_name(f".manifest.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, path)  # a reader never sees half a manifest
     return manifest
 
 

@@ -77,7 +77,7 @@ class Run:
 
     def __init__(self, cfgs: list[TrainConfig], data_dir: str | os.PathLike, outs: list, device: torch.device,
                  step_mode: str = "auto", checkpoint_minutes: float = 10.0, check_every: int = 500,
-                 progress: bool = True, together: int = 1):
+                 progress: bool = True, together: int = 1, until_stage: int | None = None):
         check_stack(cfgs)
         if len(cfgs) != len(outs):
             raise ValueError(f"{len(cfgs)} members but {len(outs)} output folders")
@@ -89,6 +89,12 @@ class Run:
         splits, self.manifest = data_mod.load(cfg0.dataset, data_dir)
         train_x = (splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train).to(device)
         self.plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
+        if until_stage is not None and until_stage not in cfg0.stages:
+            raise ValueError(f"until_stage {until_stage} is not one of the run's stages {list(cfg0.stages)}")
+        # the epoch this process trains up to: the end of the schedule, or of stage ``until_stage`` (a pipeline
+        # trains the stages as a chain of jobs, each resuming the checkpoint the one before left at its end)
+        self.end = len(self.plan) if until_stage is None else 1 + max(
+            i for i, (stage, _) in enumerate(self.plan) if stage == until_stage)
         continued = checkpoint.continued_states(cfgs)  # Table 2: the first runs' optimiser and random state
         self.stack = build(cfgs, train_x, lr=self.plan[0][1])
         for o in self.outs:
@@ -100,18 +106,41 @@ class Run:
                 self.ckpt, self.stack, cfgs, self.outs)
             print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
                   f"({self.elapsed:.0f} s trained)", flush=True)
-        elif continued:
-            checkpoint.continue_training(self.stack, continued)
+        else:
+            print(f"starting afresh: no checkpoint {self.ckpt} ({len(cfgs)} member(s), {len(self.plan)} epochs)",
+                  flush=True)
+            if continued:
+                checkpoint.continue_training(self.stack, continued)
+        self._write_missing_snapshots()
         self.stack.use(self.step_mode)  # after any state is loaded: a recorded step replays on these buffers
         self.log = _EpochLog(progress, len(self.plan), self.epoch, f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} "
                              + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
 
+    @property
+    def finished(self) -> bool:
+        """Whether the whole schedule is trained (not only up to ``until_stage``)."""
+        return self.epoch == len(self.plan)
+
+    def _write_missing_snapshots(self) -> None:
+        """Resumed exactly at a stage's end: that stage's snapshots, where missing (a scheduler removes a killed
+        job's outputs, and the checkpoint of the stage's end may have been saved just before the kill)."""
+        if self.epoch == 0 or self.first_step:
+            return
+        stage = self.plan[self.epoch - 1][0]
+        if self.epoch < len(self.plan) and self.plan[self.epoch][0] == stage:
+            return
+        for m, o in enumerate(self.outs):
+            path = o / "stages" / f"stage{stage}.pt"
+            if not path.exists():
+                checkpoint.write_model(path, self.stack, m, self.metadata(m), final=False)
+
     def steps(self, should_stop=lambda: False):
-        """The loop: every remaining step of the schedule, yielding after each. ``should_stop()`` is polled after
-        every step; when it says so, a checkpoint is written and ``Interrupted`` raised."""
+        """The loop: every remaining step up to ``self.end`` (the schedule's end, or ``until_stage``'s), yielding
+        after each. ``should_stop()`` is polled after every step; when it says so, a checkpoint is written and
+        ``Interrupted`` raised."""
         st, n = self.stack, self.stack.n_batches
         last_save = time.monotonic()
-        for epoch in range(self.epoch, len(self.plan)):
+        for epoch in range(self.epoch, self.end):
             stage, lr = self.plan[epoch]
             st.start_epoch(lr, self.first_step)
             self.clock, self.epoch_time = time.perf_counter(), 0.0  # saving is not counted (other stacks' steps in
@@ -142,6 +171,7 @@ class Run:
                 for m, o in enumerate(self.outs):
                     checkpoint.write_model(o / "stages" / f"stage{stage}.pt", st, m, self.metadata(m), final=False)
             stop = should_stop()
+            self.epoch = epoch + 1
             if epoch + 1 < len(self.plan) and (stage_ends or stop or
                                                 time.monotonic() - last_save > self.checkpoint_minutes * 60):
                 self._save(epoch + 1, 0, stop)
@@ -266,7 +296,7 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
     ``should_stop``) leaves its checkpoint and the others go on; then the errors are raised together, as a
     ``NonFiniteLoss`` if any stack had one (a re-run would not get past it), else as ``Interrupted``. Any other
     error stops all at once, every stack keeping its checkpoint. The checkpoints go when all have ended.
-    -> each run's members' metadata."""
+    -> each run's members' metadata ([] for a run that stopped at its ``until_stage``)."""
     for r in runs:  # the process's wall-clock is shared by all its members
         r.process_members = sum(len(x.cfgs) for x in runs)
     lanes = side_streams([r.device for r in runs])
@@ -280,8 +310,10 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
                     next(loops[i])
                 except StopIteration:
                     del loops[i]
-                    runs[i].save_end()
-                    metas[i] = runs[i].finish(keep_checkpoint=True)
+                    if runs[i].finished:
+                        runs[i].save_end()
+                        metas[i] = runs[i].finish(keep_checkpoint=True)
+                    # else: trained up to its until_stage, whose end the checkpoint holds (the next job resumes it)
                 except (Interrupted, NonFiniteLoss) as e:
                     errors[i] = e
                     del loops[i]
@@ -289,5 +321,6 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
         kind = NonFiniteLoss if any(isinstance(e, NonFiniteLoss) for e in errors.values()) else Interrupted
         raise kind("; ".join(str(e) for e in errors.values()))
     for r in runs:
-        r.ckpt.unlink(missing_ok=True)
+        if r.finished:
+            r.ckpt.unlink(missing_ok=True)
     return metas

@@ -85,6 +85,16 @@ GRID = {
     )
     for key in ("datasets", "layers", "objectives", "ks", "seeds", "table2")
 }
+# A budget's cells (each a grid narrowing GRID, as a budget's grid narrows the default) train the union of their
+# runs, in the cells' order; a grid key the user gives wins here too.
+CELLS = [
+    {
+        key: GRID[key] if key in USER_KEYS else cell.get(key, GRID[key])
+        for key in GRID
+    }
+    for cell in BUDGET.get("cells", [{}])
+]
+PER_STAGE = bool(BUDGET.get("train_per_stage", False))
 EXP = {
     name: {**spec, **BUDGET.get("experiments", {}).get(name, {})}
     for name, spec in config["experiments"].items()
@@ -228,15 +238,49 @@ def group_pattern(prefix):
 
 
 def grid_runs():
-    """Run folders of the Table 1 grid."""
-    return expand(
-        RUN,
-        dataset=GRID["datasets"],
-        layers=GRID["layers"],
-        objective=GRID["objectives"],
-        k=GRID["ks"],
-        seed=GRID["seeds"],
-    )
+    """Run folders of the Table 1 grid: the union of the cells' (the grid itself without cells), in their order."""
+    runs = [
+        run
+        for cell in CELLS
+        for run in expand(
+            RUN,
+            dataset=cell["datasets"],
+            layers=cell["layers"],
+            objective=cell["objectives"],
+            k=cell["ks"],
+            seed=cell["seeds"],
+        )
+    ]
+    return list(dict.fromkeys(runs))
+
+
+def train_priority(wildcards):
+    """A training job's priority (train_per_stage): the cells' order, the first cell's jobs first."""
+    run = RUN.format(**{k: getattr(wildcards, k) for k in ("dataset", "layers", "objective", "k", "seed")})
+    cells = [
+        i
+        for i, cell in enumerate(CELLS)
+        if run
+        in expand(
+            RUN,
+            dataset=cell["datasets"],
+            layers=cell["layers"],
+            objective=cell["objectives"],
+            k=cell["ks"],
+            seed=cell["seeds"],
+        )
+    ]
+    return len(CELLS) - min(cells, default=len(CELLS))
+
+
+def previous_snapshot(wildcards):
+    """The snapshot of the stage before a stage job's (train_per_stage): the chain's order; none for the first."""
+    stages = BUDGET["stages"]
+    i = stages.index(int(wildcards.stage)) if "stage" in wildcards.keys() else len(stages) - 1
+    if i == 0:
+        return []
+    run = RUN.format(**{k: getattr(wildcards, k) for k in ("dataset", "layers", "objective", "k", "seed")})
+    return f"{run}/stages/stage{stages[i - 1]}.pt"
 
 
 TABLE2_PAIRS = [("vae", 1, "iwae", 50), ("iwae", 50, "vae", 1)]
@@ -362,7 +406,7 @@ def train_args():
     return (
         f"--budget {config['budget']} --optimizer {config['optimizer']} --init {config['init']} "
         f"--data-order {config['data_order']} --device {config['device']} --step {config['step']} {subset} "
-        f"--checkpoint-minutes 10"
+        f"--checkpoint-minutes {BUDGET.get('checkpoint_minutes', 10)}"
     )
 
 
@@ -387,7 +431,7 @@ TRAIN_SHELL = (
     "--threads {threads} --data-dir {params.data_dir} --out '{params.out}'"
 )
 # Table 1 and the family experiments train the same way; each entry: its name, results prefix and grid
-TRAIN_GROUPS = [("train", "results/", GRID)] + [
+TRAIN_GROUPS = ([] if PER_STAGE else [("train", "results/", GRID)]) + [
     (f"train_{e}", f"results/{e}/", EXP[e]) for e in ("table3", "estimators")
 ]
 TRAIN_TOGETHER = bool(BUDGET.get("train_together", False))

@@ -21,6 +21,7 @@ for name, model, metrics, log in EVALUATIONS:
             run="results/.+/seed[0-9]+",
         conda:
             ENV
+        priority: 100  # before more training: a learning curve grows while the run goes on
         threads: config["resources"]["evaluate"]["threads"]
         resources:
             **job_resources("evaluate", BUDGET["eval_runtime_min"]),

@@ -5,6 +5,21 @@ localrules:
     paper_pdf,
 
 
+if os.path.abspath(os.getcwd()) != REPO:
+
+    localrules:
+        paper_source,
+
+    rule paper_source:
+        """The report's LaTeX source beside the results, for a run in a folder of its own (--directory)."""
+        input:
+            os.path.join(REPO, "paper", "report.tex"),
+        output:
+            "paper/report.tex",
+        shell:
+            "cp {input} {output}"
+
+
 rule paper_pdf:
     """A short reproduction report: the protocol, the tables, the figures and what the run supports."""
     input:

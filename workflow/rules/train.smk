@@ -66,6 +66,70 @@ if TRAIN_TOGETHER:
             + " --dataset {wildcards.dataset} --layers {params.layers} --k {params.ks} >> {log} 2>&1"
 
 
+if PER_STAGE:
+
+    rule train_stage:
+        """One model trained up to the end of one stage (train_per_stage): a chain of jobs, each resuming the
+        checkpoint the one before left at its stage's end, so that every stage's snapshot is evaluated while the
+        next stage trains."""
+        input:
+            manifest=f"{DATA}/{{dataset}}/manifest.json",
+            before=previous_snapshot,
+        output:
+            snapshot=f"{RUN}/stages/stage{{stage}}.pt",
+        log:
+            f"logs/train/{RUN_TAIL}/stage{{stage}}.log",
+        benchmark:
+            f"benchmarks/rules/train/{RUN_TAIL}/stage{{stage}}.tsv"
+        wildcard_constraints:
+            stage="|".join(str(s) for s in BUDGET["stages"][:-1]),
+        conda:
+            ENV
+        priority: train_priority
+        threads: config["resources"]["train"]["threads"]
+        resources:
+            **job_resources("train", BUDGET["train_runtime_min"]),
+        params:
+            iwae=IWAE,
+            data_dir=data_folder,
+            stages=stages_arg(),
+            common=train_args(),
+            out=RUN,
+        shell:
+            "{params.iwae} train --objectives {wildcards.objective} --seeds {wildcards.seed} --dataset {wildcards.dataset} "
+            "--layers {wildcards.layers} --k {wildcards.k} {params.stages} {params.common} --until-stage {wildcards.stage} "
+            "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
+
+    rule train_last_stage:
+        """The chain's last job (train_per_stage): the last stage, then the model."""
+        input:
+            manifest=f"{DATA}/{{dataset}}/manifest.json",
+            before=previous_snapshot,
+        output:
+            model=f"{RUN}/model.pt",
+            snapshot=f"{RUN}/stages/stage{BUDGET['stages'][-1]}.pt",
+        log:
+            f"logs/train/{RUN_TAIL}/stage{BUDGET['stages'][-1]}.log",
+        benchmark:
+            f"benchmarks/rules/train/{RUN_TAIL}/stage{BUDGET['stages'][-1]}.tsv"
+        conda:
+            ENV
+        priority: train_priority
+        threads: config["resources"]["train"]["threads"]
+        resources:
+            **job_resources("train", BUDGET["train_runtime_min"]),
+        params:
+            iwae=IWAE,
+            data_dir=data_folder,
+            stages=stages_arg(),
+            common=train_args(),
+            out=RUN,
+        shell:
+            "{params.iwae} train --objectives {wildcards.objective} --seeds {wildcards.seed} --dataset {wildcards.dataset} "
+            "--layers {wildcards.layers} --k {wildcards.k} {params.stages} {params.common} "
+            "--threads {threads} --data-dir {params.data_dir} --out '{params.out}' >> {log} 2>&1"
+
+
 rule train_continued:
     """The paper's Table 2: continue finished models with the other objective at lr 1e-4 (stage 7),
     with their optimiser and random state (table2_state: continue), every seed in one job.
