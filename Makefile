@@ -25,7 +25,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
+# A Snakemake killed outright (SIGKILL, a closed terminal) leaves its lock: `unlock` removes it when no Snakemake or
+# job runs in this folder, so that the same command goes on where it stopped (it says what it did).
+UNLOCK = $(PY) -m iwae.longrun unlock --workdir .
+
 reproduce: venv
+	@$(UNLOCK)
 	@if [ -n "$(OMNIGLOT_STANDIN)" ]; then echo "NOTE: Omniglot uses the stand-in $(OMNIGLOT_STANDIN) (not the paper's file; results are labelled UNVERIFIED)"; fi
 	time snakemake --cores all $(SNAKE_ARGS) $(if $(CONFIG_ITEMS),--config $(CONFIG_ITEMS))
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html $(if $(CONFIG_ITEMS),--config $(CONFIG_ITEMS))
@@ -35,16 +40,19 @@ test: venv
 
 # Beyond the paper (Table 3, the estimators, the SNR figure) at the quick budget, on top of the reproduction.
 family: venv
+	@$(UNLOCK)
 	time snakemake --cores all $(SNAKE_ARGS) --config family=true $(CONFIG_ITEMS)
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config family=true $(CONFIG_ITEMS)
 
 # The longer CPU budget (48 min on 2 cores, 2026-11-27): MNIST, 1 layer, K=50, 40 epochs, with its learning curve.
 long: venv
+	@$(UNLOCK)
 	time snakemake --cores all --set-threads train=2 $(SNAKE_ARGS) --config budget=long
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=long
 
 # The run-to-run noise floor (25 min on 2 cores, 2026-11-27): MNIST 1 layer, K = 5 and 50, VAE and IWAE, 3 seeds.
 noise: venv
+	@$(UNLOCK)
 	time snakemake --cores all $(SNAKE_ARGS) --config budget=noise
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=noise
 
@@ -63,7 +71,7 @@ cpu-paper: venv
 	$(LONGRUN) start -- --cores 2 --rerun-triggers mtime $(SNAKE_ARGS) --config budget=$(CPU_PAPER_BUDGET)
 
 cpu-paper-status: venv
-	@$(LONGRUN) status
+	@$(LONGRUN) status --budget $(CPU_PAPER_BUDGET) --rates docs/paper-cpu/bench_cpu_paper.csv
 
 cpu-paper-stop: venv
 	$(LONGRUN) stop

@@ -54,12 +54,26 @@ def _proc_entries():
         yield int(entry.name), cwd, cmd
 
 
+def _ancestors() -> set[int]:
+    """This process's parents (the make or shell that runs it are not a pipeline in the folder)."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
 def processes_in(workdir: Path) -> list[tuple[int, str]]:
-    """The Snakemake processes and the jobs (``iwae`` commands) running in ``workdir``: [(pid, command)]."""
+    """The Snakemake processes and the jobs (``iwae`` commands) running in ``workdir`` (their working folder, as
+    Snakemake's jobs have): [(pid, command)]."""
     root = str(Path(workdir).resolve())
+    mine = _ancestors()
     found = []
     for pid, cwd, cmd in _proc_entries():
-        if (cwd == root or cwd.startswith(root + os.sep)) and ("snakemake" in cmd or "iwae" in cmd):
+        if cwd == root and pid not in mine and ("snakemake" in cmd or "iwae" in cmd):
             found.append((pid, cmd.strip()))
     pid = _pid_from_file(workdir)
     if pid and pid not in {p for p, _ in found}:
@@ -205,6 +219,7 @@ class Model:
     seconds_per_epoch: float | None
     trained_seconds: float
     state: str  # finished | training | waiting
+    n_stages: int | None = None
 
     @property
     def remaining_s(self) -> float | None:
@@ -249,7 +264,8 @@ def model_status(folder: Path, results: Path) -> Model:
     return Model(folder=folder, name=name, epochs_done=len(history), epochs_total=total,
                  stage=history[-1]["stage"] if history else None,
                  seconds_per_epoch=statistics.median(recent) if recent else None,
-                 trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state)
+                 trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
+                 n_stages=len(cfg["stages"]) if cfg else None)
 
 
 def run_folders(workdir: Path) -> list[Path]:
@@ -289,6 +305,25 @@ def project(models: list[Model], cores: int, expected: list[str] | None = None,
     return max(lanes), notes
 
 
+def bench_rates(csv: Path, names: list[str], mode: str = "eager", batches: int = 2980) -> dict[str, float]:
+    """Seconds per epoch of one model alone on one thread (``benchmarks/bench_cpu_paper.py``'s CSV), for models not
+    yet started: {name: seconds}, for the names whose layers and K the CSV measured."""
+    import pandas as pd
+
+    if not Path(csv).exists():
+        return {}
+    t = pd.read_csv(csv)
+    t = t[(t.setting == "alone") & (t["mode"] == mode) & (t.threads == 1) & t.cell.str.endswith(" one")]
+    ms = {row.cell.split(" one")[0]: row.ms_per_step for row in t.itertuples()}  # "L1 K=5": ms
+    out = {}
+    for name in names:
+        _, layers, run, _ = name.split("/")
+        key = f"{layers} K={run.rsplit('-k', 1)[1]}"
+        if key in ms:
+            out[name] = ms[key] * batches / 1e3
+    return out
+
+
 def _cell(name: str) -> str:
     """'mnist/L1/iwae-k5/seed0' -> 'mnist/L1/k5' (models of one cell train at the same speed)."""
     dataset, layers, run, _ = name.split("/")
@@ -300,11 +335,60 @@ def _hms(seconds: float) -> str:
     return f"{h} h {rem // 60:02d} min"
 
 
-def status(workdir: Path, cores: int = 2, expected: list[str] | None = None) -> str:
-    """Each model's stage, epoch and speed, what runs, and the projected finish of the training."""
+def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
+    """The models (names as in ``status``) a run of ``budget`` trains, from the run's pinned config (or the
+    checkout's)."""
+    import yaml
+
+    from iwae import pipeline
+
+    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
+    config = yaml.safe_load((folder / "config" / "config.yaml").read_text())
+    if budget not in config["budgets"]:
+        raise SystemExit(f"budget {budget!r} is not one of {sorted(config['budgets'])} in {folder / 'config'}")
+    config["budget"] = budget
+    return [r.removeprefix("results/") for r in pipeline.runs(config)]
+
+
+def evaluation_load(workdir: Path, models: list[str], stages: int) -> tuple[float, int, str]:
+    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last, and each final
+    model, at the median measured time of the run's stage evaluations (a final evaluation, on more test images,
+    at its own measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images
+    at K=5000, rounded up)."""
+    root = Path(workdir) / "benchmarks" / "rules" / "evaluate"
+
+    def seconds(files):
+        out = []
+        for f in files:
+            try:
+                out.append(float(f.read_text().splitlines()[1].split("\t")[0]))
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    stage_s = seconds(root.rglob("stage[0-9].tsv"))
+    final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
+    if not stage_s:
+        return 0.0, 0, "evaluations not counted (none has run yet)"
+    per_stage = statistics.median(stage_s)
+    per_final = statistics.median(final_s) if final_s else 5 * per_stage
+    todo_stage = todo_final = 0
+    for name in models:
+        folder = Path(workdir) / "results" / name
+        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in range(stages - 1))
+        todo_final += not (folder / "metrics.json").exists()
+    basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
+             f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})")
+    return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
+
+
+def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None) -> str:
+    """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation."""
     workdir = Path(workdir)
     results = workdir / "results"
     models = [model_status(f, results) for f in run_folders(workdir)]
+    named = {m.name for m in models}
+    waiting = [n for n in (expected or []) if n not in named]
     lines = [f"run folder {workdir} ({time.strftime('%Y-%m-%d %H:%M')}):"]
     running = processes_in(workdir)
     lines.append(f"  pipeline: {'running' if any('snakemake' in c for _, c in running) else 'not running'}"
@@ -314,12 +398,17 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None) -> 
         where = f"stage {m.stage}, " if m.stage is not None else ""
         lines.append(f"  {m.name}: {m.state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
                      f"{_hms(m.trained_seconds)} trained")
-    seconds, notes = project(models, cores, expected)
+    lines += [f"  {n}: waiting (not started)" for n in waiting]
+    seconds, notes = project(models, cores, expected, rates)
     lines += [f"  {n}" for n in notes]
     if seconds is not None:
-        finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + seconds))
-        lines.append(f"  training projected to end in {_hms(seconds)} of running ({finish} if it runs without "
-                     f"a stop), on {cores} one-thread jobs; evaluations not counted")
+        stages = next((m.n_stages for m in models if m.n_stages), 8)
+        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages)
+        total = seconds + eval_s / max(cores, 1)
+        finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
+        lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
+                     f"{_hms(eval_s / max(cores, 1))} ({basis}); done in {_hms(total)} of running ({finish} if it "
+                     f"runs without a stop)")
     return "\n".join(lines)
 
 
@@ -451,6 +540,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
     ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")
+    ap.add_argument("--rates", default=None, help="status: bench_cpu_paper.py's CSV, the speed of models not yet "
+                                                  "started")
+    ap.add_argument("--budget", default=None, help="status: the run's budget (its models are counted before they "
+                                                   "start)")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     rest = [a for a in rest if a != "--"]
@@ -458,7 +551,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "start":
         start(workdir, rest, Path(args.repo))
     elif args.command == "status":
-        print(status(workdir, args.cores))
+        expected = expected_models(workdir, args.budget, Path(args.repo)) if args.budget else None
+        rates = bench_rates(Path(args.rates), expected or []) if args.rates else None
+        print(status(workdir, args.cores, expected, rates))
     elif args.command == "stop":
         stop(workdir)
     elif args.command == "unlock":

@@ -12,6 +12,7 @@ from snakemake.utils import validate
 REPO = os.path.abspath(workflow.basedir)
 sys.path.insert(0, os.path.join(REPO, "src"))
 SCHEMA = "../schemas/config.schema.yaml"
+from iwae import pipeline
 
 
 def config_error(message):
@@ -75,32 +76,17 @@ if config["omniglot_file"] and "omniglot" not in config["allow_unverified"]:
 
 BUDGET = config["budgets"][config["budget"]]
 # a budget's grid narrows the default grid; a grid key the user gives (--config seeds=[0,1,2], or in a file
-# passed with --configfile) wins over it
+# passed with --configfile) wins over it. A budget's cells train the union of their runs (iwae.pipeline).
 USER_KEYS = set(workflow.config_settings.overwrite_config)
-GRID = {
-    key: (
-        config[key]
-        if key in USER_KEYS
-        else BUDGET.get("grid", {}).get(key, config[key])
-    )
-    for key in ("datasets", "layers", "objectives", "ks", "seeds", "table2")
-}
-# A budget's cells (each a grid narrowing GRID, as a budget's grid narrows the default) train the union of their
-# runs, in the cells' order; a grid key the user gives wins here too.
-CELLS = [
-    {
-        key: GRID[key] if key in USER_KEYS else cell.get(key, GRID[key])
-        for key in GRID
-    }
-    for cell in BUDGET.get("cells", [{}])
-]
+GRID = pipeline.grid(config, USER_KEYS)
+CELLS = pipeline.cells(config, USER_KEYS)
 PER_STAGE = bool(BUDGET.get("train_per_stage", False))
 EXP = {
     name: {**spec, **BUDGET.get("experiments", {}).get(name, {})}
     for name, spec in config["experiments"].items()
 }
 DATA = config["data_dir"]
-RUN_TAIL = "{dataset}/L{layers}/{objective}-k{k}/seed{seed}"
+RUN_TAIL = pipeline.RUN_TAIL
 RUN = f"results/{RUN_TAIL}"  # Table 1; the family experiments put their runs under results/<experiment>/
 CONT = "results/{dataset}/L{layers}/continued/{first}-k{fk}_then_{objective}-k{k}/seed{seed}"
 LATEXMK = shutil.which("latexmk")
@@ -239,47 +225,30 @@ def group_pattern(prefix):
 
 def grid_runs():
     """Run folders of the Table 1 grid: the union of the cells' (the grid itself without cells), in their order."""
-    runs = [
-        run
-        for cell in CELLS
-        for run in expand(
-            RUN,
-            dataset=cell["datasets"],
-            layers=cell["layers"],
-            objective=cell["objectives"],
-            k=cell["ks"],
-            seed=cell["seeds"],
-        )
-    ]
-    return list(dict.fromkeys(runs))
+    return pipeline.runs(config, USER_KEYS)
 
 
 def train_priority(wildcards):
     """A training job's priority (train_per_stage): the cells' order, the first cell's jobs first."""
-    run = RUN.format(**{k: getattr(wildcards, k) for k in ("dataset", "layers", "objective", "k", "seed")})
-    cells = [
-        i
-        for i, cell in enumerate(CELLS)
-        if run
-        in expand(
-            RUN,
-            dataset=cell["datasets"],
-            layers=cell["layers"],
-            objective=cell["objectives"],
-            k=cell["ks"],
-            seed=cell["seeds"],
-        )
-    ]
-    return len(CELLS) - min(cells, default=len(CELLS))
+    return pipeline.priority(config, RUN.format(**wildcards), USER_KEYS)
 
 
 def previous_snapshot(wildcards):
     """The snapshot of the stage before a stage job's (train_per_stage): the chain's order; none for the first."""
     stages = BUDGET["stages"]
-    i = stages.index(int(wildcards.stage)) if "stage" in wildcards.keys() else len(stages) - 1
+    i = (
+        stages.index(int(wildcards.stage))
+        if "stage" in wildcards.keys()
+        else len(stages) - 1
+    )
     if i == 0:
         return []
-    run = RUN.format(**{k: getattr(wildcards, k) for k in ("dataset", "layers", "objective", "k", "seed")})
+    run = RUN.format(
+        **{
+            k: getattr(wildcards, k)
+            for k in ("dataset", "layers", "objective", "k", "seed")
+        }
+    )
     return f"{run}/stages/stage{stages[i - 1]}.pt"
 
 

@@ -19,9 +19,9 @@ for name, model, metrics, log in EVALUATIONS:
             log.replace("logs/", "benchmarks/rules/").replace(".log", ".tsv")
         wildcard_constraints:
             run="results/.+/seed[0-9]+",
+        priority: 100  # before more training: a learning curve grows while the run goes on
         conda:
             ENV
-        priority: 100  # before more training: a learning curve grows while the run goes on
         threads: config["resources"]["evaluate"]["threads"]
         resources:
             **job_resources("evaluate", BUDGET["eval_runtime_min"]),

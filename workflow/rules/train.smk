@@ -83,9 +83,9 @@ if PER_STAGE:
             f"benchmarks/rules/train/{RUN_TAIL}/stage{{stage}}.tsv"
         wildcard_constraints:
             stage="|".join(str(s) for s in BUDGET["stages"][:-1]),
+        priority: train_priority
         conda:
             ENV
-        priority: train_priority
         threads: config["resources"]["train"]["threads"]
         resources:
             **job_resources("train", BUDGET["train_runtime_min"]),
@@ -112,9 +112,9 @@ if PER_STAGE:
             f"logs/train/{RUN_TAIL}/stage{BUDGET['stages'][-1]}.log",
         benchmark:
             f"benchmarks/rules/train/{RUN_TAIL}/stage{BUDGET['stages'][-1]}.tsv"
+        priority: train_priority
         conda:
             ENV
-        priority: train_priority
         threads: config["resources"]["train"]["threads"]
         resources:
             **job_resources("train", BUDGET["train_runtime_min"]),

@@ -1,0 +1,108 @@
+"""A run that outlives a sitting (iwae.longrun): the projection, the safe unlock, a killed pipeline brought back by
+the same command, and its state saved, restored on another machine and seen as finished by Snakemake."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import mirror_or_fail
+from test_pipeline import job_counts, snakemake, workflow_copy
+
+from iwae import longrun
+from iwae.checkpoint import load_model
+from iwae.longrun import Model
+
+
+def _model(name, done, total, rate, state="training"):
+    return Model(folder=Path(name), name=name, epochs_done=done, epochs_total=total, stage=None,
+                 seconds_per_epoch=rate, trained_seconds=0.0, state=state)
+
+
+def test_projection_shares_the_remaining_work_longest_first_onto_the_cores():
+    models = [_model("mnist/L1/vae-k5/seed0", 100, 1100, 2.0), _model("mnist/L1/iwae-k5/seed0", 600, 1100, 2.0),
+              _model("mnist/L2/vae-k1/seed0", 1100, 1100, 9.0, state="finished")]
+    # two models not started: one at the speed of its started cell-mate (K=5: 2 s), one from the given rates
+    expected = [m.name for m in models] + ["mnist/L1/vae-k5/seed1", "mnist/L1/vae-k1/seed0"]
+    seconds, notes = longrun.project(models, 2, expected, rates={"mnist/L1/vae-k1/seed0": 1.0})
+    # loads 2000, 1000, 2200 (1100 epochs at 2 s), 1100: longest first -> lanes 2200 + 1000 and 2000 + 1100
+    assert notes == [] and seconds == pytest.approx(3200)
+    assert longrun.project(models, 1, expected, {"mnist/L1/vae-k1/seed0": 1.0})[0] == pytest.approx(6300)
+    unknown, notes = longrun.project(models, 2, expected)
+    assert unknown is None and notes == ["mnist/L1/vae-k1/seed0: speed unknown until it starts"]
+
+
+def test_a_stale_lock_is_removed_only_when_nothing_runs_in_the_folder(tmp_path):
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("x")
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "snakemake"], cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        said = longrun.unlock_if_stale(tmp_path)
+        assert "left alone" in said and str(busy.pid) in said and (locks / "0.input.lock").exists()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert "removed the lock" in longrun.unlock_if_stale(tmp_path) and not longrun.locks(tmp_path)
+    assert longrun.unlock_if_stale(tmp_path) == "no lock"
+
+
+def _wait_for(predicate, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_restores_elsewhere(tmp_path):
+    """The budget cpu_paper_tiny (cpu_paper's shape at smoke sizes) started in the background; Snakemake and its
+    jobs SIGKILLed (as when a terminal or a login node dies) after the first stage's snapshots; the same command
+    removes the stale lock and finishes, keeping what was done; then the saved state restored into an empty folder
+    (another machine) leaves Snakemake nothing to train or evaluate."""
+    mirror = mirror_or_fail()
+    repo = workflow_copy(tmp_path / "repo")
+    run = tmp_path / "run"
+    args = ["--cores", "2", "--rerun-triggers", "mtime", "--config", "budget=cpu_paper_tiny", f"data_mirror={mirror}"]
+    start = [sys.executable, "-m", "iwae.longrun", "start", "--workdir", str(run), "--repo", str(repo), "--", *args]
+    subprocess.run(start, check=True, capture_output=True, text=True)
+    first = run / "results" / "mnist" / "L1" / "vae-k5" / "seed0" / "stages" / "stage0.pt"
+    assert _wait_for(first.exists), (run / "logs" / "pipeline.log").read_text()
+    os.killpg(int((run / ".pipeline.pid").read_text()), signal.SIGKILL)
+    done = load_model(first).state_dict()
+    assert _wait_for(lambda: not longrun.processes_in(run), 60)
+    assert longrun.locks(run), "a killed Snakemake leaves its lock"
+
+    again = subprocess.run(start, check=True, capture_output=True, text=True)
+    assert "removed the lock" in again.stdout
+    assert _wait_for(lambda: (run / "results" / "tables" / "curve.md").exists() and not longrun.processes_in(run))
+    log = (run / "logs" / "pipeline.log").read_text()
+    assert "Finished jobid: 0 (Rule: all)" in log, log[-3000:]
+    kept = load_model(first).state_dict()  # kept, or written again from the checkpoint of the stage's end
+    assert all(torch.equal(done[n], kept[n]) for n in done)
+    assert "resuming" in (run / "logs/train/mnist/L1/vae-k5/seed0/stage1.log").read_text()
+    assert len(list((run / "logs" / "train").rglob("*.log"))) == 12  # 4 models x 3 stages, one job each
+
+    state = tmp_path / "state"
+    longrun.save(run, state)
+    assert not list(state.rglob("checkpoint.pt"))  # every model finished: no checkpoint to carry
+    assert "training_state" not in longrun._read(state / "results/mnist/L1/vae-k5/seed0/model.pt")
+    elsewhere = tmp_path / "elsewhere"
+    from iwae.data import fetch
+
+    fetch("mnist", elsewhere / "data", mirror=mirror)  # fetched after the run: newer than its models
+    restored = longrun.restore(state, elsewhere)
+    assert "results/mnist/L2/vae-k1/seed0/model.pt" in restored
+    out = snakemake(repo, "-n", "--directory", str(elsewhere), *args[2:])
+    counts = job_counts(out.stdout)
+    assert not any(name.startswith(("train", "evaluate")) for name in counts), counts
+    assert longrun.write_curve(run, tmp_path / "curve")[:2] == ["curve.csv", "curve.md"]
