@@ -90,3 +90,32 @@ def test_evaluate_writes_what_the_records_read(fake_data_dir, tmp_path):
                               seed=1234, k=3, bound_ks=(), train_subset=5, active_units_n=5)
     assert torch.equal(seen[0], binarize(test[:30], torch.Generator().manual_seed(1234)))
     assert torch.equal(seen[0][:10], binarize(test[:10], torch.Generator().manual_seed(1234)))  # any first n
+
+
+def test_model_file_errors_tell_a_missing_path_a_non_model_file_and_a_corrupt_model_apart(tmp_path):
+    """`iwae evaluate` on what is not a model: each message names the case and its own fix (never "delete it"
+    for a file that is not there)."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from iwae.model import IWAEModel, ModelConfig
+
+    good = tmp_path / "model.pt"
+    torch.save(dict(state_dict=IWAEModel(ModelConfig(1)).state_dict(), model_config=dict(n_layers=1)), good)
+    corrupt = tmp_path / "corrupt" / "model.pt"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    cases = {tmp_path / "missing.pt": "no such file", tmp_path: "is a folder", text: "is not a model file: torch.save",
+             corrupt: "is corrupt or truncated", tensor: "is not a model file: it holds a Tensor"}
+    for path, said in cases.items():
+        out = subprocess.run([sys.executable, "-m", "iwae", "evaluate", "--model", str(path), "--out", "x.json"],
+                             capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode != 0 and said in out.stderr, (path, out.stderr)
+        assert "delete it to start" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1  # one line, no traceback

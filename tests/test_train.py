@@ -130,6 +130,26 @@ def test_a_chain_of_stage_jobs_ends_as_one_uninterrupted_run(fake_data_dir, tmp_
     assert load_model(chain / "model.pt").metadata["epochs"] == load_model(ref / "model.pt").metadata["epochs"] == 13
 
 
+def test_the_first_checkpoint_comes_early_and_the_start_says_afresh_or_resuming(fake_data_dir, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """A run killed soon after its start loses little: its first checkpoint comes after FIRST_CHECKPOINT_S, not
+    after checkpoint_minutes; and the start says whether it resumes or starts afresh."""
+    monkeypatch.setattr(train_mod, "FIRST_CHECKPOINT_S", 0.0)
+    cfg = TrainConfig(k=2, stages=[0, 1], train_subset=200)
+    seen = []
+
+    def watch():
+        ckpt = tmp_path / "checkpoint.pt"
+        if ckpt.exists() and not seen:
+            state = torch.load(ckpt, weights_only=False)
+            seen.append((state["epoch"], state["step"]))
+        return False
+
+    train(cfg, fake_data_dir, tmp_path, CPU, progress=False, checkpoint_minutes=1e6, should_stop=watch)
+    assert seen == [(0, 1)]  # after the first step, mid-epoch, though checkpoint_minutes is a million
+    assert "starting afresh: no checkpoint" in capsys.readouterr().out
+
+
 def test_finished_run_is_not_redone(fake_data_dir, tmp_path):
     subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), check=True, capture_output=True)
     again = subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), capture_output=True, text=True)

@@ -42,22 +42,37 @@ def save_atomic(obj, path: Path) -> None:
 
 
 def read(path: str | os.PathLike) -> dict:
-    """Any file of this module, onto the CPU; a RuntimeError that names the file and the fix otherwise."""
+    """Any file of this module, onto the CPU. A RuntimeError that tells apart, each with its fix: a path that does
+    not exist (or is a folder), a file that is not one ``torch.save`` wrote, and a corrupt or truncated one."""
+    p = Path(path)
+    if not p.exists():
+        raise RuntimeError(f"{path}: no such file. Check the path: `iwae train --out RUN` writes RUN/model.pt, and the "
+                           f"stage snapshots in RUN/stages/stage<i>.pt.")
+    if p.is_dir():
+        raise RuntimeError(f"{path} is a folder; give the model file in it (e.g. {p / 'model.pt'}).")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save's zip, or its older pickle format
+        raise RuntimeError(f"{path} is not a model file: torch.save did not write it (it starts with {head!r}). "
+                           f"Give a model.pt (or stages/stage<i>.pt) written by `iwae train`.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(p, map_location="cpu", weights_only=False)
     except Exception as e:
-        raise RuntimeError(
-            f"{path}: cannot be loaded ({type(e).__name__}: {e}). If it is a checkpoint of an interrupted "
-            f"run, delete it to start that run afresh."
-        ) from e
+        fix = ("It is the checkpoint of an interrupted run: delete it to start that run afresh (its model files and "
+               "stage snapshots are kept)." if p.name == CHECKPOINT else
+               "Restore it from a copy, or delete it and train it again (the pipeline re-creates a deleted model).")
+        raise RuntimeError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}). {fix}") from e
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> IWAEModel:
     """The trained model stored at ``path`` (a ``model.pt`` or stage snapshot of ``iwae train``), in eval mode;
     ``model.metadata`` holds its training config, protocol and history."""
     blob = read(path)
-    if "model_config" not in blob:
-        raise RuntimeError(f"{path} is not a finished model (no model_config); it may be a training checkpoint.")
+    if not isinstance(blob, dict) or "model_config" not in blob:
+        what = (f"the checkpoint of a run in training (epoch {blob.get('epoch')}): evaluate its stage snapshots "
+                f"(stages/stage<i>.pt) or wait for its model.pt" if isinstance(blob, dict) and "members" in blob
+                else f"a {type(blob).__name__} without a model's config: give a model.pt written by `iwae train`")
+        raise RuntimeError(f"{path} is not a model file: it holds {what}.")
     model = IWAEModel(ModelConfig(**blob["model_config"]))
     model.load_state_dict(blob["state_dict"])
     model.metadata = blob.get("metadata", {})

@@ -36,6 +36,9 @@ from iwae.schedule import epoch_plan, schedule
 from iwae.stack import build, resolve_step_mode
 
 
+FIRST_CHECKPOINT_S = 60.0  # the first checkpoint of a run after at most this (then every checkpoint_minutes)
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 
@@ -140,7 +143,8 @@ class Run:
         ``Interrupted`` raised."""
         st, n = self.stack, self.stack.n_batches
         last_save = time.monotonic()
-        for epoch in range(self.epoch, self.end):
+        every = min(FIRST_CHECKPOINT_S, self.checkpoint_minutes * 60)  # the first checkpoint early: a kill soon
+        for epoch in range(self.epoch, self.end):                      # after the start loses little
             stage, lr = self.plan[epoch]
             st.start_epoch(lr, self.first_step)
             self.clock, self.epoch_time = time.perf_counter(), 0.0  # saving is not counted (other stacks' steps in
@@ -151,11 +155,11 @@ class Run:
                 if (s + 1) % self.check_every == 0:
                     self._check_finite(epoch, s + 1)
                 stop = should_stop()
-                if s + 1 < n and (stop or time.monotonic() - last_save > self.checkpoint_minutes * 60):
+                if s + 1 < n and (stop or time.monotonic() - last_save > every):
                     self._check_finite(epoch, s + 1)
                     self._tick()
                     self._save(epoch, s + 1, stop)
-                    last_save = time.monotonic()
+                    last_save, every = time.monotonic(), self.checkpoint_minutes * 60
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self._check_finite(epoch, n)
@@ -172,10 +176,9 @@ class Run:
                     checkpoint.write_model(o / "stages" / f"stage{stage}.pt", st, m, self.metadata(m), final=False)
             stop = should_stop()
             self.epoch = epoch + 1
-            if epoch + 1 < len(self.plan) and (stage_ends or stop or
-                                                time.monotonic() - last_save > self.checkpoint_minutes * 60):
+            if epoch + 1 < len(self.plan) and (stage_ends or stop or time.monotonic() - last_save > every):
                 self._save(epoch + 1, 0, stop)
-                last_save = time.monotonic()
+                last_save, every = time.monotonic(), self.checkpoint_minutes * 60
 
     def _tick(self) -> None:
         """Add the training time since the last tick to the epoch's and the run's."""
