@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv reproduce family long noise test bench gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
+.PHONY: venv smoke reproduce family long noise test bench gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ venv: $(VENV)/.installed
 # A Snakemake killed outright (SIGKILL, a closed terminal) leaves its lock: `unlock` removes it when no Snakemake or
 # job runs in this folder, so that the same command goes on where it stopped (it says what it did).
 UNLOCK = $(PY) -m iwae.longrun unlock --workdir .
+
+# The smallest run, a first try: the whole grid at the smoke budget (1 epoch on 200 images; not for conclusions).
+smoke: venv
+	@$(UNLOCK)
+	time snakemake --cores all $(SNAKE_ARGS) --config budget=smoke $(CONFIG_ITEMS)
 
 reproduce: venv
 	@$(UNLOCK)

@@ -67,8 +67,10 @@ def test_truncated_cache_file_names_the_file_and_the_fix(tmp_path):
 def test_missing_file_offline_says_how_to_use_a_mirror(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_download", lambda spec, dest: None)
     monkeypatch.delenv(data.MIRROR_ENV, raising=False)
-    with pytest.raises(data.DataError, match="IWAE_DATA_MIRROR"):
+    with pytest.raises(data.DataError, match="IWAE_DATA_MIRROR") as e:
         data.fetch("omniglot", tmp_path / "d")
+    # where the paper's file comes from, and how to point the pipeline at a local copy
+    assert "github.com/yburda/iwae" in str(e.value) and "omniglot_file=PATH" in str(e.value)
 
 
 def test_changed_cache_file_is_detected(fake_data_dir, tmp_path):
@@ -98,3 +100,40 @@ def test_real_mnist_split_and_sanity_figures(real_data_dir):
     full = torch.cat([splits.train, splits.valid])
     assert float(full.mean()) == pytest.approx(0.13066, abs=1e-5)
     assert float(full.std()) == pytest.approx(0.30811, abs=1e-4)
+
+
+def test_two_fetches_and_a_reader_sharing_one_cache_at_once(tmp_path):
+    """Two pipelines started together on one data cache: two fetches run at once (one after the other under the
+    cache's lock), while a third process keeps reading the manifest; nobody fails, nobody sees half a file, and a
+    fetch that finds the cache verified leaves the manifest (and its time, which Snakemake compares) alone."""
+    import subprocess
+    import sys
+    import textwrap
+
+    mirror = tmp_path / "mirror"
+    write_fake_mnist(mirror / "mnist", n_train=20_000, n_test=100)
+    cache = tmp_path / "cache"
+    fetch_cmd = [sys.executable, "-c", f"from iwae.data import fetch; fetch('mnist', {str(cache)!r}, "
+                                       f"mirror={str(mirror)!r}, allow_unverified=True)"]
+    reader = textwrap.dedent(f"""
+        import time
+        from iwae.data import DataError, read_manifest
+        seen, deadline = 0, time.monotonic() + 20
+        while time.monotonic() < deadline and seen < 200:
+            try:
+                read_manifest('mnist', {str(cache)!r})
+                seen += 1
+            except DataError as e:
+                if 'no manifest' not in str(e):  # before the first fetch ends there is none: any other error fails
+                    raise
+        assert seen >= 200, seen
+    """)
+    procs = [subprocess.Popen(fetch_cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs.append(subprocess.Popen([sys.executable, "-c", reader], stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    manifest = cache / "mnist" / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    data.fetch("mnist", cache, mirror=mirror, allow_unverified=True)
+    assert manifest.stat().st_mtime_ns == before

@@ -168,6 +168,9 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     snakemake(wd, "--cores", "1", *config, "--report", "report.html")
     html = (wd / "report.html").read_text(errors="ignore")
     assert "nll_vs_k.png" in html and "activity_hist.png" in html and "table1.md" in html
+    # the captions take the budget from the run's records (the tables and footnotes), never from the config of the
+    # reporting command (which may name another budget)
+    assert "written from the run" in html and not re.search(r"[Bb]udget <strong>", html)
 
     # Table 1 in the paper's layout: one row per (dataset, layers, K) with both objectives
     md = (wd / "results" / "tables" / "table1.md").read_text().splitlines()

@@ -160,10 +160,15 @@ def _fetch(dataset: str, out: Path, mirror, source_file, allow_unverified: bool)
                 url = _download(spec, dest)
                 if url is None:
                     where = f"is not in the mirror ({candidate})" if candidate else "is not cached, no mirror is set,"
+                    local = (f" Or use a local copy of {spec.name} (downloaded from {spec.urls[0]} on a machine "
+                             f"with internet): `iwae fetch {dataset} --source-file PATH`, in the pipeline "
+                             f"--config omniglot_file=PATH (its checksum is still checked; a stand-in that fails "
+                             f"it needs allow_unverified=[omniglot], and every result then says UNVERIFIED)."
+                             if dataset == "omniglot" else "")
                     raise DataError(
                         f"{dataset}: {spec.name} {where} and could not be downloaded from {list(spec.urls)}.\n"
                         f"Fix: connect to the internet, or put the file in <mirror>/{dataset}/{spec.name} and "
-                        f"set {MIRROR_ENV}=<mirror> (or the pipeline's data_mirror config value)."
+                        f"set {MIRROR_ENV}=<mirror> (or the pipeline's data_mirror config value)." + local
                     )
                 source = url
         copied = source != "cache"

@@ -295,7 +295,11 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
         if many:
             ax.set_xscale("log")
         else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(0.4, max(sub.epoch.max(), 1) + 0.6)  # whole epochs only, one epoch included
+            if sub.epoch.nunique() <= 15:
+                ax.set_xticks(sorted(sub.epoch.unique()))
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         top = ax.secondary_xaxis("top")
         top.set_xticks(list(starts.epoch if many else starts.epoch - 0.5))
         top.set_xticklabels([f"{lr:.1g}" for lr in starts.lr], fontsize=6.5)
@@ -304,8 +308,9 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
 
     long = _per_model(df, lambda r: [dict(epoch=h["epoch"] + 1, loss=-h["train_objective"], stage=h["stage"],
                                           lr=h["lr"]) for h in r.history])
+    one = "One epoch: one point per model (a run of more epochs draws the curve). " if long.epoch.max() == 1 else ""
     _per_model_lines(df, long, "epoch", "loss", "training loss (nats)", stem,
-                     "Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
+                     f"{one}Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
                      f"learning rate printed on the top axis. {COINCIDE_NOTE}", axis)
 
 

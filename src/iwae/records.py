@@ -95,6 +95,7 @@ def collect(paths: list[str | Path], first_images: int | None = None) -> pd.Data
             eval_device=ev["device"], train_path=tr.get("train_path", "?"), optimizer=tc["optimizer"],
             init=tc.get("init", "seeded"), data_order=tc.get("data_order", "reshuffle"), history=tr["history"],
             data_verified=m["data"]["verified"], code_version=tr.get("code_version", "?"),
+            train_subset=tc.get("train_subset"),
         ))
     if not rows:
         raise ValueError("no metrics files given")
@@ -121,10 +122,13 @@ def seeds_note(df: pd.DataFrame) -> str:
 def budget_note(df: pd.DataFrame) -> str:
     """Budget, epochs, images and seeds: what every caption says."""
     budgets = ", ".join(sorted(df.budget.unique()))
-    epochs = "/".join(str(e) for e in sorted(df.epochs.unique()))
+    epochs = sorted(df.epochs.unique())
+    subsets = sorted({int(n) for n in df.get("train_subset", pd.Series(dtype=float)).dropna()})
+    trained_on = f" on the first {'/'.join(f'{n:,}' for n in subsets)} training images" if subsets else ""
     images = " / ".join(sorted(df.images.unique()))
-    return (f"budget {budgets}; {epochs} epochs; {seeds_note(df)}; test NLL = -log p(x) estimated with "
-            f"K={int(df.eval_k.max())} on {images}; {data_status(df)}")
+    return (f"budget {budgets}; {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}{trained_on}; "
+            f"{seeds_note(df)}; test NLL = -log p(x) estimated with K={int(df.eval_k.max())} on {images}; "
+            f"{data_status(df)}")
 
 
 def _by_seed(rows: pd.DataFrame) -> dict[int, pd.Series]:
