@@ -20,4 +20,4 @@ include: "workflow/rules/paper.smk"
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        P.final_outputs(latex=bool(LATEXMK)),

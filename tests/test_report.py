@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from iwae import records, report
+from iwae.evaluate import metrics_record
 from iwae.figures import figures_for
 
 IMAGES = 300
@@ -19,7 +20,7 @@ IMAGES = 300
 
 def write_metrics(folder, dataset="mnist", layers=1, objective="iwae", k=5, seed=0, shift=0.0, active=(30,),
                   continued_from=None, epochs=4, rng=None):
-    """A metrics file as `iwae evaluate` writes it (the fields ``records.collect`` reads), with per-image test
+    """A metrics file as `iwae evaluate` writes it (``iwae.evaluate.metrics_record``), with per-image test
     log-likelihoods -100 - shift + noise on the same images for every model (the noise is the images')."""
     rng = rng or np.random.default_rng(0)
     images = np.random.default_rng(123).normal(0, 3, IMAGES)  # the same images in every file
@@ -27,23 +28,21 @@ def write_metrics(folder, dataset="mnist", layers=1, objective="iwae", k=5, seed
     run = folder / (f"{objective}-k{k}-s{seed}" + ("-cont" if continued_from else ""))
     run.mkdir(parents=True, exist_ok=True)
     tc = dict(dataset=dataset, n_layers=layers, objective=objective, k=k, seed=seed, init_from=continued_from,
-              optimizer="published", init="authors", data_order="fixed", budget="quick", continue_state=True)
-    m = dict(
-        run=dict(dataset=dataset, n_layers=layers, objective=objective, k=k, seed=seed, budget="quick",
-                 continued_from=continued_from, protocol={}),
-        train=dict(train_config=tc, epochs=epochs, updates=epochs * 2980, train_seconds=100.0, stack_size=2,
-                   stack=[dict(objective="vae", seed=seed), dict(objective="iwae", seed=seed)],
-                   seconds_per_epoch=25.0, device="CPU (test)", train_path="stacked eager",
-                   history=[dict(epoch=e, stage=0, lr=1e-3, train_objective=-110.0 + e, seconds=25.0)
-                            for e in range(epochs)]),
-        data=dict(train={"verified": True}, eval={"verified": True}, verified=True),
-        eval=dict(test_ll=float(ll.mean()), test_ll_sem=float(ll.std() / np.sqrt(IMAGES)), test_ll_per_image=list(ll),
+              optimizer="published", init="authors", data_order="fixed", budget="quick", continue_state=True,
+              train_subset=None)
+    meta = dict(train_config=tc, model_config=dict(n_layers=layers), data={"verified": True}, epochs=epochs,
+                updates=epochs * 2980, train_seconds=100.0, stack_size=2,
+                stack=[dict(objective="vae", seed=seed), dict(objective="iwae", seed=seed)],
+                seconds_per_epoch=25.0, device="CPU (test)", train_path="stacked eager",
+                history=[dict(epoch=e, stage=0, lr=1e-3, train_objective=-110.0 + e, seconds=25.0)
+                         for e in range(epochs)])
+    result = dict(test_ll=float(ll.mean()), test_ll_sem=float(ll.std() / np.sqrt(IMAGES)), test_ll_per_image=list(ll),
                   eval_k=5000, n_test=IMAGES, test_bounds={"L1": -110.0, f"L{k}": -105.0, "L5000": float(ll.mean())},
                   train_ll=-99.0, active_units=list(active), active_units_total=int(sum(active)),
                   activity=[[0.1] * a + [1e-4] * (u - a) for a, u in zip(active, records.CEILING[layers])],
-                  test_ll_active_only=float(ll.mean()), eval_seconds=10.0, device="CPU (test)",
-                  eval_config=dict(k=5000, test_subset=IMAGES, seed=1234)),
-    )
+                  test_ll_active_only=float(ll.mean()), eval_seconds=10.0)
+    m = metrics_record(meta, {"verified": True}, result, dict(k=5000, test_subset=IMAGES, seed=1234, activity_ddof=0),
+                       "CPU (test)", None, "test")
     path = run / "metrics.json"
     path.write_text(json.dumps(m))
     return path

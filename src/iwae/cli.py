@@ -129,7 +129,7 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from iwae import data as data_mod
     from iwae.checkpoint import load_model
-    from iwae.evaluate import evaluate
+    from iwae.evaluate import evaluate, metrics_record
     from iwae.runtime import code_version, device_name, peak_memory_mb, resolve_device, set_threads, tune_allocator
 
     if len(args.model) != len(args.out):
@@ -154,20 +154,11 @@ def cmd_evaluate(args) -> None:
             activity_ddof=args.activity_ddof, active_only=not args.no_active_only,
             progress=lambda msg: print(f"{model_path}: {msg}", flush=True),
         )
-        metrics = dict(
-            run=dict(dataset=tc["dataset"], n_layers=meta["model_config"]["n_layers"], objective=tc["objective"],
-                     k=tc["k"], seed=tc["seed"], budget=tc["budget"], continued_from=tc["init_from"],
-                     protocol=dict(init=tc.get("init"), data_order=tc.get("data_order"), optimizer=tc["optimizer"],
-                                   continue_state=tc.get("continue_state"), activity_ddof=args.activity_ddof)),
-            train={k: v for k, v in meta.items() if k not in ("data",)},
-            data=dict(train=meta["data"], eval=manifest,
-                      verified=bool(meta["data"]["verified"] and manifest["verified"])),
-            eval=dict(result, device=device_name(device), peak_memory_mb=peak_memory_mb(device),
-                      eval_config=dict(k=args.k, test_subset=args.test_subset, train_subset=args.train_subset,
-                                       active_units_n=args.active_units_n, seed=args.seed, max_rows=args.max_rows,
-                                       activity_ddof=args.activity_ddof, active_only=not args.no_active_only),
-                      eval_path="fast", code_version=code_version()),
-        )
+        eval_config = dict(k=args.k, test_subset=args.test_subset, train_subset=args.train_subset,
+                           active_units_n=args.active_units_n, seed=args.seed, max_rows=args.max_rows,
+                           activity_ddof=args.activity_ddof, active_only=not args.no_active_only)
+        metrics = metrics_record(meta, manifest, result, eval_config, device_name(device), peak_memory_mb(device),
+                                 code_version())
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(metrics, indent=1))
         au = "+".join(str(a) for a in result["active_units"])

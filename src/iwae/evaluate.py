@@ -133,3 +133,22 @@ def evaluate(
         torch.cuda.synchronize(device)
     result["eval_seconds"] = time.perf_counter() - t0
     return result
+
+
+def metrics_record(meta: dict, manifest: dict, result: dict, eval_config: dict, device: str, peak_memory_mb,
+                   code_version: str) -> dict:
+    """The metrics file of one evaluated model (what ``iwae evaluate`` writes and ``iwae.records.collect`` reads):
+    ``run`` (what was trained, and how), ``train`` (the model file's metadata, without its data manifest),
+    ``data`` (the manifests of training and evaluation, and whether both were verified) and ``eval`` (the result
+    of ``evaluate`` with its configuration, device and code version)."""
+    tc = meta["train_config"]
+    return dict(
+        run=dict(dataset=tc["dataset"], n_layers=meta["model_config"]["n_layers"], objective=tc["objective"],
+                 k=tc["k"], seed=tc["seed"], budget=tc["budget"], continued_from=tc["init_from"],
+                 protocol=dict(init=tc.get("init"), data_order=tc.get("data_order"), optimizer=tc["optimizer"],
+                               continue_state=tc.get("continue_state"), activity_ddof=eval_config["activity_ddof"])),
+        train={k: v for k, v in meta.items() if k != "data"},
+        data=dict(train=meta["data"], eval=manifest, verified=bool(meta["data"]["verified"] and manifest["verified"])),
+        eval=dict(result, device=device, peak_memory_mb=peak_memory_mb, eval_config=eval_config, eval_path="fast",
+                  code_version=code_version),
+    )

@@ -41,12 +41,16 @@ def _plt():
     return plt, sns
 
 
-def figures_for(df: pd.DataFrame, curve_df: pd.DataFrame | None = None) -> list[str]:
-    """The figures a run gets: those against K only with two or more K; the learning curve with snapshots."""
+def figure_names(several_k: bool, curve: bool) -> list[str]:
+    """The figures a run gets (what the pipeline promises): those against K only with two or more K; the learning
+    curve with stage snapshots."""
     names = ["nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock"]
-    if base_runs(df).k.nunique() < 2:
-        names = [n for n in names if n not in AGAINST_K]
-    return names + (["curve"] if curve_df is not None else [])
+    return [n for n in names if several_k or n not in AGAINST_K] + (["curve"] if curve else [])
+
+
+def figures_for(df: pd.DataFrame, curve_df: pd.DataFrame | None = None) -> list[str]:
+    """The figures of ``figure_names`` for the runs of ``df`` (and a learning curve)."""
+    return figure_names(base_runs(df).k.nunique() >= 2, curve_df is not None)
 
 
 def _figure(plt, width: float, height: float):

@@ -490,6 +490,13 @@ def protocol(df: pd.DataFrame) -> str:
             f"{records.data_status(df)}.")
 
 
+def table_names(curve: bool, noise_floor: bool) -> list[str]:
+    """The tables ``write_tables`` writes as csv, md and tex (what the pipeline promises): Table 1, Table 2 (or
+    its sentence), the cost; the learning curve with stage snapshots; the noise floor with several seeds of VAE and
+    IWAE."""
+    return ["table1", "table2", "wallclock"] + (["curve"] if curve else []) + (["noise_floor"] if noise_floor else [])
+
+
 def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None = None,
                  floor: pd.DataFrame | None = None) -> None:
     """Table 1, Table 2, the cost, the learning curve, the noise floor and claims.md of a run under ``out_dir``."""

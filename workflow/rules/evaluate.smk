@@ -1,36 +1,62 @@
-# Evaluation: the K=5000 estimate, bounds and active units of each model (one job per model, or per
-# training group with evaluate_by_group: true), and of the stage snapshots for a learning curve.
+# Evaluation: the K=5000 estimate, bounds and active units of each model (one job per model, or per training
+# group with evaluate_by_group: true), and of the stage snapshots for a learning curve. Evaluations run before
+# more training (priority): a learning curve grows while the run goes on.
 
 
-for name, model, metrics, log in EVALUATIONS:
+rule evaluate:
+    """A model's numbers: the test log-likelihood (K=5000), the bounds, the train log-likelihood, active units."""
+    input:
+        model="{run}/model.pt",
+        manifest=manifest_of,
+    output:
+        metrics="{run}/metrics.json",
+    log:
+        "logs/evaluate/{run}.log",
+    benchmark:
+        "benchmarks/rules/evaluate/{run}.tsv"
+    wildcard_constraints:
+        run="results/.+/seed[0-9]+",
+    priority: 100
+    conda:
+        ENV
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate", BUDGET["eval_runtime_min"]),
+    params:
+        iwae=IWAE,
+        data_dir=data_folder,
+        args=P.eval_args(),
+    shell:
+        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} "
+        "{params.args} --threads {threads} > {log} 2>&1"
 
-    rule:
-        """A model's numbers (evaluate) or a stage snapshot's (evaluate_stage: the learning curve)."""
-        name:
-            name
-        input:
-            model=model,
-            manifest=manifest_of,
-        output:
-            metrics=metrics,
-        log:
-            log,
-        benchmark:
-            log.replace("logs/", "benchmarks/rules/").replace(".log", ".tsv")
-        wildcard_constraints:
-            run="results/.+/seed[0-9]+",
-        priority: 100  # before more training: a learning curve grows while the run goes on
-        conda:
-            ENV
-        threads: config["resources"]["evaluate"]["threads"]
-        resources:
-            **job_resources("evaluate", BUDGET["eval_runtime_min"]),
-        params:
-            iwae=IWAE,
-            data_dir=data_folder,
-            args=eval_args(name),
-        shell:
-            EVAL_SHELL
+
+rule evaluate_stage:
+    """A stage snapshot's numbers (a point of the learning curve), on the budget's stage test images."""
+    input:
+        model="{run}/stages/stage{stage}.pt",
+        manifest=manifest_of,
+    output:
+        metrics="{run}/stages/stage{stage}.metrics.json",
+    log:
+        "logs/evaluate/{run}/stage{stage}.log",
+    benchmark:
+        "benchmarks/rules/evaluate/{run}/stage{stage}.tsv"
+    wildcard_constraints:
+        run="results/.+/seed[0-9]+",
+    priority: 100
+    conda:
+        ENV
+    threads: config["resources"]["evaluate"]["threads"]
+    resources:
+        **job_resources("evaluate", BUDGET["eval_runtime_min"]),
+    params:
+        iwae=IWAE,
+        data_dir=data_folder,
+        args=P.eval_args(stage=True),
+    shell:
+        "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} "
+        "{params.args} --threads {threads} > {log} 2>&1"
 
 
 if config["evaluate_by_group"]:
@@ -40,21 +66,20 @@ if config["evaluate_by_group"]:
 
     rule evaluate_group:
         """Every member of a Table 1 training group in one job (one process per kind; the data read once): the
-        final models, and their stage snapshots where the budget evaluates a learning curve.
+        final models, then their stage snapshots where the budget evaluates a learning curve.
         """
         input:
-            model=group_outputs("results/", GRID["objectives"], GRID["seeds"]),
-            snapshots=group_stage_files(".pt"),
+            model=P.member_files("results/", GRID),
+            snapshots=P.group_stage_files(".pt"),
             manifest=f"{DATA}/{{dataset}}/manifest.json",
         output:
-            metrics=group_outputs(
-                "results/", GRID["objectives"], GRID["seeds"], "metrics.json"
-            ),
-            stage_metrics=group_stage_files(".metrics.json"),
+            metrics=P.member_files("results/", GRID, "metrics.json"),
+            stage_metrics=P.group_stage_files(".metrics.json"),
         log:
             "logs/evaluate/{dataset}/L{layers}/k{k}.log",
         benchmark:
             "benchmarks/rules/evaluate/{dataset}/L{layers}/k{k}.tsv"
+        priority: 100
         conda:
             ENV
         threads: config["resources"]["evaluate"]["threads"]
@@ -68,7 +93,10 @@ if config["evaluate_by_group"]:
         params:
             iwae=IWAE,
             data_dir=data_folder,
-            args=eval_args("evaluate"),
-            stage_args=eval_args("evaluate_stage"),
+            args=P.eval_args(),
+            stage_args=P.eval_args(stage=True),
         shell:
-            GROUP_EVAL_SHELL
+            "{params.iwae} evaluate --model {input.model} --out {output.metrics} --data-dir {params.data_dir} "
+            "{params.args} --threads {threads} > {log} 2>&1 && if [ -n '{input.snapshots}' ]; then "
+            "{params.iwae} evaluate --model {input.snapshots} --out {output.stage_metrics} --data-dir "
+            "{params.data_dir} {params.stage_args} --threads {threads} >> {log} 2>&1; fi"

@@ -24,9 +24,9 @@ rule paper_pdf:
     """A short reproduction report: the protocol, the tables, the figures and what the run supports."""
     input:
         tex="paper/report.tex",
-        tables=TABLES,
-        figures=FIGURES + SAMPLES,
-        family=FAMILY if config["family"] else [],
+        tables=P.tables(),
+        figures=P.figures() + P.samples(),
+        family=P.family(),
     output:
         pdf=report(
             "results/paper/report.pdf",

@@ -10,8 +10,8 @@ localrules:
 
 rule tables:
     input:
-        metrics=all_metrics(),
-        curve=curve_metrics(),
+        metrics=P.all_metrics(),
+        curve=P.curve_metrics(),
     output:
         [
             (
@@ -24,7 +24,7 @@ rule tables:
                 if t.endswith(".md")
                 else t
             )
-            for t in TABLES
+            for t in P.tables()
         ],
         runs="results/tables/all_runs.csv",
     log:
@@ -37,7 +37,7 @@ rule tables:
         **REPORT_RESOURCES,
     params:
         iwae=IWAE,
-        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
+        curve=curve_arg,
         floor=noise_floor_arg(),
     shell:
         "{params.iwae} report tables {input.metrics} {params.curve} {params.floor} --out results/tables > {log} 2>&1"
@@ -45,8 +45,8 @@ rule tables:
 
 rule figures:
     input:
-        metrics=all_metrics(),
-        curve=curve_metrics(),
+        metrics=P.all_metrics(),
+        curve=P.curve_metrics(),
     output:
         [
             (
@@ -59,7 +59,7 @@ rule figures:
                 if f.endswith(".png")
                 else f
             )
-            for f in FIGURES
+            for f in P.figures()
         ],
     log:
         "logs/report/figures.log",
@@ -71,14 +71,14 @@ rule figures:
         **REPORT_RESOURCES,
     params:
         iwae=IWAE,
-        curve=lambda w, input: f"--curve {' '.join(input.curve)}" if input.curve else "",
+        curve=curve_arg,
     shell:
         "{params.iwae} report figures {input.metrics} {params.curve} --out results/figures > {log} 2>&1"
 
 
 rule samples:
     input:
-        all_models(),
+        P.all_models(),
     output:
         report(
             "results/figures/samples.png",
@@ -104,7 +104,7 @@ rule samples:
 rule snr:
     """Gradient signal-to-noise ratios against K at the trained SNR model and at its first-stage snapshot."""
     input:
-        model=f"{SNR_MODEL}/model.pt",
+        model=f"{P.snr_model()}/model.pt",
         manifest=f"{DATA}/{EXP['snr']['dataset']}/manifest.json",
     output:
         snr="results/snr/snr.csv",
@@ -123,7 +123,7 @@ rule snr:
     params:
         iwae=IWAE,
         data_dir=data_folder,
-        early=f"{SNR_MODEL}/stages/stage{BUDGET['stages'][0]}.pt",
+        early=f"{P.snr_model()}/stages/stage{P.stages[0]}.pt",
         ks=csv(EXP["snr"]["ks"]),
         estimators=csv(EXP["snr"]["estimators"]),
         draws=EXP["snr"]["draws"],
@@ -137,8 +137,8 @@ rule snr:
 rule family_tables:
     """Beyond the paper: Table 3 (Rainforth et al.), the estimator comparison, the SNR slopes and figure."""
     input:
-        table3=[f"{run}/metrics.json" for run in table3_runs()],
-        estimators=[f"{run}/metrics.json" for run in estimator_runs()],
+        table3=[f"{run}/metrics.json" for run in P.experiment_runs("table3")],
+        estimators=[f"{run}/metrics.json" for run in P.experiment_runs("estimators")],
         snr="results/snr/snr.csv",
     output:
         [
@@ -152,7 +152,7 @@ rule family_tables:
                 if t.endswith((".md", ".png"))
                 else t
             )
-            for t in FAMILY
+            for t in P.family()
         ],
     log:
         "logs/report/family.log",
