@@ -68,7 +68,7 @@ def test_paper_budget_on_cuda_asks_one_gpu_per_train_and_evaluate_job(tmp_path):
 
 
 def test_the_noise_floor_is_asked_of_a_run_only_when_it_can_be_written(tmp_path):
-    """The tables rule promises noise_floor.* for two or more seeds of VAE and IWAE (what iwae.report.noise_floor
+    """The tables rule promises noise_floor.* for two or more seeds of VAE and IWAE (what iwae.tables.noise_floor
     needs), not for a run of one objective: a promise the report cannot keep would fail the run at its end."""
     wd = workflow_copy(tmp_path)
     both = snakemake(wd, "-n", "--config", "budget=smoke", "seeds=[0,1]")
@@ -231,7 +231,7 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
 
 def test_paired_difference_column_prints_its_interval_or_the_bare_difference():
     """Tables print "d [low, high]"; a difference without an interval (one pair) alone, never "[nan, nan]"."""
-    from iwae.report import intervals
+    from iwae.render import intervals
 
     nan = float("nan")
     t = pd.DataFrame(dict(d=[-1.234, 0.5, nan], low=[-1.5, nan, nan], high=[-0.9, nan, nan]))

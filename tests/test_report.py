@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iwae import records, report
+from iwae import claims, records, report, tables
 from iwae.evaluate import metrics_record
 from iwae.figures import figures_for
 
@@ -62,7 +62,7 @@ def grid(tmp_path, seeds, iwae_gain, active_iwae=(30,), active_vae=(20,)):
 
 
 def _claims(df, floor=None):
-    return report.claims(report.table1_long(df), df, floor)
+    return claims.claims(tables.table1_long(df), df, floor)
 
 
 def test_one_seed_gives_the_image_level_interval_and_no_verdict(tmp_path):
@@ -102,9 +102,9 @@ def test_table2_gets_a_sentence_with_its_paired_difference(tmp_path):
     cont = write_metrics(tmp_path, objective="vae", k=1, shift=-1.0, continued_from=str(first.parent / "model.pt"),
                          epochs=3)
     df = records.collect([first, cont])
-    t2 = report.table2(df)
+    t2 = tables.table2(df)
     assert len(t2) == 1 and t2.after_minus_first.iloc[0] == pytest.approx(-1.0, abs=0.02)
-    sentence = next(s for s in report.claims(report.table1_long(df), df) if s.startswith("Table 2"))
+    sentence = next(s for s in claims.claims(tables.table1_long(df), df) if s.startswith("Table 2"))
     assert "then VAE K=1 for 3 more epochs" in sentence and "after - first = -1.00 nats" in sentence
     assert "no verdict from one training seed" in sentence and "+1.24" in sentence
     assert "no continuation with the same objective" in sentence  # what after - first cannot separate

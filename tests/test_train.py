@@ -88,16 +88,30 @@ def test_killed_run_resumes_to_the_same_parameters(fake_data_dir, tmp_path, sig,
 def test_a_stack_trains_each_member_as_training_it_alone(fake_data_dir, tmp_path, data_order):
     """Four members (three objectives, one of them reweighted wake-sleep with its own recognition surrogate, four
     seeds, independent initial weights) trained as one stack and each alone from the same seeds: 80 updates
-    (4 epochs of 20), the same per-epoch losses and the same final parameters within 1e-6 (float32; on this
-    CPU they agree exactly)."""
+    (4 epochs of 20), the same per-epoch losses within 4 float32 steps (ulps) of their size and the same final
+    parameters within 1e-6. Threads pinned to one: with two, torch may split the stacked and the single sums
+    differently (one ulp of a loss near 274 is 3.05e-5), so the test does not depend on what ran before it."""
+    import numpy as np
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _stack_against_alone(fake_data_dir, tmp_path, data_order, np)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stack_against_alone(fake_data_dir, tmp_path, data_order, np):
     common = dict(k=3, stages=[0, 1], train_subset=400, init="seeded", data_order=data_order)
     cfgs = [TrainConfig(objective=o, seed=s, **common) for o, s in (("vae", 0), ("iwae", 1), ("iwae", 2), ("rws", 3))]
     stacked = train(cfgs, fake_data_dir, [tmp_path / f"stack{i}" for i in range(4)], CPU, progress=False)
     for i, cfg in enumerate(cfgs):
         alone = train(cfg, fake_data_dir, tmp_path / f"alone{i}", CPU, progress=False)
         assert alone["updates"] == stacked[i]["updates"] == 80 and stacked[i]["stack_size"] == 4
-        losses = [h["train_objective"] for h in stacked[i]["history"]]
-        assert losses == pytest.approx([h["train_objective"] for h in alone["history"]], rel=0, abs=1e-6)
+        losses = np.array([h["train_objective"] for h in stacked[i]["history"]])
+        alone_losses = np.array([h["train_objective"] for h in alone["history"]])
+        ulps = np.spacing(np.abs(alone_losses).astype(np.float32)).astype(float)
+        assert np.all(np.abs(losses - alone_losses) <= 4 * ulps), (losses - alone_losses) / ulps
         a, b = _params(tmp_path / f"stack{i}" / "model.pt"), _params(tmp_path / f"alone{i}" / "model.pt")
         for name in a:
             assert torch.allclose(a[name], b[name], rtol=0, atol=1e-6), (i, name)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from iwae.checkpoint import load_model
 from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign, where
+from iwae.render import interval_kind
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
@@ -94,9 +95,7 @@ def _verified(df: pd.DataFrame, dataset: str) -> bool:
 
 
 def _interval_kind(df: pd.DataFrame) -> str:
-    if df.seed.nunique() > 1:
-        return f"95% intervals over the {df.seed.nunique()} training seeds"
-    return "95% intervals over the test images of one training seed (not training's noise)"
+    return interval_kind(df.seed.nunique())
 
 
 def _nll_interval(g: pd.DataFrame) -> tuple[float, float]:

@@ -489,7 +489,7 @@ def write_curve(workdir: Path, out: Path) -> list[str]:
     training wall-clock per stage (stage_times.csv/md). -> the names written (none before the first evaluation)."""
     import pandas as pd
 
-    from iwae import figures, records, report
+    from iwae import figures, records, report, tables
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
@@ -501,7 +501,7 @@ def write_curve(workdir: Path, out: Path) -> list[str]:
         if df.n_test.nunique() > 1:
             df = records.collect(paths, int(df.n_test.min()))
         c = records.curve(df)
-        report.write_table(c, report.curve_shown(c), out / "curve",
+        report.write_table(c, tables.curve_shown(c), out / "curve",
                            f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
                            f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
         figures.learning_curve(df, out / "curve")

@@ -131,7 +131,7 @@ def summary(config: dict, user_keys=(), cuda: bool = False, cores: int = 1) -> s
     curve = budget.get("eval_stages", False)
     text = (f"iwae-repro, budget {name}: {len(table1)} Table 1 model{'s' if len(table1) != 1 else ''}"
             + (f" + {table2} continued for Table 2" if table2 else "")
-            + (f" + the family experiments" if config.get("family") else "")
+            + (" + the family experiments" if config.get("family") else "")
             + f", {epochs:,} epoch{'s' if epochs != 1 else ''} each (stages {', '.join(map(str, budget['stages']))}"
             + (f", on the first {n_train:,} training images" if n_train else "")
             + f"), each evaluated with K={budget['eval_k']:,} on "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from functools import cached_property
 
 from iwae import pipeline
 

@@ -1,0 +1,150 @@
+"""The sentences on what a run supports. A sentence says "supports" or "contradicts" only from an interval over
+two or more training seeds (``iwae.stats.verdict``). With one seed it gives the interval over the test images,
+labelled as such, with the measured run-to-run noise floor beside it where one is given, and no verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from iwae import records
+from iwae.records import OBJ_LABEL, base_runs, compare, label
+from iwae.render import over_note
+from iwae.stats import mean_ci, verdict
+from iwae.tables import table2
+
+
+CLAIM_WORD = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}
+
+
+def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int) -> str:
+    """", the noise floor of this cell: ..." where the floor file has it."""
+    if floor is None:
+        return ""
+    f = floor[(floor.dataset == dataset) & (floor.n_layers == layers) & (floor.k == k)]
+    if not len(f):
+        return ""
+    f = f.iloc[0]
+    return (f"; the run-to-run sd of IWAE - VAE in this cell is {f.iwae_minus_vae_sd:.2f} nats (budget {f.budget}, "
+            f"{f.seeds} seeds, docs/noise-floor)")
+
+
+def floor_summary(floor: pd.DataFrame | None) -> str:
+    if floor is None or not len(floor):
+        return ""
+    cells = "; ".join(f"{r.dataset.upper()} {r.n_layers} layer{'s' if r.n_layers > 1 else ''} K={r.k}: "
+                      f"{r.iwae_minus_vae_sd:.2f} nats "
+                      f"(NLL sd VAE {r.nll_sd_vae:.2f}, IWAE {r.nll_sd_iwae:.2f})" for r in floor.itertuples())
+    budgets = ", ".join(sorted(floor.budget.unique()))
+    return (f"The measured run-to-run noise floor (budget {budgets}, {int(floor.seeds.max())} training seeds, "
+            f"docs/noise-floor): the sd over seeds of IWAE - VAE is {cells}.")
+
+
+def _difference_sentence(d: dict, images: str) -> str:
+    return f"{d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, {d['high']:+.2f}] over {over_note(d, images)}"
+
+
+def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = None) -> list[str]:
+    """Sentences, with the numbers, on the paper's claims at this run's budget. A verdict only from an interval over
+    two or more training seeds; with one seed the image-level interval, labelled, and the noise floor."""
+    out = []
+    base = base_runs(df)
+    for (dataset, layers), g in long.groupby(["dataset", "n_layers"]):
+        where = records.where(dataset, layers, g.data.iloc[0] == "verified")
+        images = g.images.iloc[0]
+        for r in g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()].itertuples():
+            d = dict(diff=r.minus_vae, low=r.minus_vae_low, high=r.minus_vae_high, over=r.minus_vae_over,
+                     n=r.minus_vae_n)
+            paper = r.nll_paper - g[(g.objective == "vae") & (g.k == r.k)].nll_paper.iloc[0]
+            v = verdict(d)
+            head = f"{where}, K={r.k}: IWAE - VAE = {_difference_sentence(d, images)}"
+            if v == "one seed":
+                out.append(f"{head}: no verdict from one training seed{floor_note(floor, dataset, layers, r.k)} "
+                           f"(the paper: {paper:+.2f}).")
+            else:
+                out.append(f"{head}: this run {CLAIM_WORD[v]} the paper's claim that IWAE beats VAE for K > 1 "
+                           f"(the paper: {paper:+.2f}).")
+        for obj in ("vae", "iwae"):
+            ks = sorted(g[g.objective == obj].k)
+            steps = [(k1, k2, compare(base, dict(dataset=dataset, n_layers=layers, objective=obj, k=k2),
+                                      dict(dataset=dataset, n_layers=layers, objective=obj, k=k1)))
+                     for k1, k2 in zip(ks, ks[1:])]
+            steps = [(k1, k2, d) for k1, k2, d in steps if d]
+            if not steps:
+                continue
+            verdicts = [verdict(d) for _, _, d in steps]
+            paper = g[g.objective == obj].set_index("k").nll_paper
+            detail = "; ".join(f"NLL(K={k2}) - NLL(K={k1}) = {_difference_sentence(d, images)} (the paper: "
+                               f"{paper[k2] - paper[k1]:+.2f})" for k1, k2, d in steps)
+            if "one seed" in verdicts:
+                word = "no verdict from one training seed"
+            elif all(v == "below" for v in verdicts):
+                word = "supported at every step"
+            elif any(v == "above" for v in verdicts):
+                word = "contradicted at a step"
+            else:
+                word = "not resolved at every step"
+            out.append(f"{where}, {OBJ_LABEL.get(obj, obj)}: NLL falling as K grows: {word} ({detail}).")
+        out += _active_unit_claims(g, base, where, dataset, layers)
+    out += _table2_claims(df)
+    return out
+
+
+def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset: str, layers: int) -> list[str]:
+    """Per K > 1 and per stochastic layer: IWAE's active units against VAE's. A layer where either model has every
+    unit active (the counter's ceiling) is reported as such, not ordered; the others get a verdict only from an
+    interval over two or more seeds."""
+    out = []
+    cell = base[(base.dataset == dataset) & (base.n_layers == layers)]
+    for k in sorted(g.k.unique()):
+        per = {o: cell[(cell.k == k) & (cell.objective == o)].set_index("seed").active for o in ("iwae", "vae")}
+        seeds = sorted(set(per["iwae"].index) & set(per["vae"].index))
+        if k == 1 or not seeds:
+            continue
+        parts = []
+        for layer, units in enumerate(records.CEILING[layers]):
+            a = np.array([per["iwae"][s][layer] for s in seeds], dtype=float)
+            b = np.array([per["vae"][s][layer] for s in seeds], dtype=float)
+            name = f"layer {layer + 1}: " if layers > 1 else ""
+            counts = f"{name}IWAE {a.mean():g}, VAE {b.mean():g} of {units}"
+            if (a == units).all() or (b == units).all():
+                who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
+                parts.append(f"{counts} ({who} at the counter's ceiling, every unit active: the count does not order "
+                             f"them)")
+            elif len(seeds) < 2:
+                parts.append(f"{counts} (no verdict from one training seed)")
+            else:
+                diff, low, high = mean_ci(a - b)
+                # stats.verdict of VAE - IWAE (more units for IWAE puts it below zero: the wording of "supports")
+                v = verdict(dict(over="seeds", low=-high, high=-low))
+                parts.append(f"{counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} units [95% CI "
+                             f"{low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE has more "
+                             f"active units")
+        out.append(f"{where}, K={k}: active units, " + "; ".join(parts) + ".")
+    return out
+
+
+def _table2_claims(df: pd.DataFrame) -> list[str]:
+    out = []
+    for r in table2(df).itertuples():
+        if pd.isna(r.after_minus_first):
+            continue
+        d = dict(diff=r.after_minus_first, low=r.low, high=r.high, over=r.over, n=r.n)
+        head = (f"Table 2, {label(r.first_objective)} K={r.first_k} then {label(r.second_objective)} "
+                f"K={r.second_k} for {r.epochs_second} more epochs: NLL {r.nll_first:.2f} -> "
+                f"{r.nll_second:.2f}, after - first = {_difference_sentence(d, r.images)}")
+        v = verdict(d)
+        paper_dir = "worsens" if r.after_minus_first_paper > 0 else "improves"
+        claim = (f"the paper's finding that continuing with {label(r.second_objective)} {paper_dir} the NLL "
+                 f"(the paper: {r.after_minus_first_paper:+.2f} after {3**7:,} more epochs)")
+        if v == "one seed":
+            out.append(f"{head}: no verdict from one training seed on {claim}. The first model is "
+                       f"{r.nll_first - r.nll_first_paper:+.2f} nats from the paper's after {r.epochs_first} of its "
+                       f"3,280 epochs, and this run has no continuation with the same objective, so after - first "
+                       f"mixes the change of objective with more training.")
+        else:
+            want = "above" if r.after_minus_first_paper > 0 else "below"
+            word = "supports" if v == want else ("does not resolve" if v == "unresolved" else "contradicts")
+            out.append(f"{head}: this run {word} {claim}.")
+    return out
+

@@ -1,0 +1,90 @@
+"""How numbers are printed: intervals and the sentence saying what they are over, NLL cells, table formatting and
+LaTeX. One wording for every table, sentence and figure footnote."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+
+PAPER = "'paper': Burda et al. 2016, arXiv:1509.00519 v4 (reference data)"
+
+
+def interval(d: float, low: float, high: float) -> str:
+    """A paired difference as printed: "d [low, high]"; "d" alone where it has no interval; "" where none."""
+    if pd.isna(d):
+        return ""
+    return f"{d:+.2f}" if pd.isna(low) else f"{d:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
+    """A column of paired differences as printed (``interval`` of each row)."""
+    return [interval(*row) for row in t.reindex(columns=[diff, low, high]).itertuples(index=False)]
+
+
+def nll_cell(nll: float, sd: float, au: str = "") -> str:
+    """"102.32 (41)", or "102.32 ± 0.12 (41)" with the sd over seeds; "" where there is no number."""
+    if pd.isna(nll):
+        return ""
+    text = f"{nll:.2f}" if pd.isna(sd) else f"{nll:.2f} ± {sd:.2f}"
+    return f"{text} ({au})" if au else text
+
+
+def over_note(d: dict | pd.Series | None, images: str) -> str:
+    """What an interval is over, for a sentence or a caption."""
+    if d is None:
+        return ""
+    if d["over"] == "seeds":
+        return f"{int(d['n'])} training seeds"
+    return f"{images.split(' (')[0]} of one training seed"
+
+
+def interval_kind(seeds: int) -> str:
+    """What 95% intervals are over, in short (a figure's footnote); ``interval_note`` is the caption's sentence."""
+    if seeds > 1:
+        return f"95% intervals over the {seeds} training seeds"
+    return "95% intervals over the test images of one training seed (not training's noise)"
+
+
+def interval_note(df: pd.DataFrame) -> str:
+    """A caption's sentence on what the intervals of a run's comparisons are over."""
+    seeds = df.seed.nunique()
+    if seeds > 1:
+        return (f"95% intervals: Student's t over the {seeds} training seeds' paired mean differences (each on "
+                f"the same test images)")
+    return ("95% intervals over the test images of ONE training seed: they measure the test set's sampling noise, "
+            "not training's, and give no verdict")
+
+
+def number(v: float, fmt: str = "{:.2f}") -> str:
+    return "" if pd.isna(v) else fmt.format(v)
+
+
+def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
+    out = t.copy()
+    for c in out.columns:
+        if out[c].dtype.kind == "f":
+            out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    return out
+
+
+def tex_escape(text: str) -> str:
+    text = re.sub(r"(^|[\s(])'", r"\1`", text)  # an opening quote
+    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
+                 ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$")):
+        text = text.replace(a, b)
+    return text
+
+
+def latex_table(t: pd.DataFrame, caption: str, size: str = "small", position: str | None = "htbp") -> str:
+    """A booktabs table at a legible size (a float at ``position``, or in the text's flow for None), unnumbered: its
+    caption names it (the paper's Table 1, 2, Rainforth's Table 3, ...), so LaTeX's own numbers cannot collide
+    with the papers'."""
+    body = fmt_table(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
+    if position is None:  # in the text's flow, right where it is written (under its section's heading)
+        return (f"\\begin{{center}}\\{size}\n\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}"
+                f"\\end{{center}}\n")
+    return (f"\\begin{{table}}[{position}]\n\\centering\\{size}\n\\caption*{{{tex_escape(caption)}}}\n"
+            f"{body}\\end{{table}}\n")
+
