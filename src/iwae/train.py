@@ -98,26 +98,33 @@ class Run:
         # trains the stages as a chain of jobs, each resuming the checkpoint the one before left at its end)
         self.end = len(self.plan) if until_stage is None else 1 + max(
             i for i, (stage, _) in enumerate(self.plan) if stage == until_stage)
-        continued = checkpoint.continued_states(cfgs)  # Table 2: the first runs' optimiser and random state
-        self.stack = build(cfgs, train_x, lr=self.plan[0][1])
         for o in self.outs:
             o.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.outs[0] / checkpoint.CHECKPOINT  # one for the whole stack, in the first member's folder
+        self._start(train_x)
+        self._write_missing_snapshots()
+        self.stack.use(self.step_mode)  # after any state is loaded: a recorded step replays on these buffers
+        self.log = _EpochLog(progress, len(self.plan), self.epoch, f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} "
+                             + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
+
+    def _start(self, train_x: torch.Tensor) -> None:
+        """Where the run starts, the one place that decides it: its checkpoint (a resumed run); else the models its
+        members continue (``init_from``: their weights, and for Table 2 their optimiser and random state); else the
+        initial weights of ``init``."""
+        cfgs = self.cfgs
+        continued = checkpoint.continued_states(cfgs)  # read first: a bad init_from fails before the stack is built
+        self.stack = build(cfgs, train_x, lr=self.plan[0][1])  # initial weights, or the init_from models' weights
         self.epoch, self.first_step, self.elapsed, self.histories = 0, 0, 0.0, [[] for _ in cfgs]
         if self.ckpt.exists():
             self.epoch, self.first_step, self.elapsed, self.histories = checkpoint.restore(
                 self.ckpt, self.stack, cfgs, self.outs)
             print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
                   f"({self.elapsed:.0f} s trained)", flush=True)
-        else:
-            print(f"starting afresh: no checkpoint {self.ckpt} ({len(cfgs)} member(s), {len(self.plan)} epochs)",
-                  flush=True)
-            if continued:
-                checkpoint.continue_training(self.stack, continued)
-        self._write_missing_snapshots()
-        self.stack.use(self.step_mode)  # after any state is loaded: a recorded step replays on these buffers
-        self.log = _EpochLog(progress, len(self.plan), self.epoch, f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} "
-                             + ",".join(f"{c.objective}/s{c.seed}" for c in cfgs))
+            return
+        print(f"starting afresh: no checkpoint {self.ckpt} ({len(cfgs)} member(s), {len(self.plan)} epochs)",
+              flush=True)
+        if continued:
+            checkpoint.continue_training(self.stack, continued)
 
     @property
     def finished(self) -> bool:
@@ -142,9 +149,17 @@ class Run:
         after each. ``should_stop()`` is polled after every step; when it says so, a checkpoint is written and
         ``Interrupted`` raised."""
         st, n = self.stack, self.stack.n_batches
-        last_save = time.monotonic()
-        every = min(FIRST_CHECKPOINT_S, self.checkpoint_minutes * 60)  # the first checkpoint early: a kill soon
-        for epoch in range(self.epoch, self.end):                      # after the start loses little
+        clock = dict(last=time.monotonic(), every=min(FIRST_CHECKPOINT_S, self.checkpoint_minutes * 60))
+
+        def save_due(stop: bool) -> bool:
+            """A stop asked for, or the time for a checkpoint (the first one early: a kill soon after the start
+            loses little; then every checkpoint_minutes)."""
+            return stop or time.monotonic() - clock["last"] > clock["every"]
+
+        def saved() -> None:
+            clock.update(last=time.monotonic(), every=self.checkpoint_minutes * 60)
+
+        for epoch in range(self.epoch, self.end):
             stage, lr = self.plan[epoch]
             st.start_epoch(lr, self.first_step)
             self.clock, self.epoch_time = time.perf_counter(), 0.0  # saving is not counted (other stacks' steps in
@@ -155,11 +170,11 @@ class Run:
                 if (s + 1) % self.check_every == 0:
                     self._check_finite(epoch, s + 1)
                 stop = should_stop()
-                if s + 1 < n and (stop or time.monotonic() - last_save > every):
+                if s + 1 < n and save_due(stop):
                     self._check_finite(epoch, s + 1)
                     self._tick()
                     self._save(epoch, s + 1, stop)
-                    last_save, every = time.monotonic(), self.checkpoint_minutes * 60
+                    saved()
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self._check_finite(epoch, n)
@@ -176,9 +191,9 @@ class Run:
                     checkpoint.write_model(o / "stages" / f"stage{stage}.pt", st, m, self.metadata(m), final=False)
             stop = should_stop()
             self.epoch = epoch + 1
-            if epoch + 1 < len(self.plan) and (stage_ends or stop or time.monotonic() - last_save > every):
+            if epoch + 1 < len(self.plan) and (stage_ends or save_due(stop)):
                 self._save(epoch + 1, 0, stop)
-                last_save, every = time.monotonic(), self.checkpoint_minutes * 60
+                saved()
 
     def _tick(self) -> None:
         """Add the training time since the last tick to the epoch's and the run's."""
@@ -255,9 +270,7 @@ def train(cfgs: TrainConfig | list[TrainConfig], data_dir: str | os.PathLike, ou
     single = isinstance(cfgs, TrainConfig)
     cfgs, outs = ([cfgs], [outs]) if single else (list(cfgs), list(outs))
     run = Run(cfgs, data_dir, outs, device, step_mode, checkpoint_minutes, check_every, progress)
-    for _ in run.steps(should_stop):
-        pass
-    metas = run.finish()
+    metas = train_together([run], should_stop)[0]  # the CLI's path, with one stack
     return metas[0] if single else metas
 
 
