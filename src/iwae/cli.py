@@ -181,11 +181,9 @@ def cmd_report(args) -> None:
             report.write_table3(args.table3, out / "tables" / "table3")
         if args.estimators:
             report.write_estimators(args.estimators, out / "tables" / "estimators")
-        if args.snr:
-            from iwae.snr import slopes
-
+        if args.snr:  # the slopes `iwae snr` fitted, beside its summaries
             rows = pd.read_csv(args.snr)
-            fitted = pd.DataFrame(slopes(rows.to_dict("records")))
+            fitted = pd.read_csv(Path(args.snr).with_name(Path(args.snr).stem + "_slopes.csv"))
             report.write_snr_table(rows, fitted, out / "tables" / "snr")
             figures.snr_figure(rows, fitted, out / "figures" / "snr")
     else:
@@ -224,7 +222,7 @@ def _report_arguments(p) -> None:
                                       "(each part whose inputs are given)", formatter_class=_Help)
     s.add_argument("--table3", nargs="+", default=[], help="metrics of the Table 3 runs")
     s.add_argument("--estimators", nargs="+", default=[], help="metrics of the estimator runs")
-    s.add_argument("--snr", default=None, help="snr.csv of `iwae snr`")
+    s.add_argument("--snr", default=None, help="snr.csv of `iwae snr` (its fitted slopes are read from snr_slopes.csv beside it)")
     s.add_argument("--out", required=True, help="results folder (writes tables/ and figures/ in it)")
 
 
@@ -241,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     from iwae.evaluate import AUTHORS_DDOF
     from iwae.model import INITS
     from iwae.optim import OPTIMIZERS
+    from iwae import objectives
     from iwae.stack import STEP_MODES
 
     d = TrainConfig()
@@ -263,14 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         "train", formatter_class=_Help, help="train a model, or a stack of models together, with the paper's schedule",
         description="Train with the paper's schedule (resumes the checkpoints in the output folders).\n"
                     "Several --objectives/--seeds train as one stack (one process, batched): each member ends\n"
-                    "where training it alone would. The defaults are the authors' procedure.")
+                    "where training it alone would. The defaults are the authors' procedure.",
+        epilog="objectives and estimators (--objective, --objectives):\n" + objectives.describe())
     t.add_argument("--dataset", type=_choices_list(DATASETS), default=[d.dataset],
                    help="data set; several (comma-separated) train as separate stacks in one process")
     t.add_argument("--layers", type=_choices_list((1, 2), int), default=[d.n_layers],
                    help="stochastic layers; several (comma-separated): separate stacks in one process")
     t.add_argument("--objective", default=d.objective,
-                   help="training objective or estimator (vae, iwae, iwae_stl, iwae_dreg, rws, rws_dreg, miwae_m<M>, "
-                        "piwae_m<M>, ciwae_b<beta>; see the README)")
+                   help="training objective or estimator: a name of the registry (listed below)")
     t.add_argument("--objectives", type=_str_list, default=None, help="comma-separated: train these together")
     t.add_argument("--k", type=_int_list, default=[d.k],
                    help="samples per data point in the objective; several (comma-separated): separate stacks in one "

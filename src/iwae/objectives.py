@@ -123,6 +123,13 @@ def get(name: str) -> Objective:
         f"ciwae_b<beta> (0 <= beta <= 1), e.g. miwae_m8, ciwae_b0.5")
 
 
+def describe() -> str:
+    """The registry in words, one objective a line (name: summary; reference): what `iwae train --help` lists. The
+    families with a parameter are shown at one value (miwae_m<M>, piwae_m<M>, ciwae_b<beta>)."""
+    shown = [*_FIXED.values(), get("miwae_m8"), get("piwae_m8"), get("ciwae_b0.5")]
+    return "\n".join(f"  {o.name}: {o.summary} ({o.reference})" for o in shown)
+
+
 def objective(name: str, log_w: torch.Tensor) -> torch.Tensor:
     """The per-data-point value of the training objective ``name``, to be maximised. [.., K, B] -> [.., B]."""
     return get(name).value(log_w)

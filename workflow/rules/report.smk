@@ -140,6 +140,7 @@ rule family_tables:
         table3=[f"{run}/metrics.json" for run in P.experiment_runs("table3")],
         estimators=[f"{run}/metrics.json" for run in P.experiment_runs("estimators")],
         snr="results/snr/snr.csv",
+        slopes="results/snr/snr_slopes.csv",
     output:
         [
             (
