@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv smoke reproduce family long noise test bench gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
+.PHONY: venv smoke reproduce family long noise test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -88,6 +88,12 @@ bench: venv
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_estimators.py
+
+# The suite against pythae's IWAE (the library a user would otherwise pick), same images, device and threads;
+# pythae is installed here only (an optional dependency of this benchmark, never of `make venv`).
+bench-peers: venv
+	$(PY) -m pip install --quiet pythae==0.1.2
+	$(PY) benchmarks/bench_peers.py
 
 # On a machine with a GPU (needs only Python, PyTorch, NumPy, pytest): tests, timings, the paper budget projected.
 gpu-check:

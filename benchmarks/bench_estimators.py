@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import make_stack, parse_and_setup, test_images, time_rounds, write_csv
+from common import make_stack, matmul_rate, parse_and_setup, step_flops, test_images, time_rounds, write_csv
 
 from iwae.runtime import device_name
 
@@ -24,7 +24,10 @@ def main():
     args, device = parse_and_setup(ap)
     name = device_name(device)
     grey, source = test_images(2000, device, binary=False)
-    print(f"device: {name}; data: {source}; minibatch 20, one model per stack")
+    peak = matmul_rate(device)
+    print(f"device: {name}; data: {source}; minibatch 20, one model per stack; a 2048 x 2048 float32 matrix product: "
+          f"{peak / 1e9:.1f} GFLOP/s. The rate of each step counts IWAE's products (one forward, one backward): the "
+          f"estimators with a second backward pass (DReG, RWS) do more than it counts")
     rows = []
     for k in (5, 50):
         stacks = {e: make_stack(grey, 1, k, 1, objective=e) for e in ESTIMATORS}
@@ -33,9 +36,12 @@ def main():
                                                         rounds=args.rounds, number=number).items()}
         for e in ESTIMATORS:
             rows.append(dict(device=name, layers=1, k=k, estimator=e, ms_per_update=round(best[e], 3),
-                             vs_iwae=round(best[e] / best["iwae"], 2)))
-        print(f"K={k:>2}: " + ", ".join(f"{e} {best[e]:.2f} ms ({best[e] / best['iwae']:.2f}x)" for e in ESTIMATORS),
-              flush=True)
+                             vs_iwae=round(best[e] / best["iwae"], 2),
+                             gflops_iwae_count=round(step_flops(1, k) / best[e] / 1e6, 2),
+                             of_matmul=round(step_flops(1, k) / best[e] * 1e3 / peak, 3)))
+        print(f"K={k:>2}: " + ", ".join(f"{e} {best[e]:.2f} ms ({best[e] / best['iwae']:.2f}x, "
+                                       f"{100 * step_flops(1, k) / best[e] * 1e3 / peak:.0f}% of the product's rate)"
+                                       for e in ESTIMATORS), flush=True)
     tag = "cuda" if device.type == "cuda" else "cpu"
     print(f"wrote {write_csv(rows, f'estimators_{tag}.csv')}")
 

@@ -11,7 +11,7 @@ import argparse
 import time
 
 import torch
-from common import parse_and_setup, sync, test_images, write_csv
+from common import forward_flops, matmul_rate, parse_and_setup, sync, test_images, write_csv
 from plain import PlainIWAE, per_image_log_likelihood
 
 from iwae.evaluate import default_max_rows, log_likelihood
@@ -35,7 +35,9 @@ def main():
     n = args.images or (1000 if device.type == "cuda" else 20)
     name = device_name(device)
     x, source = test_images(n, device)
-    print(f"device: {name}; data: {source}; {n} images, K={args.k}")
+    peak = matmul_rate(device)
+    print(f"device: {name}; data: {source}; {n} images, K={args.k}; a 2048 x 2048 float32 matrix product: "
+          f"{peak / 1e9:.1f} GFLOP/s")
     rows = []
     for layers in (1, 2):
         fast = initialise(IWAEModel(ModelConfig(layers)), "seeded", torch.zeros(784)).to(device).eval()
@@ -63,9 +65,13 @@ def main():
                          nll_fast=round(-float(ll_fast.mean()), 3),
                          projected_s_10000_test_images_fast=round(10_000 * t_fast / n, 1)))
         r = rows[-1]
+        flops = forward_flops(layers, args.k, n)  # the estimator's products, counted from the shapes
+        r.update(gflop=round(flops / 1e9, 2), fast_gflops=round(flops / t_fast / 1e9, 2),
+                 matmul_gflops=round(peak / 1e9, 2), fast_of_matmul=round(flops / t_fast / peak, 3))
         print(f"L{layers}: per-image loop {1e3 * r['plain_s_per_image']:.1f} ms/image, fast "
               f"{1e3 * r['fast_s_per_image']:.1f} ms/image, speedup x{r['speedup']:.2f}; "
-              f"NLL {r['nll_plain']} vs {r['nll_fast']}; 10,000 test images: {r['projected_s_10000_test_images_fast']} s")
+              f"NLL {r['nll_plain']} vs {r['nll_fast']}; 10,000 test images: {r['projected_s_10000_test_images_fast']} s; "
+              f"{r['fast_gflops']:.1f} GFLOP/s = {100 * r['fast_of_matmul']:.0f}% of the matrix product's rate")
     tag = "cuda" if device.type == "cuda" else "cpu"
     print(f"wrote {write_csv(rows, f'eval_{tag}.csv')}")
 

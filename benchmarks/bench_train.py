@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import make_stack, parse_and_setup, sync, test_images, time_rounds, write_csv
+from common import make_stack, matmul_rate, parse_and_setup, step_flops, sync, test_images, time_rounds, write_csv
 from plain import PlainAdamTorchOrder, PlainIWAE
 
 from iwae.bounds import iwae_bound
@@ -38,7 +38,9 @@ def main():
     args, device = parse_and_setup(ap)
     name = device_name(device)
     grey, source = test_images(2000, device, binary=False)  # grey levels: the step binarises its minibatch
-    print(f"device: {name}; data: {source}; minibatch 20")
+    peak = matmul_rate(device)  # the machine's practical limit, same threads, measured in this run
+    print(f"device: {name}; data: {source}; minibatch 20; a 2048 x 2048 float32 matrix product: {peak / 1e9:.1f} "
+          f"GFLOP/s (the rate each step is compared with)")
     rows = []
     for layers in (1, 2):
         for k in (1, 5, 50):
@@ -90,12 +92,20 @@ def main():
                              published_order_cost_pct=round(100 * extra_ms / best["fast"], 2),
                              loss_fast=round(lf, 3), loss_plain=round(lp, 3)))
             r = rows[-1]
+            flops = step_flops(layers, k)  # counted from the shapes (benchmarks/common.py)
+            r.update(mflop_per_step=round(flops / 1e6, 1), fast_gflops=round(flops / best["fast"] / 1e6, 2),
+                     compiled_gflops=round(flops / best["compiled"] / 1e6, 2), matmul_gflops=round(peak / 1e9, 2),
+                     fast_of_matmul=round(flops / best["fast"] * 1e3 / peak, 3),
+                     compiled_of_matmul=round(flops / best["compiled"] * 1e3 / peak, 3))
             print(f"L{layers} k={k:>2}: plain {r['plain_ms']:8.3f} ms  fast {r['fast_ms']:8.3f} ms (x{r['speedup']:.2f})"
                   f"  compiled {r['compiled_ms']:8.3f} ms (x{r['compiled_vs_fast']:.2f} of fast)"
                   f" | per model stacked: M=2 {r['m2_ms_per_model']:.3f} ms (x{r['stack2_ratio']:.2f}), "
                   f"M=10 {r['m10_ms_per_model']:.3f} ms (x{r['stack10_ratio']:.2f})"
                   f" | Theano's order: {r['published_order_extra_ms']:+.4f} ms = {r['published_order_cost_pct']:+.2f}% of the step"
-                  f" (whole steps: {r['whole_step_order_diff_pct']:+.1f}%)", flush=True)
+                  f" (whole steps: {r['whole_step_order_diff_pct']:+.1f}%)"
+                  f" | {r['mflop_per_step']:.0f} MFLOP/step: fast {r['fast_gflops']:.1f} GFLOP/s = "
+                  f"{100 * r['fast_of_matmul']:.0f}% of the matrix product's rate, compiled "
+                  f"{100 * r['compiled_of_matmul']:.0f}%", flush=True)
             del fast, stacks, torch_order, compiled
             sync(device)
     tag = "cuda" if device.type == "cuda" else "cpu"

@@ -78,7 +78,7 @@ def write_csv(rows: list[dict], name: str, folder: Path = OUT) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))  # rows of several kinds
         w.writeheader()
         w.writerows(rows)
     return path
@@ -100,3 +100,51 @@ def parse_and_setup(ap):
     if not args.default_malloc:
         tune_allocator()  # as `iwae train/evaluate` do; process-wide, so both paths get it
     return args, resolve_device(args.device)
+
+
+# ----------------------------------------------------------------------------- the arithmetic rate
+def _products(layers: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The model's matrix products as (in, out): those of q's first layer (once per image), those of q's upper
+    layers (once per sample), those of p (once per sample). From the architecture (iwae.model)."""
+    from iwae.model import ModelConfig
+
+    sizes = ModelConfig(layers).layer_sizes  # (hidden, stochastic) per layer, bottom first
+    def gaussian(n_in, hid, out):
+        return [(n_in, hid), (hid, hid), (hid, 2 * out)]
+    q_first = gaussian(784, *sizes[0])
+    q_upper = [p for (_, below), (hid, out) in zip(sizes, sizes[1:]) for p in gaussian(below, hid, out)]
+    p_upper = [p for (hid, below), (_, above) in zip(sizes, sizes[1:]) for p in gaussian(above, hid, below)]
+    p_x = [(sizes[0][1], sizes[0][0]), (sizes[0][0], sizes[0][0]), (sizes[0][0], 784)]
+    return q_first, q_upper, p_upper + p_x
+
+
+def forward_flops(layers: int, k: int, images: int) -> int:
+    """Multiply-adds x 2 of the matrix products of one forward pass of ``images`` images with ``k`` samples each
+    (q's first layer once per image, the rest once per sample). Elementwise work (tanh, exp, the densities,
+    logsumexp) is not counted: the products dominate the count from K = 5 up."""
+    q_first, q_upper, p = _products(layers)
+    per_image = sum(a * b for a, b in q_first)
+    per_sample = sum(a * b for a, b in q_upper + p)
+    return 2 * images * (per_image + k * per_sample)
+
+
+def step_flops(layers: int, k: int, batch: int = 20, members: int = 1) -> int:
+    """One training step: the forward products and the backward's two per product (gradients of the input and of
+    the weights): 3x the forward count, for each member. Adam's update (a few flops per parameter) is not counted."""
+    return 3 * members * forward_flops(layers, k, batch)
+
+
+def matmul_rate(device, n: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of a large float32 matrix product (n x n by n x n) on ``device`` with torch's current threads: the
+    machine's practical limit for the products above. The best of ``repeat``."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
