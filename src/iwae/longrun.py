@@ -506,6 +506,8 @@ def write_curve(workdir: Path, out: Path) -> list[str]:
                            f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
         figures.learning_curve(df, out / "curve")
         written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
+        (out / "beside_the_paper.md").write_text(beside_the_paper(df))
+        written.append("beside_the_paper.md")
     rows = []
     for folder in folders:
         m = model_status(folder, workdir / "results")
@@ -531,6 +533,29 @@ def write_curve(workdir: Path, out: Path) -> list[str]:
             + t.to_markdown(index=False) + "\n")
         written += ["stage_times.csv", "stage_times.md"]
     return written
+
+
+def beside_the_paper(df) -> str:
+    """Each model's test NLL (active units) after every evaluated stage, one row per model, beside the paper's
+    final number (reference data) and its gap to it."""
+    from iwae import records
+
+    ref = records.paper_reference("table1")
+    epochs = sorted(df.epochs.unique())
+    lines = [f"Test NLL in nats (active units) after each stage so far, {records.budget_note(df)}; 'paper': Burda et al. "
+             f"2016, Table 1, after 3,280 epochs on all 10,000 test images (reference data); gap: ours at the latest "
+             f"stage minus the paper's (a gap while the schedule runs is not the final one).", "",
+             "| model | " + " | ".join(f"{e:,} ep." for e in epochs) + " | paper (3,280 ep.) | gap |",
+             "|---" * (len(epochs) + 3) + "|"]
+    for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
+        by = {int(r.epochs): f"{r.nll:.2f} ({r.active_units})" for r in g.itertuples()}
+        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
+        p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
+        last = g.sort_values("epochs").iloc[-1]
+        gap = f"{last.nll - paper.nll.iloc[0]:+.2f}" if len(paper) else ""
+        lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
+                     + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
