@@ -67,13 +67,16 @@ def _claims(df, floor=None):
 
 def test_one_seed_gives_the_image_level_interval_and_no_verdict(tmp_path):
     df = grid(tmp_path, [0], lambda s: 1.0)
-    floor = pd.DataFrame([dict(dataset="mnist", n_layers=1, k=5, budget="noise", epochs=4, seeds=3, images="x",
+    floor = pd.DataFrame([dict(dataset="mnist", n_layers=1, k=5, budget="noise", epochs=4, seeds=3, images="the first 300 test images (binarisation seed 1234)",
                                nll_sd_vae=0.2, nll_sd_iwae=0.25, iwae_minus_vae=-1.1, iwae_minus_vae_sd=0.31,
                                low=-1.9, high=-0.3)])
     text = " ".join(_claims(df, floor))
     k5 = next(s for s in _claims(df, floor) if s.startswith("MNIST, 1 layer, K=5: IWAE - VAE"))
     assert "-1.00 nats" in k5 and "over the first 300 test images of one training seed" in k5
-    assert "no verdict" in k5 and "0.31 nats" in k5  # the noise floor of this cell beside it
+    assert "no verdict" in k5 and "0.31 nats" in k5  # the noise floor of this cell beside it, ...
+    assert "95% interval 0.16 to 1.95" in k5  # ... with its own uncertainty (an sd over 3 seeds: 0.52x-6.28x) ...
+    assert "budget noise, 4 epochs, the first 300 test images, 3 seeds" in k5  # ... where it was measured ...
+    assert "3.2 times the floor's upper end" not in k5 and "0.5 times the floor's upper end" in k5  # ... its upper end
     assert not re.search(r"\b(supports|contradicts)\b", text)
 
 
@@ -130,3 +133,15 @@ def test_figures_against_k_need_several_k(tmp_path):
     one_k = records.collect([write_metrics(tmp_path / "b", objective=o, k=50) for o in ("vae", "iwae")])
     assert {"nll_vs_k", "active_units", "wallclock"} <= set(figures_for(many))
     assert not {"nll_vs_k", "active_units", "wallclock"} & set(figures_for(one_k))
+
+
+def test_a_floor_measured_elsewhere_says_where_and_is_not_applied_beyond_its_cell():
+    floor = pd.DataFrame([dict(dataset="mnist", n_layers=1, k=5, budget="noise", epochs=4, seeds=3,
+                               images="the first 1,000 test images (binarisation seed 1234)", nll_sd_vae=0.2,
+                               nll_sd_iwae=0.2, iwae_minus_vae=-1.1, iwae_minus_vae_sd=0.17, low=-1.5, high=-0.7)])
+    here = dict(epochs=40, images="the first 2,000 test images (binarisation seed 1234)")
+    note = claims.floor_note(floor, "mnist", 1, 5, -2.1, here)
+    assert "not at this run's 40 epochs and the first 2,000 test images" in note
+    assert "likely a lower bound" in note  # authors' initial weights shared by the seeds (not recorded: assumed so)
+    assert claims.floor_note(floor, "mnist", 2, 5, -2.1, here) == ""  # another cell: no floor
+    assert claims.floor_note(floor, "mnist", 1, 50, -2.1, here) == ""

@@ -10,34 +10,67 @@ import pandas as pd
 from iwae import records
 from iwae.records import OBJ_LABEL, base_runs, compare, label
 from iwae.render import over_note
-from iwae.stats import mean_ci, verdict
+from iwae.stats import mean_ci, sd_interval, verdict
 from iwae.tables import table2
 
 
 CLAIM_WORD = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}
 
 
-def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int) -> str:
-    """", the noise floor of this cell: ..." where the floor file has it."""
+def floor_interval(row) -> tuple[float, float]:
+    """The 95% interval of a floor's sd of IWAE - VAE (an sd over ``row.seeds`` seeds)."""
+    return sd_interval(row.iwae_minus_vae_sd, int(row.seeds))
+
+
+def floor_provenance(row) -> str:
+    """Where a floor was measured and what it counts: budget, epochs, images, seeds, initial weights."""
+    init = getattr(row, "init", None)
+    lower = ("the seeds share the authors' initial weights and data order, so it counts binarisation and sampling "
+             "noise only: likely a lower bound on training's noise")
+    if init is None or pd.isna(init):
+        counts = f"initial weights not recorded in the floor file (the noise budget's default is the authors': {lower})"
+    elif init == "authors":
+        counts = lower
+    else:
+        counts = f"independent initial weights per seed ({init})"
+    return (f"budget {row.budget}, {int(row.epochs)} epochs, {row.images.split(' (')[0]}, {int(row.seeds)} seeds; "
+            f"{counts}; docs/noise-floor")
+
+
+def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int, diff: float | None = None,
+               here: dict | None = None) -> str:
+    """"; the noise floor of this cell: its sd with its 95% interval and where it was measured", where the floor
+    file has the cell; ``diff`` is compared with the floor's upper end; ``here`` (epochs, images) says where this
+    run differs from where the floor was measured."""
     if floor is None:
         return ""
     f = floor[(floor.dataset == dataset) & (floor.n_layers == layers) & (floor.k == k)]
     if not len(f):
         return ""
     f = f.iloc[0]
-    return (f"; the run-to-run sd of IWAE - VAE in this cell is {f.iwae_minus_vae_sd:.2f} nats (budget {f.budget}, "
-            f"{f.seeds} seeds, docs/noise-floor)")
+    low, high = floor_interval(f)
+    text = (f"; the run-to-run sd of IWAE - VAE measured in this cell is {f.iwae_minus_vae_sd:.2f} nats (95% "
+            f"interval {low:.2f} to {high:.2f}; {floor_provenance(f)})")
+    if here:
+        other = [f"{here['epochs']} epochs" if int(here["epochs"]) != int(f.epochs) else "",
+                 here["images"].split(" (")[0] if here["images"].split(" (")[0] != f.images.split(" (")[0] else ""]
+        other = [o for o in other if o]
+        if other:
+            text += f", not at this run's {' and '.join(other)}"
+    if diff is not None and np.isfinite(high):
+        text += f"; |IWAE - VAE| here is {abs(diff) / high:.1f} times the floor's upper end"
+    return text
 
 
 def floor_summary(floor: pd.DataFrame | None) -> str:
     if floor is None or not len(floor):
         return ""
     cells = "; ".join(f"{r.dataset.upper()} {r.n_layers} layer{'s' if r.n_layers > 1 else ''} K={r.k}: "
-                      f"{r.iwae_minus_vae_sd:.2f} nats "
-                      f"(NLL sd VAE {r.nll_sd_vae:.2f}, IWAE {r.nll_sd_iwae:.2f})" for r in floor.itertuples())
-    budgets = ", ".join(sorted(floor.budget.unique()))
-    return (f"The measured run-to-run noise floor (budget {budgets}, {int(floor.seeds.max())} training seeds, "
-            f"docs/noise-floor): the sd over seeds of IWAE - VAE is {cells}.")
+                      f"{r.iwae_minus_vae_sd:.2f} nats (95% interval {floor_interval(r)[0]:.2f} to "
+                      f"{floor_interval(r)[1]:.2f}; NLL sd VAE {r.nll_sd_vae:.2f}, IWAE {r.nll_sd_iwae:.2f})"
+                      for r in floor.itertuples())
+    return (f"The measured run-to-run noise floor ({floor_provenance(floor.iloc[0])}): the sd over seeds of "
+            f"IWAE - VAE is {cells}. Only in these cells, at that budget and on those images.")
 
 
 def _difference_sentence(d: dict, images: str) -> str:
@@ -59,8 +92,9 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
             v = verdict(d)
             head = f"{where}, K={r.k}: IWAE - VAE = {_difference_sentence(d, images)}"
             if v == "one seed":
-                out.append(f"{head}: no verdict from one training seed{floor_note(floor, dataset, layers, r.k)} "
-                           f"(the paper: {paper:+.2f}).")
+                here = dict(epochs=int(r.epochs), images=images)
+                out.append(f"{head}: no verdict from one training seed"
+                           f"{floor_note(floor, dataset, layers, r.k, r.minus_vae, here)} (the paper: {paper:+.2f}).")
             else:
                 out.append(f"{head}: this run {CLAIM_WORD[v]} the paper's claim that IWAE beats VAE for K > 1 "
                            f"(the paper: {paper:+.2f}).")
@@ -79,7 +113,7 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
             if "one seed" in verdicts:
                 word = "no verdict from one training seed"
             elif all(v == "below" for v in verdicts):
-                word = "supported at every step"
+                word = "supported at every step" if len(steps) > 1 else "supported at its one step"
             elif any(v == "above" for v in verdicts):
                 word = "contradicted at a step"
             else:
@@ -109,8 +143,9 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
             counts = f"{name}IWAE {a.mean():g}, VAE {b.mean():g} of {units}"
             if (a == units).all() or (b == units).all():
                 who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
-                parts.append(f"{counts} ({who} at the counter's ceiling, every unit active: the count does not order "
-                             f"them)")
+                parts.append(f"{counts} ({who} at the counter's ceiling, every unit active: early in training every "
+                             f"unit is, and the paper's counts come after 3,280 epochs, so the count says how far "
+                             f"training has got as much as what the objective does)")
             elif len(seeds) < 2:
                 parts.append(f"{counts} (no verdict from one training seed)")
             else:

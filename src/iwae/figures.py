@@ -22,7 +22,13 @@ from iwae.render import interval_kind
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
-COINCIDE_NOTE = "VAE and IWAE coincide at K=1 (the same objective: one model)."
+COINCIDE = "VAE and IWAE coincide at K=1 (the same objective: one model)."
+
+
+def coincide_note(df: pd.DataFrame) -> str:
+    """The K=1 note, for a run that has K=1 (and both objectives there)."""
+    base = base_runs(df)
+    return COINCIDE if {"vae", "iwae"} <= set(base[base.k == 1].objective) else ""
 PALETTE = {"VAE": "#1f77b4", "IWAE": "#d62728"}
 FOOTNOTE_PT = 6.5
 AGAINST_K = ("nll_vs_k", "active_units", "wallclock")
@@ -61,6 +67,7 @@ def _figure(plt, width: float, height: float):
 def save(fig, stem: Path, footnote: str = "") -> None:
     """stem.pdf and stem.png; the footnote (budget, epochs, images, seeds) under the axes, wrapped to the width."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    footnote = " ".join(footnote.split())  # a note that does not apply leaves no gap
     if footnote:
         chars = int(fig.get_figwidth() * 72 / (0.5 * FOOTNOTE_PT))
         fig.text(0.0, 0.0, textwrap.fill(footnote, chars), fontsize=FOOTNOTE_PT, color="0.3", ha="left", va="top")
@@ -88,6 +95,17 @@ def _cells(df: pd.DataFrame) -> list[tuple[str, int]]:
 
 def _title(dataset: str, layers: int, verified: bool) -> str:
     return where(dataset, layers, verified, "stochastic layer")
+
+
+def _short(lr: float) -> str:
+    """A learning rate in two significant figures, short: 1e-3, 7.2e-4."""
+    mantissa, exponent = f"{lr:.1e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def stand_in_note(df: pd.DataFrame) -> str:
+    """"; * stand-in data" where some of the run's data are unverified stand-ins, else nothing."""
+    return "" if df.data_verified.all() else "; * stand-in data"
 
 
 def _verified(df: pd.DataFrame, dataset: str) -> bool:
@@ -157,7 +175,7 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
     save(fig, stem, f"Left: test NLL, each model with its own {_interval_kind(base)} (overlapping intervals of two "
                     f"models are not a test of their difference). Right: IWAE - VAE, the NLL difference paired over "
                     f"the same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL "
-                    f"and its IWAE - VAE after 3,280 epochs. {COINCIDE_NOTE} Ours: {budget_note(base_runs(df))}.")
+                    f"and its IWAE - VAE after 3,280 epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
 
 
 def _panels(plt, n: int, max_cols: int, row_height: float, extra: float):
@@ -208,7 +226,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
     _legend(fig, handles)
     seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
-    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); {seeds}. {COINCIDE_NOTE} "
+    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); {seeds}. {coincide_note(df)} "
                     f"Ours: {budget_note(base_runs(df))}.")
 
 
@@ -238,11 +256,11 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
     _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
     save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; values beyond the axis are counted in "
-                    f"the edge bins; * stand-in data. Ours: {budget_note(base_runs(df))}.")
+                    f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df))}.")
 
 
 def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
-                     axis) -> None:
+                     axis, test: bool = True) -> None:
     """One panel per (dataset, layers), a line per model of ``long`` (colour: objective, style: training K);
     ``axis(ax, panel_rows)`` styles the x axis."""
     plt, sns = _plt()
@@ -266,7 +284,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
     order = [o for o in PALETTE if o in keep] + sorted((k for k in keep if k not in PALETTE),
                                                       key=lambda t: int(t.split("=")[1]))
     _legend(fig, {k: keep[k] for k in order})
-    save(fig, stem, f"{footnote} Ours: {budget_note(base_runs(df))}.")
+    save(fig, stem, f"{footnote} Ours: {budget_note(base_runs(df), test)}.")
 
 
 def _per_model(df: pd.DataFrame, rows) -> pd.DataFrame:
@@ -283,7 +301,7 @@ def bounds(df: pd.DataFrame, stem: Path) -> None:
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
     _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
                      "Mean over the test images of -L_K = -log (1/K) sum_k w_k (an upper bound on the NLL); colour: "
-                     f"the training objective, line style: the K it was trained with. {COINCIDE_NOTE}", axis)
+                     f"the training objective, line style: the K it was trained with. {coincide_note(df)}", axis)
 
 
 def training_curves(df: pd.DataFrame, stem: Path) -> None:
@@ -305,7 +323,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         top = ax.secondary_xaxis("top")
         top.set_xticks(list(starts.epoch if many else starts.epoch - 0.5))
-        top.set_xticklabels([f"{lr:.1g}" for lr in starts.lr], fontsize=6.5)
+        top.set_xticklabels([_short(lr) for lr in starts.lr], fontsize=6.5)
         top.tick_params(length=2, pad=1)
         ax.set_xlabel("epoch")
 
@@ -314,7 +332,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
     one = "One epoch: one point per model (a run of more epochs draws the curve). " if long.epoch.max() == 1 else ""
     _per_model_lines(df, long, "epoch", "loss", "training loss (nats)", stem,
                      f"{one}Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
-                     f"learning rate printed on the top axis. {COINCIDE_NOTE}", axis)
+                     f"learning rate printed on the top axis. {coincide_note(df)}", axis, test=False)
 
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
@@ -339,8 +357,8 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())
     save(fig, stem, f"Each point is one training job: a stack of {'/'.join(map(str, members))} members sharing each "
-                    f"update; {', '.join(sorted(base.train_device.unique()))}; * stand-in data. Ours: "
-                    f"{budget_note(base_runs(df))}.")
+                    f"update; {', '.join(sorted(base.train_device.unique()))}{stand_in_note(df)}. Ours: "
+                    f"{budget_note(base_runs(df), test=False)}.")
 
 
 def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:

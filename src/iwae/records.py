@@ -119,16 +119,17 @@ def seeds_note(df: pd.DataFrame) -> str:
     return f"{len(seeds)} training seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})"
 
 
-def budget_note(df: pd.DataFrame) -> str:
-    """Budget, epochs, images and seeds: what every caption says."""
+def budget_note(df: pd.DataFrame, test: bool = True) -> str:
+    """Budget, epochs, images and seeds: what every caption says (``test=False``: for a figure that shows no test
+    image, without the evaluation's)."""
     budgets = ", ".join(sorted(df.budget.unique()))
     epochs = sorted(df.epochs.unique())
     subsets = sorted({int(n) for n in df.get("train_subset", pd.Series(dtype=float)).dropna()})
     trained_on = f" on the first {'/'.join(f'{n:,}' for n in subsets)} training images" if subsets else ""
     images = " / ".join(sorted(df.images.unique()))
+    evaluation = f"test NLL = -log p(x) estimated with K={int(df.eval_k.max())} on {images}; " if test else ""
     return (f"budget {budgets}; {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}{trained_on}; "
-            f"{seeds_note(df)}; test NLL = -log p(x) estimated with K={int(df.eval_k.max())} on {images}; "
-            f"{data_status(df)}")
+            f"{seeds_note(df)}; {evaluation}{data_status(df)}")
 
 
 def _by_seed(rows: pd.DataFrame) -> dict[int, pd.Series]:

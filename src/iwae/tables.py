@@ -202,7 +202,7 @@ def noise_floor(long: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(dataset=dataset, n_layers=layers, k=k, budget=iw.budget, epochs=iw.epochs, seeds=iw.seeds,
                          images=iw.images, nll_sd_vae=va.nll_sd, nll_sd_iwae=iw.nll_sd,
                          iwae_minus_vae=iw.minus_vae, iwae_minus_vae_sd=iw.minus_vae_seed_sd,
-                         low=iw.minus_vae_low, high=iw.minus_vae_high))
+                         low=iw.minus_vae_low, high=iw.minus_vae_high, init=iw.init, data_order=iw.data_order))
     return pd.DataFrame(rows)
 
 
