@@ -132,14 +132,17 @@ def test_trainer_routes_each_gradient_to_its_network(fake_data_dir, tmp_path):
 
 
 def test_snr_slope_is_the_power_of_k_over_the_ks_where_it_is_defined():
-    """SNR = c K^a gives slope a; a K where the SNR is undefined (RWS-DReG's zero gradient at K = 1) is left
-    out of the fit instead of dropping the estimator."""
+    """SNR = c K^a gives slope a; a K where the SNR is undefined (RWS-DReG's zero gradient at K = 1) or has no signal
+    (its interval reaches zero) is left out of the fit and named, instead of dropping the estimator."""
     from iwae.snr import slopes
 
-    rows = [dict(checkpoint="t", estimator="iwae", network="recognition", k=k, snr_mean=3.0 * k ** -0.5)
-            for k in (1, 10, 100, 1000)]
+    rows = [dict(checkpoint="t", estimator="iwae", network="recognition", k=k, snr=3.0 * k ** -0.5,
+                 low=2.0 * k ** -0.5) for k in (1, 10, 100, 1000)]
     rows += [dict(checkpoint="t", estimator="rws_dreg", network="recognition", k=k,
-                  snr_mean=float("nan") if k == 1 else 0.2 * k ** 0.5) for k in (1, 10, 100, 1000)]
-    fitted = {r["estimator"]: r["slope"] for r in slopes(rows)}
-    assert fitted["iwae"] == pytest.approx(-0.5, abs=1e-9)
-    assert fitted["rws_dreg"] == pytest.approx(0.5, abs=1e-9)
+                  snr=float("nan") if k == 1 else 0.2 * k ** 0.5, low=0.1) for k in (1, 10, 100, 1000)]
+    rows += [dict(checkpoint="t", estimator="rws", network="recognition", k=k, snr=0.01, low=0.0 if k < 100 else 0.005)
+             for k in (1, 10, 100, 1000)]
+    fitted = {r["estimator"]: r for r in slopes(rows)}
+    assert fitted["iwae"]["slope"] == pytest.approx(-0.5, abs=1e-9)
+    assert fitted["rws_dreg"]["slope"] == pytest.approx(0.5, abs=1e-9) and fitted["rws_dreg"]["ks_without_signal"] == "1"
+    assert fitted["rws"]["ks_fitted"] == "100,1000" and fitted["rws"]["ks_without_signal"] == "1,10"

@@ -458,29 +458,40 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
 
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
-    """SNR of each estimator's gradient against K on log-log axes: the measured points and the least-squares lines
-    whose slopes the legend gives."""
+    """SNR of each estimator's gradient against K on log-log axes (the floor of a zero-mean gradient removed, with
+    bootstrap intervals): the K with signal (filled) and the line fitted through them, whose slope and interval the
+    legend gives; a K without signal (its interval reaches zero) hollow at the axis' bottom, left out of the fit."""
     from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     plt, _ = _plt()
     checkpoints = list(dict.fromkeys(rows.checkpoint))
     fig = _figure(plt, PAGE, 2.2 * len(checkpoints) + 0.3)
     axes = fig.subplots(len(checkpoints), 2, squeeze=False)
-    slope = {(r.checkpoint, r.estimator, r.network): r.slope for r in fitted.itertuples()}
+    fits = {(r.checkpoint, r.estimator, r.network): r for r in fitted.itertuples()}
     for i, ckpt in enumerate(checkpoints):
         for j, net in enumerate(("recognition", "generative")):
             ax = axes[i, j]
             sub = rows[(rows.checkpoint == ckpt) & (rows.network == net)]
+            with_signal = sub[(sub.snr > 0) & (sub["low"] > 0)]
+            bottom = 0.5 * (with_signal["low"].min() if len(with_signal) else 1.0)
             for n, (est, g) in enumerate(sub.groupby("estimator", sort=False)):
                 color = f"C{n}"
-                g = g[(g.snr_mean > 0) & np.isfinite(g.snr_mean)].sort_values("k")  # the K iwae.snr.slopes fits
-                s = slope.get((ckpt, est, net))
-                ax.plot(g.k, g.snr_mean, "o", ms=3, color=color,
-                        label=f"{label(est)}" + (f" (slope {s:+.2f})" if s is not None else ""))
-                if s is not None and len(g) > 1:  # the fitted line: the legend's slope, its least-squares intercept
-                    lx, ly = np.log(g.k.to_numpy(float)), np.log(g.snr_mean.to_numpy(float))
-                    ks = np.array([g.k.min(), g.k.max()], dtype=float)
-                    ax.plot(ks, np.exp(ly.mean() + s * (np.log(ks) - lx.mean())), "--", lw=1, color=color)
+                f = fits.get((ckpt, est, net))
+                fitted_ks = ({int(k) for k in str(f.ks_fitted).split(",") if k.strip()}
+                             if f is not None and isinstance(f.ks_fitted, str) else set())
+                g = g.sort_values("k")
+                on, off = g[g.k.isin(fitted_ks)], g[~g.k.isin(fitted_ks)]
+                has = f is not None and np.isfinite(f.slope)
+                name = label(est) + (f" ({f.slope:+.2f} [{f.low:+.2f}, {f.high:+.2f}])" if has
+                                     else " (no slope: signal at fewer than 2 K)")
+                ax.errorbar(on.k, on.snr, yerr=[on.snr - on["low"], on["high"] - on.snr], fmt="o", ms=3, capsize=2,
+                            color=color, label=name)
+                if len(off):  # no signal: drawn at the bottom, hollow, left out of the fit
+                    ax.plot(off.k, np.full(len(off), bottom), "o", ms=3, mfc="none", color=color)
+                if has:  # the fitted line through the K with signal
+                    lx, ly = np.log(on.k.to_numpy(float)), np.log(on.snr.to_numpy(float))
+                    ks = np.array([on.k.min(), on.k.max()], dtype=float)
+                    ax.plot(ks, np.exp(ly.mean() + f.slope * (np.log(ks) - lx.mean())), "--", lw=1, color=color)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0,)))
@@ -489,9 +500,13 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
                 axis.set_major_formatter(StrMethodFormatter("{x:g}"))
                 axis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("K")
-            ax.set_ylabel("mean SNR |E g| / sd g")
+            ax.set_ylabel("SNR (rms, floor removed)")
             ax.set_title(f"{net} network, {ckpt} parameters")
-            ax.legend(frameon=False, fontsize=6.5)
-    save(fig, stem, f"Per-parameter SNR over {int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training "
-                    "images, averaged over the parameters; dashed: least-squares fits of log SNR on log K (the "
-                    "slopes in the legends).")
+            ax.legend(frameon=False, fontsize=6)
+    save(fig, stem, f"Per-parameter SNR |E g| / sd g over {int(rows.draws.iloc[0])} draws on "
+                    f"{int(rows.images.iloc[0])} training images: the root mean square over the parameters with the "
+                    f"floor of a zero-mean gradient (1/draws in SNR^2) removed; bars: 95% bootstrap intervals over "
+                    f"blocks of draws; filled: K with signal, fitted by least squares of log SNR on log K (dashed; "
+                    f"the slope and its 95% interval in the legend); hollow, at the bottom: K without signal (the "
+                    f"interval reaches zero), left out. Checkpoints: {', '.join(checkpoints)}. Expected for IWAE: "
+                    f"-1/2 (recognition), +1/2 (generative).")

@@ -155,17 +155,27 @@ def write_estimators(paths, stem: Path) -> None:
 
 
 def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
-    """The fitted SNR slopes (``stem``.md/.csv/.tex)."""
+    """The fitted SNR slopes with their 95% bootstrap intervals (``stem``.md/.csv/.tex), one row per estimator and one
+    column per network and checkpoint; a slope fitted over fewer than every K says which it left out."""
     models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
-    wide = fitted.pivot_table(index="estimator", columns=["network", "checkpoint"], values="slope", sort=False)
-    columns = [(net, c) for net in ("recognition", "generative") for c in dict.fromkeys(fitted.checkpoint)
-               if (net, c) in wide.columns]
-    shown = pd.DataFrame({"estimator": [label(e) for e in wide.index]} | {
-        f"{net}, {c}": ["" if pd.isna(v) else f"{v:+.2f}" for v in wide[(net, c)]] for net, c in columns})
+    cells = {}
+    for r in fitted.itertuples():
+        if np.isfinite(r.slope):
+            text = f"{r.slope:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
+            if isinstance(r.ks_without_signal, str) and r.ks_without_signal:
+                text += f" (no signal at K={r.ks_without_signal})"
+        else:
+            text = "no slope: signal at fewer than 2 K"
+        cells[(r.estimator, r.network, r.checkpoint)] = text
+    estimators = list(dict.fromkeys(fitted.estimator))
+    columns = [(net, c) for net in ("recognition", "generative") for c in dict.fromkeys(fitted.checkpoint)]
+    shown = pd.DataFrame({"estimator": [label(e) for e in estimators]} | {
+        f"{net}, {c}": [cells.get((e, net, c), "") for e in estimators] for net, c in columns})
     write_table(fitted, shown, stem,
-                f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018), "
-                f"least squares over K = {', '.join(map(str, sorted(rows.k.unique())))}, "
-                f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images; Rainforth et al.'s "
-                f"asymptotic rates for IWAE are -1/2 for the recognition network and +1/2 for the generative network. "
-                f"One row per estimator; one column per network and checkpoint. Models: {models}.")
-
+                f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018) with "
+                f"their 95% bootstrap intervals (blocks of draws resampled), the SNR being the root mean square over "
+                f"the parameters of |E g| / sd g with the floor of a zero-mean gradient removed; least squares over "
+                f"the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose SNR interval reaches "
+                f"zero is left out and named), {int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} "
+                f"training images. Rainforth et al.'s asymptotic rates for IWAE: -1/2 for the recognition network, "
+                f"+1/2 for the generative network. Models: {models}.")

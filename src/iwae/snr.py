@@ -3,10 +3,15 @@ necessarily better": at fixed parameters, how the quality of each estimator's gr
 
 For a fixed minibatch of binarised training images and fixed parameters, each estimator's gradient
 (from ``iwae.objectives``: the generative gradient and the recognition gradient of the same draw)
-is computed for ``draws`` independent draws of the samples; per parameter, SNR = |E[g]| / sd[g]
-over the draws. Summaries per (estimator, network, K): the mean and median over the parameters
-whose gradient varies. Expected with IWAE: about K^(-1/2) for the recognition network and K^(1/2)
-for the generative network; with DReG the recognition SNR does not fall with K.
+is computed for ``draws`` independent draws of the samples. Per parameter i, with m_i and s_i the mean and sd
+of its gradient over the draws, the raw SNR |m_i| / s_i carries a floor: a parameter whose expected gradient is
+zero still shows E|t| / sqrt(draws) (about 0.056 at 200 draws), which flattens every slope towards zero. The
+summary here removes it: SNR = sqrt(mean_i(m_i^2 / s_i^2) - 1 / draws), the root mean square over the
+parameters of |E g| / sd g with the noise of m_i^2 (E m^2 = mu^2 + sigma^2 / draws) taken out; ``resolved``
+is the share of parameters whose mean is resolved (|t| > 3). The draws are kept as block sums, and a bootstrap
+over the blocks (resampled with replacement) gives each summary's interval and each fitted slope's; a K whose
+interval reaches zero has no signal and is left out of the fit. Expected with IWAE: about K^(-1/2) for the
+recognition network and K^(1/2) for the generative network; with DReG the recognition SNR does not fall with K.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from iwae import objectives
 from iwae.model import IWAEModel
 
 ESTIMATORS = ("iwae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
+BLOCKS = 20  # the draws are kept as this many block sums: the bootstrap's units
+REPLICATES = 200  # bootstrap replicates of every summary and slope
+RESOLVED_T = 3.0  # a parameter's mean gradient is resolved when |m| / (s / sqrt(draws)) exceeds this
 
 
 def gradients(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, generator: torch.Generator):
@@ -36,25 +44,63 @@ def gradients(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, generat
     return torch.cat([g.reshape(-1) for g in g_theta]), torch.cat([g.reshape(-1) for g in g_phi])
 
 
-def snr(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, draws: int, seed: int = 0) -> dict[str, dict]:
-    """Per-network SNR summaries of ``estimator`` at K=k over ``draws`` draws (Welford's running moments)."""
+def block_sums(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, draws: int, seed: int = 0,
+               blocks: int = BLOCKS) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per network, the sums of the gradient and of its square over each of ``blocks`` blocks of the ``draws``
+    draws: ([blocks, P], [blocks, P]) in float64."""
+    if draws % blocks:
+        raise ValueError(f"draws ({draws}) must be a multiple of the {blocks} bootstrap blocks")
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    stats = {}
+    sums = {}
     for i in range(draws):
+        b = i * blocks // draws
         for net, g in zip(("generative", "recognition"), gradients(model, x, k, estimator, generator)):
             g = g.double()
-            if net not in stats:
-                stats[net] = [torch.zeros_like(g), torch.zeros_like(g)]
-            mean, m2 = stats[net]
-            delta = g - mean
-            mean += delta / (i + 1)
-            m2 += delta * (g - mean)
+            if net not in sums:
+                sums[net] = (torch.zeros(blocks, g.numel(), dtype=torch.float64, device=g.device),
+                             torch.zeros(blocks, g.numel(), dtype=torch.float64, device=g.device))
+            sums[net][0][b] += g
+            sums[net][1][b] += g.square()
+    return sums
+
+
+def summary(s1: torch.Tensor, s2: torch.Tensor, n: int, noise: float = 1.0) -> dict:
+    """The SNR summaries of gradients with sums ``s1``, squared sums ``s2`` over ``n`` draws (per parameter): the
+    floor-free root mean square SNR (``noise`` / n taken from the mean squared SNR: 1 for the measured draws, whose
+    m^2 carries sigma^2 / n), the raw mean |m|/s, the floor of the raw one, and the share of resolved means."""
+    mean = s1 / n
+    var = (s2 - n * mean.square()).clamp_min(0) / (n - 1)
+    varies = var > 1e-24 * (mean.square() + 1e-60)
+    m, v = mean[varies], var[varies]
+    ratio2 = m.square() / v
+    return dict(snr=float(torch.sqrt(torch.clamp(ratio2.mean() - noise / n, min=0.0))),
+                snr_raw_mean=float(ratio2.sqrt().mean()), floor_raw=math.sqrt(2 / math.pi / n),
+                resolved=float((ratio2 * n > RESOLVED_T**2).double().mean()), parameters=int(varies.sum()))
+
+
+def bootstrap(s1: torch.Tensor, s2: torch.Tensor, draws: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
+    """``replicates`` values of the floor-free SNR with the blocks of draws resampled with replacement. A replicate's
+    mean carries the resampling's noise (s^2 / n) on top of the draws' (sigma^2 / n), so 2 / n is taken out: the
+    replicates then spread around the measured value as the measurement spreads around the truth."""
+    blocks = s1.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty(replicates)
+    for r in range(replicates):
+        counts = torch.as_tensor(np.bincount(rng.integers(0, blocks, blocks), minlength=blocks), dtype=s1.dtype,
+                                 device=s1.device)
+        out[r] = summary(counts @ s1, counts @ s2, draws, noise=2.0)["snr"]
+    return out
+
+
+def snr(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, draws: int, seed: int = 0) -> dict[str, dict]:
+    """Per network: ``summary`` of ``estimator``'s gradient at K=k over ``draws`` draws, with the bootstrap
+    replicates of its SNR (``replicates``) and their 95% interval (``low``, ``high``)."""
     out = {}
-    for net, (mean, m2) in stats.items():
-        sd = (m2 / (draws - 1)).sqrt()
-        varies = sd > 1e-12 * (mean.abs() + 1e-30)
-        ratio = (mean.abs()[varies] / sd[varies]).cpu().numpy()
-        out[net] = dict(snr_mean=float(ratio.mean()), snr_median=float(np.median(ratio)), parameters=int(varies.sum()))
+    for net, (s1, s2) in block_sums(model, x, k, estimator, draws, seed).items():
+        res = summary(s1.sum(0), s2.sum(0), draws)
+        reps = bootstrap(s1, s2, draws, seed=seed + k)
+        res.update(low=float(np.quantile(reps, 0.025)), high=float(np.quantile(reps, 0.975)), replicates=reps)
+        out[net] = res
     return out
 
 
@@ -65,7 +111,8 @@ def fitted_slope(ks: list[int], values: list[float]) -> float:
 
 def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators: list[str], draws: int,
         out_csv: Path, seed: int = 0, progress=print) -> list[dict]:
-    """Every (checkpoint label -> model file) x estimator x K; writes and returns the rows."""
+    """Every (checkpoint label -> model file) x estimator x K; writes the summaries (``out_csv``) and the bootstrap
+    replicates (``<out>_replicates.csv``) and returns the rows (each with its replicates)."""
     from iwae.checkpoint import load_model
 
     rows = []
@@ -81,29 +128,50 @@ def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators:
                 for net, r in res.items():
                     rows.append(dict(checkpoint=label, model=str(path), estimator=est, network=net, k=k,
                                      draws=draws, images=data_x.shape[0], **r))
-                progress(f"{label} {est} K={k}: SNR generative {res['generative']['snr_mean']:.4g}, "
-                         f"recognition {res['recognition']['snr_mean']:.4g}")
+                progress(f"{label} {est} K={k}: SNR generative {res['generative']['snr']:.4g} "
+                         f"[{res['generative']['low']:.3g}, {res['generative']['high']:.3g}], recognition "
+                         f"{res['recognition']['snr']:.4g} [{res['recognition']['low']:.3g}, "
+                         f"{res['recognition']['high']:.3g}]")
     out_csv.parent.mkdir(parents=True, exist_ok=True)
+    fields = [f for f in rows[0] if f != "replicates"]
     with out_csv.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows({k: v for k, v in r.items() if k != "replicates"} for r in rows)
+    with out_csv.with_name(out_csv.stem + "_replicates.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["checkpoint", "estimator", "network", "k", "replicate", "snr"])
+        for r in rows:
+            w.writerows([r["checkpoint"], r["estimator"], r["network"], r["k"], i, v]
+                        for i, v in enumerate(r["replicates"]))
     return rows
 
 
 def slopes(rows: list[dict]) -> list[dict]:
-    """The fitted log-log slope of the mean SNR against K per (checkpoint, estimator, network), over the K
-    where the SNR is defined (RWS-DReG's recognition gradient is exactly zero at K = 1)."""
+    """The fitted log-log slope of the floor-free SNR against K per (checkpoint, estimator, network), with its 95%
+    bootstrap interval (the slope of each replicate), over the K with signal: a K whose SNR interval reaches zero
+    (or whose SNR is undefined, as RWS-DReG's zero recognition gradient at K = 1) is left out and named; no slope
+    with fewer than two such K."""
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["checkpoint"], r["estimator"], r["network"]), []).append(r)
     out = []
     for (ckpt, est, net), rs in groups.items():
-        rs = sorted((r for r in rs if float(r["snr_mean"]) > 0 and math.isfinite(float(r["snr_mean"]))),
-                    key=lambda r: int(r["k"]))
-        ks, vals = [int(r["k"]) for r in rs], [float(r["snr_mean"]) for r in rs]
-        if len(ks) > 1:
-            out.append(dict(checkpoint=ckpt, estimator=est, network=net, slope=fitted_slope(ks, vals)))
+        rs = sorted(rs, key=lambda r: int(r["k"]))
+        signal = [r for r in rs if math.isfinite(float(r["snr"])) and float(r["snr"]) > 0
+                  and float(r.get("low", r["snr"])) > 0]
+        left_out = [int(r["k"]) for r in rs if r not in signal]
+        row = dict(checkpoint=ckpt, estimator=est, network=net, slope=math.nan, low=math.nan, high=math.nan,
+                   ks_fitted=",".join(str(r["k"]) for r in signal), ks_without_signal=",".join(map(str, left_out)))
+        if len(signal) > 1:
+            ks = [int(r["k"]) for r in signal]
+            row["slope"] = fitted_slope(ks, [float(r["snr"]) for r in signal])
+            if all(r.get("replicates") is not None for r in signal):
+                reps = np.array([np.asarray(r["replicates"], dtype=float) for r in signal])  # [K, replicates]
+                fits = [fitted_slope(ks, list(col)) for col in reps.T if (col > 0).all()]
+                if fits:
+                    row["low"], row["high"] = (float(q) for q in np.quantile(fits, [0.025, 0.975]))
+        out.append(row)
     return out
 
 
@@ -113,7 +181,8 @@ def add_arguments(p) -> None:
     p.add_argument("--data-dir", default="data", help="where `iwae fetch` put the data")
     p.add_argument("--ks", default="1,10,100,1000", help="comma-separated numbers of samples")
     p.add_argument("--estimators", default=",".join(ESTIMATORS), help="comma-separated registry names")
-    p.add_argument("--draws", type=int, default=1000, help="independent gradient draws per (estimator, K)")
+    p.add_argument("--draws", type=int, default=1000, help=f"independent gradient draws per (estimator, K); a multiple "
+                                                          f"of the {BLOCKS} bootstrap blocks")
     p.add_argument("--images", type=int, default=5, help="training images in the fixed minibatch")
     p.add_argument("--seed", type=int, default=0, help="seed of the minibatch's binarisation and of the draws")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
@@ -135,8 +204,10 @@ def main(args) -> None:
     fitted = slopes(rows)
     slope_csv = Path(args.out).with_name(Path(args.out).stem + "_slopes.csv")
     with slope_csv.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["checkpoint", "estimator", "network", "slope"])
+        w = csv.DictWriter(f, fieldnames=list(fitted[0]))
         w.writeheader()
         w.writerows(fitted)
     for s in fitted:
-        print(f"{s['checkpoint']} {s['estimator']} {s['network']}: SNR ~ K^{s['slope']:+.2f}")
+        print(f"{s['checkpoint']} {s['estimator']} {s['network']}: SNR ~ K^{s['slope']:+.2f} "
+              f"[{s['low']:+.2f}, {s['high']:+.2f}] over K = {s['ks_fitted']}"
+              + (f"; no signal at K = {s['ks_without_signal']}" if s["ks_without_signal"] else ""))
