@@ -224,6 +224,10 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
     assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained", "early"}
     for ext in ("pdf", "png"):
         assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000
+    words = (tables / "family_claims.md").read_text()  # the family in words: every comparison and slope said
+    assert "Table 3, PIWAE(2) - IWAE in test NLL" in words and "no verdict from one training seed" in words
+    assert "SNR, IWAE, recognition network, trained parameters: slope" in words and "expected about -1/2" in words
+    assert "SNR, RWS, recognition network" in words and "no signal at K = 1" in words
     for name in ("nll_vs_k", "active_units", "wallclock"):  # one K (50): no figure against K
         assert not (wd / "results" / "figures" / f"{name}.png").exists()
     assert (wd / "results" / "figures" / "bounds.png").exists()

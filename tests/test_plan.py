@@ -46,6 +46,7 @@ def test_the_quick_budgets_runs_paths_and_arguments():
     assert p.snr_model() == "results/mnist/L1/iwae-k50/seed0"
     assert p.experiment_runs("table3")[0] == "results/table3/mnist/L1/iwae-k64/seed0"
     assert p.family() == [] and Plan(_config(family=True)).family()[-1] == "results/figures/snr.png"
+    assert "results/tables/family_claims.md" in Plan(_config(family=True)).family()
 
 
 def test_a_learning_curve_evaluates_the_stages_on_their_own_images_and_the_final_models_on_all():

@@ -9,7 +9,7 @@ import pandas as pd
 
 from iwae import records
 from iwae.records import OBJ_LABEL, base_runs, compare, label
-from iwae.render import over_note
+from iwae.render import ks_text, over_note
 from iwae.stats import mean_ci, sd_interval, verdict
 from iwae.tables import table2
 
@@ -183,3 +183,60 @@ def _table2_claims(df: pd.DataFrame) -> list[str]:
             out.append(f"{head}: this run {word} {claim}.")
     return out
 
+
+
+# the SNR slope each estimator and network is expected to show (Rainforth et al. 2018; Tucker et al. 2018)
+EXPECTED_SLOPE = {("iwae", "recognition"): (-0.5, "about -1/2"), ("iwae", "generative"): (0.5, "about +1/2"),
+                  ("iwae_dreg", "recognition"): (0.0, "no fall (0 or above)")}
+
+
+def family_claims(t3: pd.DataFrame | None = None, te: pd.DataFrame | None = None,
+                  fitted: pd.DataFrame | None = None) -> list[str]:
+    """Sentences on the family experiments, with their numbers and what their intervals are over: Table 3's and the
+    estimators' differences to IWAE (a verdict only from seeds), and the SNR slopes against the expected ones
+    (an interval that excludes the expectation says the shape fails at this budget; no signal is named)."""
+    out = []
+    if t3 is not None:
+        for r in t3.itertuples():
+            if r.objective == "iwae" or pd.isna(getattr(r, "minus_iwae", np.nan)):
+                continue
+            d = dict(diff=r.minus_iwae, low=r.low, high=r.high, over=r.over, n=r.n)
+            iwae = t3[t3.objective == "iwae"].iloc[0]
+            paper = (r.nll_paper - iwae.nll_paper) if np.isfinite(r.nll_paper) and np.isfinite(iwae.nll_paper) else None
+            v = verdict(d)
+            tail = ("no verdict from one training seed" if v == "one seed" else
+                    f"over seeds this run finds {r.label} {'better' if v == 'below' else 'worse' if v == 'above' else 'not resolved'}")
+            out.append(f"Table 3, {r.label} - IWAE in test NLL = {_difference_sentence(d, r.images)} after "
+                       f"{r.epochs} epoch{'s' if r.epochs != 1 else ''}: {tail}" + (f" (Rainforth et al., after full training: {paper:+.2f})."
+                                                       if paper is not None else "."))
+    if te is not None:
+        for r in te.itertuples():
+            if r.objective == "iwae" or pd.isna(getattr(r, "minus_iwae", np.nan)):
+                continue
+            d = dict(diff=r.minus_iwae, low=r.low, high=r.high, over=r.over, n=r.n)
+            v = verdict(d)
+            tail = ("no verdict from one training seed" if v == "one seed" else
+                    f"over seeds {r.label} is {'better' if v == 'below' else 'worse' if v == 'above' else 'not resolved'}")
+            out.append(f"Estimators, {r.dataset.upper()} K={r.k}, {r.label} - IWAE in test NLL = "
+                       f"{d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, {d['high']:+.2f}] after {r.epochs} "
+                       f"epoch{'s' if r.epochs != 1 else ''}: "
+                       f"{tail}.")
+    if fitted is not None:
+        for r in fitted.itertuples():
+            exp = EXPECTED_SLOPE.get((r.estimator, r.network))
+            where = f"SNR, {label(r.estimator)}, {r.network} network, {r.checkpoint} parameters"
+            none = f"; no signal at K = {ks_text(r.ks_without_signal)}, left out" if ks_text(r.ks_without_signal) else ""
+            if not np.isfinite(r.slope):
+                out.append(f"{where}: no slope (signal at fewer than two K{none}).")
+                continue
+            text = (f"{where}: slope {r.slope:+.2f} [95% CI {r.low:+.2f}, {r.high:+.2f}] over K = "
+                    f"{ks_text(r.ks_fitted)}{none}")
+            if exp is not None and np.isfinite(r.low):
+                value, words = exp
+                if r.estimator == "iwae_dreg":
+                    fails = r.high < value
+                else:
+                    fails = not (r.low <= value <= r.high)
+                text += (f"; expected {words}: {'not seen at this budget (the interval excludes it)' if fails else 'within the interval'}")
+            out.append(text + ".")
+    return out

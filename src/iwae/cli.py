@@ -177,15 +177,15 @@ def cmd_report(args) -> None:
         if not (args.table3 or args.estimators or args.snr):
             raise SystemExit("iwae report family: nothing to write; give --table3, --estimators and/or --snr")
         out = Path(args.out)
-        if args.table3:
-            report.write_table3(args.table3, out / "tables" / "table3")
-        if args.estimators:
-            report.write_estimators(args.estimators, out / "tables" / "estimators")
+        t3 = report.write_table3(args.table3, out / "tables" / "table3") if args.table3 else None
+        te = report.write_estimators(args.estimators, out / "tables" / "estimators") if args.estimators else None
+        fitted = None
         if args.snr:  # the slopes `iwae snr` fitted, beside its summaries
             rows = pd.read_csv(args.snr)
             fitted = pd.read_csv(Path(args.snr).with_name(Path(args.snr).stem + "_slopes.csv"))
             report.write_snr_table(rows, fitted, out / "tables" / "snr")
             figures.snr_figure(rows, fitted, out / "figures" / "snr")
+        report.write_family_claims(t3, te, fitted, out / "tables" / "family_claims")
     else:
         df = records.collect(args.inputs, args.first_images)
         curve_df = None

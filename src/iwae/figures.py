@@ -18,7 +18,7 @@ import pandas as pd
 
 from iwae.checkpoint import load_model
 from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign, where
-from iwae.render import interval_kind
+from iwae.render import interval_kind, ks_text
 from iwae.stats import mean_ci
 
 PAGE, COLUMN = 6.7, 3.3
@@ -477,8 +477,7 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
             for n, (est, g) in enumerate(sub.groupby("estimator", sort=False)):
                 color = f"C{n}"
                 f = fits.get((ckpt, est, net))
-                fitted_ks = ({int(k) for k in str(f.ks_fitted).split(",") if k.strip()}
-                             if f is not None and isinstance(f.ks_fitted, str) else set())
+                fitted_ks = {int(k) for k in ks_text(f.ks_fitted).split(",") if k.strip()} if f is not None else set()
                 g = g.sort_values("k")
                 on, off = g[g.k.isin(fitted_ks)], g[~g.k.isin(fitted_ks)]
                 has = f is not None and np.isfinite(f.slope)

@@ -158,6 +158,7 @@ class Plan:
         if not self.config["family"]:
             return []
         return (fill(RESULTS + "tables/{name}.{ext}", name=["table3", "estimators", "snr"], ext=["csv", "md", "tex"])
+                + fill(RESULTS + "tables/family_claims.{ext}", ext=["md", "tex"])
                 + fill(RESULTS + "figures/snr.{ext}", ext=["pdf", "png"]))
 
     def final_outputs(self, latex: bool) -> list[str]:

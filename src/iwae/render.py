@@ -3,6 +3,7 @@ LaTeX. One wording for every table, sentence and figure footnote."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import pandas as pd
@@ -38,6 +39,11 @@ def over_note(d: dict | pd.Series | None, images: str) -> str:
     if d["over"] == "seeds":
         return f"{int(d['n'])} training seeds"
     return f"{images.split(' (')[0]} of one training seed"
+
+
+def ks_text(value) -> str:
+    """A list of K as stored in a CSV cell ("1,10", or a lone 1 read back as a number; empty: none): "1,10", "1", ""."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def interval_kind(seeds: int) -> str:
