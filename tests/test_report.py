@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iwae import claims, records, report, tables
+from iwae import claims, figures, records, report, tables
 from iwae.evaluate import metrics_record
 from iwae.figures import figures_for
 
@@ -145,3 +145,22 @@ def test_a_floor_measured_elsewhere_says_where_and_is_not_applied_beyond_its_cel
     assert "likely a lower bound" in note  # authors' initial weights shared by the seeds (not recorded: assumed so)
     assert claims.floor_note(floor, "mnist", 2, 5, -2.1, here) == ""  # another cell: no floor
     assert claims.floor_note(floor, "mnist", 1, 50, -2.1, here) == ""
+
+
+def test_every_caption_is_written_once_and_the_html_report_files_come_from_it():
+    """The HTML report's caption files are iwae.captions' text (regenerate: python -m iwae.captions workflow/report),
+    every figure and table the pipeline can promise has one, and the LaTeX report reads the figures' from
+    captions.tex."""
+    from conftest import REPO
+
+    from iwae import captions
+
+    folder = REPO / "workflow" / "report"
+    for name, text in captions.rst_files().items():
+        assert (folder / name).read_text() == text, f"{name} is stale: run python -m iwae.captions workflow/report"
+    names = set(figures.figure_names(several_k=True, curve=True)) | {"samples", "snr"}
+    assert names <= set(captions.FIGURES)
+    assert set(report.table_names(curve=True, noise_floor=True)) | {"table3", "estimators", "snr"} <= set(captions.TABLES)
+    tex = captions.tex_definitions()
+    assert all(f"\\csname cap:{n}\\endcsname" in tex for n in names)
+    assert "\\fig{nll_vs_k}\n" in (REPO / "paper" / "report.tex").read_text()  # the caption is not written there

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iwae import captions
 from iwae.checkpoint import load_model
 from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign, where
 from iwae.render import interval_kind, ks_text
@@ -172,10 +173,9 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
                   "the paper's VAE": Line2D([], [], color=PALETTE["VAE"], marker="x", ls="", ms=5),
                   "the paper's IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="x", ls="", ms=5),
                   "the paper's IWAE - VAE": Line2D([], [], color="0.45", marker="x", ls="", ms=5)}, ncol=3)
-    save(fig, stem, f"Left: test NLL, each model with its own {_interval_kind(base)} (overlapping intervals of two "
-                    f"models are not a test of their difference). Right: IWAE - VAE, the NLL difference paired over "
-                    f"the same test images (negative: IWAE better), with its 95% interval. Crosses: the paper's NLL "
-                    f"and its IWAE - VAE after 3,280 epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
+    save(fig, stem, f"{captions.figure('nll_vs_k')} Left: each model with its own {_interval_kind(base)} (overlapping "
+                    f"intervals of two models are not a test of their difference); crosses after the paper's 3,280 "
+                    f"epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
 
 
 def _panels(plt, n: int, max_cols: int, row_height: float, extra: float):
@@ -226,8 +226,8 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
     _legend(fig, handles)
     seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
-    save(fig, stem, f"A unit is active if Var_x E_q[u|x] >= 0.01 (500 training images); {seeds}. {coincide_note(df)} "
-                    f"Ours: {budget_note(base_runs(df))}.")
+    save(fig, stem, f"{captions.figure('active_units')} Activity over 500 training images; {seeds}. "
+                    f"{coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:
@@ -255,7 +255,7 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
         ax.set_title(f"{dataset.upper()}{'' if _verified(base, dataset) else '*'}, {layers} layer"
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
     _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
-    save(fig, stem, f"Training seed {seed}; dashed: the threshold A_u = 0.01; values beyond the axis are counted in "
+    save(fig, stem, f"{captions.figure('activity_hist')} Training seed {seed}; values beyond the axis are counted in "
                     f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df))}.")
 
 
@@ -300,8 +300,8 @@ def bounds(df: pd.DataFrame, stem: Path) -> None:
 
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
     _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
-                     "Mean over the test images of -L_K = -log (1/K) sum_k w_k (an upper bound on the NLL); colour: "
-                     f"the training objective, line style: the K it was trained with. {coincide_note(df)}", axis)
+                     f"{captions.figure('bounds')} Each the mean over the test images of -L_K = -log (1/K) sum_k w_k "
+                     f"(an upper bound on the NLL). {coincide_note(df)}", axis)
 
 
 def training_curves(df: pd.DataFrame, stem: Path) -> None:
@@ -331,8 +331,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
                                           lr=h["lr"]) for h in r.history])
     one = "One epoch: one point per model (a run of more epochs draws the curve). " if long.epoch.max() == 1 else ""
     _per_model_lines(df, long, "epoch", "loss", "training loss (nats)", stem,
-                     f"{one}Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
-                     f"learning rate printed on the top axis. {coincide_note(df)}", axis, test=False)
+                     f"{captions.figure('training_curves')} {one}{coincide_note(df)}", axis, test=False)
 
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
@@ -356,8 +355,8 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.set_ylabel("ms per update of the stack")
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())
-    save(fig, stem, f"Each point is one training job: a stack of {'/'.join(map(str, members))} members sharing each "
-                    f"update; {', '.join(sorted(base.train_device.unique()))}{stand_in_note(df)}. Ours: "
+    save(fig, stem, f"{captions.figure('wallclock')} Stacks of {'/'.join(map(str, members))} members; "
+                    f"{', '.join(sorted(base.train_device.unique()))}{stand_in_note(df)}. Ours: "
                     f"{budget_note(base_runs(df), test=False)}.")
 
 
@@ -392,7 +391,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
                   "its 95% interval": Line2D([], [], color="0.8", lw=6)})
-    save(fig, stem, f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}.")
+    save(fig, stem, f"{captions.figure('curve')} {_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: "
+                    f"{budget_note(curve_df)}.")
 
 
 def write_figures(df: pd.DataFrame, out: Path, curve_df: pd.DataFrame | None = None) -> list[str]:
@@ -452,9 +452,8 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
         for i, o in enumerate(objs):
             axes[i, 0].set_ylabel(label(o), fontsize=7)
     epochs = "/".join(str(e) for e in sorted({e for *_, e in models}))
-    save(fig, stem, f"Bernoulli means of p(x|h), h drawn from each model's generative model (the same draws for "
-                    f"all); budget {', '.join(sorted(budgets))}, the models of training seed {first_seed} after "
-                    f"{epochs} epochs.")
+    save(fig, stem, f"{captions.figure('samples')} Budget {', '.join(sorted(budgets))}, the models of training seed "
+                    f"{first_seed} after {epochs} epochs.")
 
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
@@ -502,10 +501,7 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
             ax.set_ylabel("SNR (rms, floor removed)")
             ax.set_title(f"{net} network, {ckpt} parameters")
             ax.legend(frameon=False, fontsize=6)
-    save(fig, stem, f"Per-parameter SNR |E g| / sd g over {int(rows.draws.iloc[0])} draws on "
-                    f"{int(rows.images.iloc[0])} training images: the root mean square over the parameters with the "
-                    f"floor of a zero-mean gradient (1/draws in SNR^2) removed; bars: 95% bootstrap intervals over "
-                    f"blocks of draws; filled: K with signal, fitted by least squares of log SNR on log K (dashed; "
-                    f"the slope and its 95% interval in the legend); hollow, at the bottom: K without signal (the "
-                    f"interval reaches zero), left out. Checkpoints: {', '.join(checkpoints)}. Expected for IWAE: "
-                    f"-1/2 (recognition), +1/2 (generative).")
+    save(fig, stem, f"{captions.figure('snr')} SNR: the root mean square over the parameters of |E g| / sd g over "
+                    f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images, minus the floor "
+                    f"of a zero-mean gradient (1/draws in SNR^2); a K without signal: its interval reaches zero. "
+                    f"Checkpoints: {', '.join(checkpoints)}.")

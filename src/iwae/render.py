@@ -78,7 +78,7 @@ def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
 def tex_escape(text: str) -> str:
     text = re.sub(r"(^|[\s(])'", r"\1`", text)  # an opening quote
     for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
-                 ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$")):
+                 ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$"), ("|", "$|$")):
         text = text.replace(a, b)
     return text
 

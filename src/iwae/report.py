@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iwae import records
+from iwae import captions, records
 from iwae.claims import claims, family_claims, floor_summary
 from iwae.records import base_runs, budget_note, label, sign
 from iwae.render import (PAPER, fmt_table, interval_note, intervals, ks_text, latex_table, nll_cell, number,
@@ -92,6 +92,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
         tex_escape(" ".join(sentences)) + "\n" if sentences else "No training job in this run.\n")
     (out_dir / "protocol.tex").write_text(tex_escape(protocol(df)) + "\n")
     (out_dir / "runnote.tex").write_text(f"\\newcommand{{\\runnote}}{{{tex_escape(note)}}}\n")
+    (out_dir / "captions.tex").write_text(captions.tex_definitions())  # \fig{name}'s caption, written once
     if curve_df is not None:
         c = records.curve(curve_df)
         write_table(c, curve_shown(c), out_dir / "curve",

@@ -1,0 +1,90 @@
+"""Every figure's and table's caption, written once: the figures put it first in their footnote, the LaTeX report
+reads it from ``captions.tex`` (written beside the tables), and the HTML report's caption files
+(``workflow/report/*.rst``) are generated from it (``python -m iwae.captions workflow/report``; a test checks they
+are up to date). What a caption says of one run (budget, epochs, images, seeds, intervals) is added where the
+figure or table is written, from the run's own records."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+FIGURES = {
+    "nll_vs_k": "Test NLL against the number of samples K used in training (left; crosses: the paper's), and the "
+                "paired IWAE - VAE difference with its 95% interval (right; negative: IWAE better; crosses: the "
+                "paper's difference).",
+    "active_units": "Active units per stochastic layer against K (A_u = Var_x E_q[u|x] >= 0.01); markers: the "
+                    "paper's counts, one marker per layer; dotted: every unit active (the counter's ceiling).",
+    "activity_hist": "The paper's histogram of log10 A_u of the latent units, VAE against IWAE at the largest K, one "
+                     "panel per stochastic layer; dashed: the threshold A_u = 0.01 above which a unit counts as "
+                     "active.",
+    "bounds": "The NLL bounds -L_1 >= -L_5 >= -L_50 >= ... >= -L_5000 of every model against the K of the bound at "
+              "evaluation (colour: the training objective; line style: the K it was trained with).",
+    "training_curves": "Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
+                       "learning rate printed on the top axis.",
+    "samples": "Samples: Bernoulli means of p(x|h) for h drawn from each generative model (the same draws for all); "
+               "one matrix per data set and architecture, rows the objectives, columns K.",
+    "curve": "Learning curve of every cell with stage snapshots: test NLL after each stage, and the paired IWAE - VAE "
+             "difference with its 95% interval (negative: IWAE better), on one set of test images.",
+    "wallclock": "Milliseconds per update of each training job (a stack of members sharing every update) against K, "
+                 "on the device that trained them.",
+    "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
+           "generative networks, at the trained model and at its first-stage snapshot, the floor of a zero-mean "
+           "gradient removed, with 95% bootstrap intervals: the K with signal and the least-squares line through "
+           "them (the slope and its interval in the legend); the K without signal hollow, left out.",
+}
+TABLES = {
+    "table1": "Table 1 in the paper's layout: test NLL in nats (active units per layer) of VAE and IWAE, ours beside "
+              "the paper's, and IWAE - VAE paired over the same test images and matched by seed (negative: IWAE "
+              "better), with its 95% interval over the seeds, or over the test images of one seed (no verdict).",
+    "table2": "Table 2: MNIST 1-layer models trained further with the other objective at lr 1e-4, continuing the "
+              "first run's optimiser and random state as the authors did; ours beside the paper's, and after - "
+              "first paired over the same test images (negative: continuing improved the NLL).",
+    "table3": "Beyond the paper, Table 3 (Rainforth et al. 2018) on Burda's protocol in NLL terms: -L_K (the IWAE "
+              "bound with K samples, for every model) and the test NLL (K=5000) of IWAE, PIWAE, MIWAE, CIWAE and "
+              "VAE, beside the published values negated into NLL (reference data), and X - IWAE paired (negative: X "
+              "better).",
+    "estimators": "Beyond the paper: IWAE against IWAE-STL, IWAE-DReG and RWS-DReG on the same protocol: test NLL "
+                  "(active units) and X - IWAE paired over the same test images (negative: X better).",
+    "snr": "Fitted slopes of log SNR against log K for each estimator and network, with their 95% bootstrap "
+           "intervals (expected with IWAE: about -1/2 for the recognition network, +1/2 for the generative network).",
+    "family_claims": "Beyond the paper in words: each objective's and estimator's test NLL minus IWAE's with its "
+                     "interval and what it is over (a verdict only from training seeds), and each SNR slope with its "
+                     "interval against the slope expected, the K without signal named.",
+    "curve": "Learning curve: test NLL of each model after each stage of the schedule, and IWAE - VAE paired "
+             "(negative: IWAE better) with its 95% interval.",
+    "noise_floor": "The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
+                   "paired IWAE - VAE difference, with its 95% interval over the seeds.",
+    "wallclock": "Cost: the wall-clock of every training job (a stack of members sharing every update; several "
+                 "stacks in one process share it too), evaluation seconds per model, and the paper budget projected "
+                 "on the same device from these measurements.",
+}
+RECORDS = {"figure": "The budget, epochs, test images and training seeds are in the figure's footnote (written from "
+                     "the run's own records).",
+           "table": "The budget, epochs, test images and training seeds are in the table's caption (written from the "
+                    "run's own records)."}
+
+
+def figure(name: str) -> str:
+    return FIGURES[name]
+
+
+def rst_files() -> dict[str, str]:
+    """The HTML report's caption files: {file name: text}."""
+    out = {f"figure_{n}.rst": f"{c} {RECORDS['figure']}\n" for n, c in FIGURES.items()}
+    out.update({f"table_{n}.rst": f"{c} {RECORDS['table']}\n" for n, c in TABLES.items()})
+    return out
+
+
+def tex_definitions() -> str:
+    """``\\cap:<name>`` for every figure, for the LaTeX report's ``\\fig{<name>}``."""
+    from iwae.render import tex_escape
+
+    return "".join(f"\\expandafter\\def\\csname cap:{n}\\endcsname{{{tex_escape(c)}}}\n" for n, c in FIGURES.items())
+
+
+if __name__ == "__main__":  # python -m iwae.captions workflow/report: write the HTML report's caption files
+    folder = Path(sys.argv[1])
+    for name, text in rst_files().items():
+        (folder / name).write_text(text)
+    print(f"wrote {len(rst_files())} caption files in {folder}")
