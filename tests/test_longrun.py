@@ -15,9 +15,9 @@ import torch
 from conftest import mirror_or_fail
 from test_pipeline import job_counts, snakemake, workflow_copy
 
-from iwae import longrun
+from iwae import longrun, progress, runstate
 from iwae.checkpoint import load_model
-from iwae.longrun import Model
+from iwae.progress import Model
 
 
 def _model(name, done, total, rate, state="training"):
@@ -30,11 +30,11 @@ def test_projection_shares_the_remaining_work_longest_first_onto_the_cores():
               _model("mnist/L2/vae-k1/seed0", 1100, 1100, 9.0, state="finished")]
     # two models not started: one at the speed of its started cell-mate (K=5: 2 s), one from the given rates
     expected = [m.name for m in models] + ["mnist/L1/vae-k5/seed1", "mnist/L1/vae-k1/seed0"]
-    seconds, notes = longrun.project(models, 2, expected, rates={"mnist/L1/vae-k1/seed0": 1.0})
+    seconds, notes = progress.project(models, 2, expected, rates={"mnist/L1/vae-k1/seed0": 1.0})
     # loads 2000, 1000, 2200 (1100 epochs at 2 s), 1100: longest first -> lanes 2200 + 1000 and 2000 + 1100
     assert notes == [] and seconds == pytest.approx(3200)
-    assert longrun.project(models, 1, expected, {"mnist/L1/vae-k1/seed0": 1.0})[0] == pytest.approx(6300)
-    unknown, notes = longrun.project(models, 2, expected)
+    assert progress.project(models, 1, expected, {"mnist/L1/vae-k1/seed0": 1.0})[0] == pytest.approx(6300)
+    unknown, notes = progress.project(models, 2, expected)
     assert unknown is None and notes == ["mnist/L1/vae-k1/seed0: speed unknown until it starts"]
 
 
@@ -93,16 +93,16 @@ def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_res
     assert len(list((run / "logs" / "train").rglob("*.log"))) == 12  # 4 models x 3 stages, one job each
 
     state = tmp_path / "state"
-    longrun.save(run, state)
+    runstate.save(run, state)
     assert not list(state.rglob("checkpoint.pt"))  # every model finished: no checkpoint to carry
-    assert "training_state" not in longrun._read(state / "results/mnist/L1/vae-k5/seed0/model.pt")
+    assert "training_state" not in progress.read_or_none(state / "results/mnist/L1/vae-k5/seed0/model.pt")
     elsewhere = tmp_path / "elsewhere"
     from iwae.data import fetch
 
     fetch("mnist", elsewhere / "data", mirror=mirror)  # fetched after the run: newer than its models
-    restored = longrun.restore(state, elsewhere)
+    restored = runstate.restore(state, elsewhere)
     assert "results/mnist/L2/vae-k1/seed0/model.pt" in restored
     out = snakemake(repo, "-n", "--directory", str(elsewhere), *args[2:])
     counts = job_counts(out.stdout)
     assert not any(name.startswith(("train", "evaluate")) for name in counts), counts
-    assert longrun.write_curve(run, tmp_path / "curve")[:2] == ["curve.csv", "curve.md"]
+    assert runstate.write_curve(run, tmp_path / "curve")[:2] == ["curve.csv", "curve.md"]

@@ -10,7 +10,6 @@ only for a run with two or more K (``figures_for``).
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,35 +17,14 @@ import pandas as pd
 
 from iwae import captions
 from iwae.checkpoint import load_model
-from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign, where
+from iwae.records import CEILING, OBJ_LABEL, base_runs, budget_note, compare, curve, label, paper_reference, sign
 from iwae.render import interval_kind, ks_text
+from iwae.plotting import (COLUMN, PAGE, PALETTE, cells_of, coincide_note, k_axis, legend, new_figure, panel_grid, save,
+                           setup, short_lr, stand_in_note, title, verified)
 from iwae.stats import mean_ci
 
-PAGE, COLUMN = 6.7, 3.3
-COINCIDE = "VAE and IWAE coincide at K=1 (the same objective: one model)."
 
-
-def coincide_note(df: pd.DataFrame) -> str:
-    """The K=1 note, for a run that has K=1 (and both objectives there)."""
-    base = base_runs(df)
-    return COINCIDE if {"vae", "iwae"} <= set(base[base.k == 1].objective) else ""
-PALETTE = {"VAE": "#1f77b4", "IWAE": "#d62728"}
-FOOTNOTE_PT = 6.5
 AGAINST_K = ("nll_vs_k", "active_units", "wallclock")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="ticks")
-    plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-                         "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7,
-                         "figure.titlesize": 8, "pdf.fonttype": 42})
-    return plt, sns
 
 
 def figure_names(several_k: bool, curve: bool) -> list[str]:
@@ -61,58 +39,6 @@ def figures_for(df: pd.DataFrame, curve_df: pd.DataFrame | None = None) -> list[
     return figure_names(base_runs(df).k.nunique() >= 2, curve_df is not None)
 
 
-def _figure(plt, width: float, height: float):
-    return plt.figure(figsize=(width, height), layout="constrained")
-
-
-def save(fig, stem: Path, footnote: str = "") -> None:
-    """stem.pdf and stem.png; the footnote (budget, epochs, images, seeds) under the axes, wrapped to the width."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    footnote = " ".join(footnote.split())  # a note that does not apply leaves no gap
-    if footnote:
-        chars = int(fig.get_figwidth() * 72 / (0.5 * FOOTNOTE_PT))
-        fig.text(0.0, 0.0, textwrap.fill(footnote, chars), fontsize=FOOTNOTE_PT, color="0.3", ha="left", va="top")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.04)
-    fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight", pad_inches=0.04)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
-def _k_axis(ax, ks, xlabel: str = "K (samples in training)", labels=None) -> None:
-    """A log axis with a tick at each K of the run, labelled 1, 5, 50 (or ``labels``)."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(sorted(ks)))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels(labels or [str(k) for k in sorted(ks)])
-    ax.set_xlabel(xlabel)
-
-
-def _cells(df: pd.DataFrame) -> list[tuple[str, int]]:
-    return sorted({(d, int(layers)) for d, layers in zip(df.dataset, df.n_layers)})
-
-
-def _title(dataset: str, layers: int, verified: bool) -> str:
-    return where(dataset, layers, verified, "stochastic layer")
-
-
-def _short(lr: float) -> str:
-    """A learning rate in two significant figures, short: 1e-3, 7.2e-4."""
-    mantissa, exponent = f"{lr:.1e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-
-
-def stand_in_note(df: pd.DataFrame) -> str:
-    """"; * stand-in data" where some of the run's data are unverified stand-ins, else nothing."""
-    return "" if df.data_verified.all() else "; * stand-in data"
-
-
-def _verified(df: pd.DataFrame, dataset: str) -> bool:
-    return bool(df[df.dataset == dataset].data_verified.all())
-
-
 def _interval_kind(df: pd.DataFrame) -> str:
     return interval_kind(df.seed.nunique())
 
@@ -125,19 +51,14 @@ def _nll_interval(g: pd.DataFrame) -> tuple[float, float]:
     return float(g.nll.iloc[0]), 1.96 * float(g.nll_sem.iloc[0])
 
 
-def _legend(fig, handles: dict, ncol: int = 4) -> None:
-    fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncol=min(ncol, len(handles)),
-               frameon=False)
-
-
 def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
     """Per (dataset, layers): test NLL against K (ours and the paper's), and IWAE - VAE against K, paired."""
     from matplotlib.lines import Line2D
 
-    plt, _ = _plt()
+    plt, _ = setup()
     base, ref = base_runs(df), paper_reference("table1")
-    cells = _cells(base)
-    fig = _figure(plt, PAGE, 1.75 * len(cells) + 0.5)
+    cells = cells_of(base)
+    fig = new_figure(plt, PAGE, 1.75 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 2, squeeze=False)
     for (dataset, layers), (a, b) in zip(cells, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
@@ -150,8 +71,8 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
             p = paper[paper.objective == obj]
             a.plot(p.k, p.nll, "x", ms=5, mew=1.2, color=PALETTE[OBJ_LABEL[obj]])
         a.set_ylabel("test NLL (nats)")
-        a.set_title(_title(dataset, layers, _verified(base, dataset)))
-        _k_axis(a, sub.k.unique())
+        a.set_title(title(dataset, layers, verified(base, dataset)))
+        k_axis(a, sub.k.unique())
         diffs = [(k, compare(sub, dict(k=k, objective="iwae"), dict(k=k, objective="vae"))) for k in sorted(sub.k.unique())]
         diffs = [(k, d) for k, d in diffs if d]
         if diffs:
@@ -166,8 +87,8 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
         b.axhline(0, color="0.5", lw=0.7, ls=":")
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
-        _k_axis(b, sub.k.unique())
-    _legend(fig, {"VAE (ours)": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
+        k_axis(b, sub.k.unique())
+    legend(fig, {"VAE (ours)": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE (ours)": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE (ours, paired)": Line2D([], [], color="k", marker="o", ms=3),
                   "the paper's VAE": Line2D([], [], color=PALETTE["VAE"], marker="x", ls="", ms=5),
@@ -178,26 +99,14 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
                     f"epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
 
 
-def _panels(plt, n: int, max_cols: int, row_height: float, extra: float):
-    """A figure of ``n`` panels, at most ``max_cols`` a row (full width when more than one column), the spare
-    axes hidden. -> (figure, the n axes)."""
-    cols = min(max_cols, n)
-    rows = -(-n // cols)
-    fig = _figure(plt, PAGE if cols > 1 else COLUMN, row_height * rows + extra)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
-
-
 def active_units(df: pd.DataFrame, stem: Path) -> None:
     """Active units per stochastic layer against K (the paper's counts as markers, one per layer)."""
     from matplotlib.lines import Line2D
 
-    plt, _ = _plt()
+    plt, _ = setup()
     base, ref = base_runs(df), paper_reference("table1")
-    cells = _cells(base)
-    fig, axes = _panels(plt, len(cells), 2, 1.6, 0.45)
+    cells = cells_of(base)
+    fig, axes = panel_grid(plt, len(cells), 2, 1.6, 0.45)
     styles, marks = ["-", "--"], ["x", "+"]
     for (dataset, layers), ax in zip(cells, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers)]
@@ -214,8 +123,8 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
             ax.axhline(units, color="0.6", lw=0.7, ls=":")
         ax.set_ylabel("active units")
         ax.set_ylim(0, max(CEILING[layers]) * 1.08)
-        ax.set_title(_title(dataset, layers, _verified(base, dataset)))
-        _k_axis(ax, sub.k.unique())
+        ax.set_title(title(dataset, layers, verified(base, dataset)))
+        k_axis(ax, sub.k.unique())
     handles = {f"{n} (ours)": Line2D([], [], color=c, lw=1.2, marker="o", ms=3) for n, c in PALETTE.items()}
     if base.n_layers.max() > 1:
         for i in range(2):
@@ -224,7 +133,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     else:
         handles["the paper's"] = Line2D([], [], color="0.4", ls="", marker=marks[0], ms=5)
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
-    _legend(fig, handles)
+    legend(fig, handles)
     seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
     save(fig, stem, f"{captions.figure('active_units')} Activity over 500 training images; {seeds}. "
                     f"{coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
@@ -234,10 +143,10 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     """The paper's histogram of log A_u, VAE against IWAE, at the largest K: one panel per stochastic layer."""
     from matplotlib.lines import Line2D
 
-    plt, sns = _plt()
+    plt, sns = setup()
     base = base_runs(df)
-    panels = [(d, layers, layer) for d, layers in _cells(base) for layer in range(layers)]
-    fig, axes = _panels(plt, len(panels), 3, 1.55, 0.3)
+    panels = [(d, layers, layer) for d, layers in cells_of(base) for layer in range(layers)]
+    fig, axes = panel_grid(plt, len(panels), 3, 1.55, 0.3)
     seed = int(base.seed.min())
     for (dataset, layers, layer), ax in zip(panels, axes):
         sub = base[(base.dataset == dataset) & (base.n_layers == layers) & (base.seed == seed)]
@@ -252,21 +161,21 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
         ax.set_xlabel(r"$\log_{10} A_u$ (active if $\geq -2$)")
         ax.set_ylabel("units")
         which = f"layer {layer + 1} of 2 ({CEILING[layers][layer]} units)" if layers > 1 else f"{CEILING[1][0]} units"
-        ax.set_title(f"{dataset.upper()}{'' if _verified(base, dataset) else '*'}, {layers} layer"
+        ax.set_title(f"{dataset.upper()}{'' if verified(base, dataset) else '*'}, {layers} layer"
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
-    _legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
+    legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
     save(fig, stem, f"{captions.figure('activity_hist')} Training seed {seed}; values beyond the axis are counted in "
-                    f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df))}.")
+                    f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df), test=False)}.")
 
 
 def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabel: str, stem: Path, footnote: str,
                      axis, test: bool = True) -> None:
     """One panel per (dataset, layers), a line per model of ``long`` (colour: objective, style: training K);
     ``axis(ax, panel_rows)`` styles the x axis."""
-    plt, sns = _plt()
+    plt, sns = setup()
     base = base_runs(df)
-    cells = _cells(base)
-    fig, axes = _panels(plt, len(cells), 2, 1.6, 0.5)
+    cells = cells_of(base)
+    fig, axes = panel_grid(plt, len(cells), 2, 1.6, 0.5)
     for (dataset, layers), ax in zip(cells, axes):
         sub = long[(long.dataset == dataset) & (long.n_layers == layers)]
         sns.lineplot(sub, x=x, y=y, hue="objective", style="trained with", palette=PALETTE, ax=ax, lw=1,
@@ -274,7 +183,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
                      style_order=sorted(long["trained with"].unique(), key=lambda t: int(t.split("=")[1])))
         axis(ax, sub)
         ax.set_ylabel(ylabel)
-        ax.set_title(_title(dataset, layers, _verified(base, dataset)))
+        ax.set_title(title(dataset, layers, verified(base, dataset)))
     keep = {}
     for ax in axes[: len(cells)]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -283,7 +192,7 @@ def _per_model_lines(df: pd.DataFrame, long: pd.DataFrame, x: str, y: str, ylabe
         ax.get_legend().remove()
     order = [o for o in PALETTE if o in keep] + sorted((k for k in keep if k not in PALETTE),
                                                       key=lambda t: int(t.split("=")[1]))
-    _legend(fig, {k: keep[k] for k in order})
+    legend(fig, {k: keep[k] for k in order})
     save(fig, stem, f"{footnote} Ours: {budget_note(base_runs(df), test)}.")
 
 
@@ -296,7 +205,7 @@ def _per_model(df: pd.DataFrame, rows) -> pd.DataFrame:
 def bounds(df: pd.DataFrame, stem: Path) -> None:
     """The NLL bounds -L_K of every model against the evaluation K: they fall towards the K=5000 estimate."""
     def axis(ax, sub):
-        _k_axis(ax, sub.eval_k.unique(), "K of the bound at evaluation")
+        k_axis(ax, sub.eval_k.unique(), "K of the bound at evaluation")
 
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
     _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
@@ -323,7 +232,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         top = ax.secondary_xaxis("top")
         top.set_xticks(list(starts.epoch if many else starts.epoch - 0.5))
-        top.set_xticklabels([_short(lr) for lr in starts.lr], fontsize=6.5)
+        top.set_xticklabels([short_lr(lr) for lr in starts.lr], fontsize=6.5)
         top.tick_params(length=2, pad=1)
         ax.set_xlabel("epoch")
 
@@ -338,16 +247,16 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     """Milliseconds per update of each training job (a stack) against K."""
     from matplotlib.ticker import LogLocator, StrMethodFormatter
 
-    plt, sns = _plt()
+    plt, sns = setup()
     base = base_runs(df).drop_duplicates(["dataset", "n_layers", "k"]).assign(
         job=lambda d: d.dataset.str.upper() + np.where(d.data_verified, "", "*") + ", " + d.n_layers.astype(str)
         + np.where(d.n_layers > 1, " layers", " layer"))
-    fig = _figure(plt, COLUMN, 2.6)
+    fig = new_figure(plt, COLUMN, 2.6)
     ax = fig.subplots()
     colours = ["#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"]  # not the VAE's blue and IWAE's red of the other figures
     sns.lineplot(base, x="k", y="stack_ms_per_update", hue="job", style="job", markers=True, dashes=False, ms=4,
                  ax=ax, errorbar=None, palette=colours[: base.job.nunique()])
-    _k_axis(ax, base.k.unique())
+    k_axis(ax, base.k.unique())
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
@@ -364,10 +273,10 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
     """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval."""
     from matplotlib.lines import Line2D
 
-    plt, _ = _plt()
+    plt, _ = setup()
     t = curve(curve_df)
     cells = list(t[["dataset", "n_layers", "k"]].drop_duplicates().itertuples(index=False, name=None))
-    fig = _figure(plt, PAGE, 1.6 * len(cells) + 0.5)
+    fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 2, squeeze=False)
     for (dataset, layers, k), (a, b) in zip(cells, axes):
         c = t[(t.dataset == dataset) & (t.n_layers == layers) & (t.k == k)]
@@ -377,7 +286,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                            marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
         a.set_xscale("log")
         a.set_ylabel("test NLL (nats)")
-        a.set_title(f"{_title(dataset, layers, _verified(curve_df, dataset))}, K={k}")
+        a.set_title(f"{title(dataset, layers, verified(curve_df, dataset))}, K={k}")
         if "iwae_minus_vae" in c:
             b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
             b.fill_between(c.epochs, c.low, c.high, color="0.8")
@@ -386,8 +295,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
     for ax in axes.flat:  # a tick at each evaluated epoch
-        _k_axis(ax, t.epochs.unique(), "epochs")
-    _legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
+        k_axis(ax, t.epochs.unique(), "epochs")
+    legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
                   "its 95% interval": Line2D([], [], color="0.8", lw=6)})
@@ -413,7 +322,7 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
     side x side Bernoulli means of p(x|h) for h from the generative model (the same prior draws)."""
     import torch
 
-    plt, _ = _plt()
+    plt, _ = setup()
     models, budgets = [], set()
     first_seed = min(load_model(p).metadata["train_config"]["seed"] for p in model_paths)
     for path in model_paths:
@@ -438,7 +347,7 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
         objs = sorted({o for o, *_ in cells}, key=lambda o: (o != "vae", o != "iwae", o))
         ks = sorted({k for _, k, *_ in cells})
         axes = sf.subplots(len(objs), len(ks), squeeze=False, gridspec_kw=dict(wspace=0.03, hspace=0.03))
-        sf.suptitle(_title(dataset, layers, all(v for *_, v in cells)))
+        sf.suptitle(title(dataset, layers, all(v for *_, v in cells)))
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -462,9 +371,9 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     legend gives; a K without signal (its interval reaches zero) hollow at the axis' bottom, left out of the fit."""
     from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-    plt, _ = _plt()
+    plt, _ = setup()
     checkpoints = list(dict.fromkeys(rows.checkpoint))
-    fig = _figure(plt, PAGE, 2.2 * len(checkpoints) + 0.3)
+    fig = new_figure(plt, PAGE, 2.2 * len(checkpoints) + 0.3)
     axes = fig.subplots(len(checkpoints), 2, squeeze=False)
     fits = {(r.checkpoint, r.estimator, r.network): r for r in fitted.itertuples()}
     for i, ckpt in enumerate(checkpoints):

@@ -21,23 +21,20 @@ that it never shares outputs with other runs of the working tree. Commands (``py
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 PID_FILE = ".pipeline.pid"
+
+
 PIPELINE_LOG = "logs/pipeline.log"
-STATE_FILE = "state.json"
 
 
-# ----------------------------------------------------------------------------- processes in a run folder
 def _proc_entries():
     """(pid, cwd, command line) of every process this user can see (Linux /proc); none elsewhere."""
     proc = Path("/proc")
@@ -144,6 +141,8 @@ def start(workdir: Path, snakemake_args: list[str], repo: Path) -> int:
 
 
 CODE = "code"
+
+
 CODE_FILES = ("Snakefile", "workflow", "config", "paper", "profiles", "src")
 
 
@@ -207,357 +206,6 @@ def stop(workdir: Path) -> None:
     print(f"stopped the pipeline in {workdir}" + (f"; still running: {left}" if left else ""))
 
 
-# ----------------------------------------------------------------------------- progress and projection
-@dataclass
-class Model:
-    """One model of the run: where it stands and how fast it trains."""
-    folder: Path
-    name: str
-    epochs_done: int
-    epochs_total: int | None
-    stage: int | None
-    seconds_per_epoch: float | None
-    trained_seconds: float
-    state: str  # finished | training | waiting
-    n_stages: int | None = None
-
-    @property
-    def remaining_s(self) -> float | None:
-        if self.state == "finished":
-            return 0.0
-        if self.seconds_per_epoch is None or self.epochs_total is None:
-            return None
-        return (self.epochs_total - self.epochs_done) * self.seconds_per_epoch
-
-
-def _read(path: Path) -> dict | None:
-    from iwae import checkpoint
-
-    try:
-        return checkpoint.read(path)
-    except RuntimeError:
-        return None
-
-
-def model_status(folder: Path, results: Path) -> Model:
-    """Where the model in run folder ``folder`` stands, from its checkpoint, snapshots or model file."""
-    from iwae.schedule import epoch_plan, schedule
-
-    name = str(folder.relative_to(results))
-    history, cfg, state = [], None, "waiting"
-    sources = [folder / "model.pt", folder / "checkpoint.pt"] + sorted(
-        (folder / "stages").glob("stage[0-9].pt"), reverse=True)
-    for src in sources:
-        if not src.exists():
-            continue
-        blob = _read(src)
-        if blob is None:
-            continue
-        if "members" in blob:  # a checkpoint
-            history, cfg = blob["members"][0]["history"], blob["members"][0]["train_config"]
-        else:
-            history, cfg = blob["metadata"]["history"], blob["metadata"]["train_config"]
-        state = "finished" if src.name == "model.pt" else "training"
-        break
-    total = len(epoch_plan(schedule(cfg["stages"], cfg["epoch_scale"]))) if cfg else None
-    recent = [h["seconds"] for h in history[-50:] if h.get("seconds")]
-    return Model(folder=folder, name=name, epochs_done=len(history), epochs_total=total,
-                 stage=history[-1]["stage"] if history else None,
-                 seconds_per_epoch=statistics.median(recent) if recent else None,
-                 trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
-                 n_stages=len(cfg["stages"]) if cfg else None)
-
-
-def run_folders(workdir: Path) -> list[Path]:
-    """The Table 1 run folders of a run (results/<dataset>/L<layers>/<objective>-k<K>/seed<S>)."""
-    return sorted(p for p in (Path(workdir) / "results").glob("*/L[12]/*-k*/seed*") if p.is_dir())
-
-
-def project(models: list[Model], cores: int, expected: list[str] | None = None,
-            rates: dict[str, float] | None = None) -> tuple[float | None, list[str]]:
-    """The seconds until every model has trained, on ``cores`` one-thread jobs: each unfinished model's remaining
-    epochs at its own speed, or, before it starts, at the speed of a started model of the same layers and K (or
-    ``rates[name]``, seconds per epoch), shared out longest first onto the cores. ``expected``: the run's models
-    (names), to count those with no folder yet. -> (seconds or None when a speed is unknown, notes)."""
-    by_cell: dict[str, list[float]] = {}
-    for m in models:
-        if m.seconds_per_epoch:
-            by_cell.setdefault(_cell(m.name), []).append(m.seconds_per_epoch)
-    known = {m.name: m for m in models}
-    notes, loads = [], []
-    total_epochs = next((m.epochs_total for m in models if m.epochs_total), None)
-    for name in list(dict.fromkeys([*(expected or []), *known])):
-        m = known.get(name)
-        if m is not None and m.state == "finished":
-            continue
-        rate = (m.seconds_per_epoch if m and m.seconds_per_epoch else None) or (
-            statistics.median(by_cell[_cell(name)]) if _cell(name) in by_cell else None) or (rates or {}).get(name)
-        todo = (m.epochs_total - m.epochs_done) if m and m.epochs_total else total_epochs
-        if rate is None or todo is None:
-            notes.append(f"{name}: speed unknown until it starts")
-            continue
-        loads.append(rate * todo)
-    if notes:
-        return None, notes
-    lanes = [0.0] * max(cores, 1)
-    for load in sorted(loads, reverse=True):
-        lanes[lanes.index(min(lanes))] += load
-    return max(lanes), notes
-
-
-def bench_rates(csv: Path, names: list[str], mode: str = "eager", batches: int = 2980) -> dict[str, float]:
-    """Seconds per epoch of one model alone on one thread (``benchmarks/bench_cpu_paper.py``'s CSV), for models not
-    yet started: {name: seconds}, for the names whose layers and K the CSV measured."""
-    import pandas as pd
-
-    if not Path(csv).exists():
-        return {}
-    t = pd.read_csv(csv)
-    t = t[(t.setting == "alone") & (t["mode"] == mode) & (t.threads == 1) & t.cell.str.endswith(" one")]
-    ms = {row.cell.split(" one")[0]: row.ms_per_step for row in t.itertuples()}  # "L1 K=5": ms
-    out = {}
-    for name in names:
-        _, layers, run, _ = name.split("/")
-        key = f"{layers} K={run.rsplit('-k', 1)[1]}"
-        if key in ms:
-            out[name] = ms[key] * batches / 1e3
-    return out
-
-
-def _cell(name: str) -> str:
-    """'mnist/L1/iwae-k5/seed0' -> 'mnist/L1/k5' (models of one cell train at the same speed)."""
-    dataset, layers, run, _ = name.split("/")
-    return f"{dataset}/{layers}/k{run.rsplit('-k', 1)[1]}"
-
-
-def _hms(seconds: float) -> str:
-    h, rem = divmod(int(seconds), 3600)
-    return f"{h} h {rem // 60:02d} min"
-
-
-def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
-    """The models (names as in ``status``) a run of ``budget`` trains, from the run's pinned config (or the
-    checkout's)."""
-    import yaml
-
-    from iwae import pipeline
-
-    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
-    config = yaml.safe_load((folder / "config" / "config.yaml").read_text())
-    if budget not in config["budgets"]:
-        raise SystemExit(f"budget {budget!r} is not one of {sorted(config['budgets'])} in {folder / 'config'}")
-    config["budget"] = budget
-    return [r.removeprefix("results/") for r in pipeline.runs(config)]
-
-
-def evaluation_load(workdir: Path, models: list[str], stages: int) -> tuple[float, int, str]:
-    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last, and each final
-    model, at the median measured time of the run's stage evaluations (a final evaluation, on more test images,
-    at its own measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images
-    at K=5000, rounded up)."""
-    root = Path(workdir) / "benchmarks" / "rules" / "evaluate"
-
-    def seconds(files):
-        out = []
-        for f in files:
-            try:
-                out.append(float(f.read_text().splitlines()[1].split("\t")[0]))
-            except (OSError, IndexError, ValueError):
-                pass
-        return out
-
-    stage_s = seconds(root.rglob("stage[0-9].tsv"))
-    final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
-    if not stage_s:
-        return 0.0, 0, "evaluations not counted (none has run yet)"
-    per_stage = statistics.median(stage_s)
-    per_final = statistics.median(final_s) if final_s else 5 * per_stage
-    todo_stage = todo_final = 0
-    for name in models:
-        folder = Path(workdir) / "results" / name
-        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in range(stages - 1))
-        todo_final += not (folder / "metrics.json").exists()
-    basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
-             f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})")
-    return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
-
-
-def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None) -> str:
-    """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation."""
-    workdir = Path(workdir)
-    results = workdir / "results"
-    models = [model_status(f, results) for f in run_folders(workdir)]
-    named = {m.name for m in models}
-    waiting = [n for n in (expected or []) if n not in named]
-    lines = [f"run folder {workdir} ({time.strftime('%Y-%m-%d %H:%M')}):"]
-    running = processes_in(workdir)
-    lines.append(f"  pipeline: {'running' if any('snakemake' in c for _, c in running) else 'not running'}"
-                 + (f" ({len(running)} process(es))" if running else "") + f"; log {workdir / PIPELINE_LOG}")
-    for m in models:
-        speed = f"{m.seconds_per_epoch:.1f} s/epoch" if m.seconds_per_epoch else "speed unknown"
-        where = f"stage {m.stage}, " if m.stage is not None else ""
-        lines.append(f"  {m.name}: {m.state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
-                     f"{_hms(m.trained_seconds)} trained")
-    lines += [f"  {n}: waiting (not started)" for n in waiting]
-    seconds, notes = project(models, cores, expected, rates)
-    lines += [f"  {n}" for n in notes]
-    if seconds is not None:
-        stages = next((m.n_stages for m in models if m.n_stages), 8)
-        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages)
-        total = seconds + eval_s / max(cores, 1)
-        finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
-        lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
-                     f"{_hms(eval_s / max(cores, 1))} ({basis}); done in {_hms(total)} of running ({finish} if it "
-                     f"runs without a stop)")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- state to commit, and back
-SAVED = ("stages/stage[0-9].pt", "stages/stage[0-9].metrics.json", "metrics.json", "train.json", "checkpoint.pt")
-
-
-def save(workdir: Path, dest: Path) -> list[str]:
-    """The run's state into ``dest`` (to commit): each model's stage snapshots and their metrics, its metrics and
-    train.json, its latest checkpoint (while it trains), its model.pt without the optimiser state (a finished
-    model: what ``iwae.load_model`` reads, a third of the size), the logs of its jobs and their benchmark files;
-    ``state.json`` records each file's time (git does not keep them) for ``restore``. A checkpoint of a model
-    that has finished is removed from ``dest``. -> the files written (relative to dest)."""
-    from iwae import checkpoint
-
-    workdir, dest = Path(workdir), Path(dest)
-    written, times = [], {}
-    for folder in run_folders(workdir):
-        rel = folder.relative_to(workdir)
-        files = [f for pattern in SAVED for f in folder.glob(pattern)]
-        if (folder / "model.pt").exists():
-            files = [f for f in files if f.name != "checkpoint.pt"]
-            (dest / rel / "checkpoint.pt").unlink(missing_ok=True)
-            blob = checkpoint.read(folder / "model.pt")
-            blob.pop("training_state", None)
-            (dest / rel).mkdir(parents=True, exist_ok=True)
-            checkpoint.save_atomic(blob, dest / rel / "model.pt")
-            written.append(str(rel / "model.pt"))
-            times[str(rel / "model.pt")] = (folder / "model.pt").stat().st_mtime
-        for f in files:
-            target = dest / f.relative_to(workdir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            written.append(str(f.relative_to(workdir)))
-            times[str(f.relative_to(workdir))] = f.stat().st_mtime
-    for extra in ("logs/train", "logs/evaluate", "benchmarks/rules/train", "benchmarks/rules/evaluate"):
-        for f in sorted((workdir / extra).rglob("*")):
-            if f.is_file():
-                target = dest / f.relative_to(workdir)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, target)
-                written.append(str(f.relative_to(workdir)))
-    (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times),
-                                              indent=1, sort_keys=True))
-    return written
-
-
-def restore(src: Path, workdir: Path) -> list[str]:
-    """The state ``save`` wrote in ``src`` into ``workdir``, for each file the run folder lacks (what it has is
-    newer and stays), with the saved files' times: older than what was made from them, newer than the data cache
-    (call after the data are fetched), so that Snakemake sees the finished jobs as finished. A checkpoint comes
-    back only for a model that has no checkpoint and no model.pt; a finished model comes back without its optimiser
-    state (enough to evaluate it, not to continue it as Table 2 does). -> the files restored."""
-    src, workdir = Path(src), Path(workdir)
-    times = json.loads((src / STATE_FILE).read_text())["mtimes"] if (src / STATE_FILE).exists() else {}
-    restored = []
-    for rel, mtime in sorted(times.items(), key=lambda kv: kv[1]):
-        source, target = src / rel, workdir / rel
-        if not source.exists() or target.exists():
-            continue
-        if target.name == "checkpoint.pt" and (target.parent / "model.pt").exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-        os.utime(target, (mtime, mtime))
-        restored.append(rel)
-    if restored:  # the data cache fetched on this machine is older than what was trained on it
-        oldest = min(times[rel] for rel in restored)
-        for manifest in workdir.glob("data/*/manifest.json"):
-            if manifest.stat().st_mtime >= oldest:
-                os.utime(manifest, (oldest - 3600, oldest - 3600))
-    return restored
-
-
-def write_curve(workdir: Path, out: Path) -> list[str]:
-    """The learning curve so far into ``out``: every evaluated stage snapshot and finished model (curve.csv/md/tex,
-    curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
-    training wall-clock per stage (stage_times.csv/md). -> the names written (none before the first evaluation)."""
-    import pandas as pd
-
-    from iwae import figures, records, report, tables
-
-    workdir, out = Path(workdir), Path(out)
-    folders = run_folders(workdir)
-    paths = [p for f in folders for p in sorted((f / "stages").glob("stage[0-9].metrics.json"))]
-    paths += [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
-    written = []
-    if paths:
-        df = records.collect(paths)
-        if df.n_test.nunique() > 1:
-            df = records.collect(paths, int(df.n_test.min()))
-        c = records.curve(df)
-        report.write_table(c, tables.curve_shown(c), out / "curve",
-                           f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
-                           f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
-        figures.learning_curve(df, out / "curve")
-        written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
-        (out / "beside_the_paper.md").write_text(beside_the_paper(df))
-        written.append("beside_the_paper.md")
-    rows = []
-    for folder in folders:
-        m = model_status(folder, workdir / "results")
-        source = next((p for p in [folder / "model.pt", folder / "checkpoint.pt",
-                                   *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)] if p.exists()), None)
-        blob = _read(source) if source else None
-        if not blob:
-            continue
-        history = blob["members"][0]["history"] if "members" in blob else blob["metadata"]["history"]
-        for stage in sorted({h["stage"] for h in history}):
-            hs = [h for h in history if h["stage"] == stage]
-            rows.append(dict(model=m.name, stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
-                             hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
-                             seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
-                             train_objective=round(hs[-1]["train_objective"], 3)))
-    if rows:
-        t = pd.DataFrame(rows)
-        out.mkdir(parents=True, exist_ok=True)
-        t.to_csv(out / "stage_times.csv", index=False)
-        (out / "stage_times.md").write_text(
-            "Training wall-clock per stage (hours of one CPU thread, saving excluded; `epochs_in_stage` below the "
-            "stage's 3^i while it trains; train_objective: the last epoch's mean bound on the training images)\n\n"
-            + t.to_markdown(index=False) + "\n")
-        written += ["stage_times.csv", "stage_times.md"]
-    return written
-
-
-def beside_the_paper(df) -> str:
-    """Each model's test NLL (active units) after every evaluated stage, one row per model, beside the paper's
-    final number (reference data) and its gap to it."""
-    from iwae import records
-
-    ref = records.paper_reference("table1")
-    epochs = sorted(df.epochs.unique())
-    lines = [f"Test NLL in nats (active units) after each stage so far, {records.budget_note(df)}; 'paper': Burda et al. "
-             f"2016, Table 1, after 3,280 epochs on all 10,000 test images (reference data); gap: ours at the latest "
-             f"stage minus the paper's (a gap while the schedule runs is not the final one).", "",
-             "| model | " + " | ".join(f"{e:,} ep." for e in epochs) + " | paper (3,280 ep.) | gap |",
-             "|---" * (len(epochs) + 3) + "|"]
-    for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
-        by = {int(r.epochs): f"{r.nll:.2f} ({r.active_units})" for r in g.itertuples()}
-        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
-        p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
-        last = g.sort_values("epochs").iloc[-1]
-        gap = f"{last.nll - paper.nll.iloc[0]:+.2f}" if len(paper) else ""
-        lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
-                     + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -571,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
                                                    "start)")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
+    from iwae.progress import bench_rates, expected_models, status
+    from iwae.runstate import restore, save, write_curve
+
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
     if args.command == "start":
@@ -591,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "save":
             out = Path(args.state).parent
             print(f"the curve so far: {', '.join(write_curve(workdir, out)) or 'nothing evaluated yet'} in {out}")
+
 
 
 if __name__ == "__main__":

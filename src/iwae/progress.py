@@ -1,0 +1,216 @@
+"""Where a long run stands: each model's stage, epoch and speed (from its checkpoint, snapshots or model file), and
+the projected finish of its training and evaluation (``status``; ``make cpu-paper-status``)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from iwae.longrun import CODE, PIPELINE_LOG, processes_in
+
+
+@dataclass
+class Model:
+    """One model of the run: where it stands and how fast it trains."""
+    folder: Path
+    name: str
+    epochs_done: int
+    epochs_total: int | None
+    stage: int | None
+    seconds_per_epoch: float | None
+    trained_seconds: float
+    state: str  # finished | training | waiting
+    n_stages: int | None = None
+
+    @property
+    def remaining_s(self) -> float | None:
+        if self.state == "finished":
+            return 0.0
+        if self.seconds_per_epoch is None or self.epochs_total is None:
+            return None
+        return (self.epochs_total - self.epochs_done) * self.seconds_per_epoch
+
+
+def read_or_none(path: Path) -> dict | None:
+    from iwae import checkpoint
+
+    try:
+        return checkpoint.read(path)
+    except RuntimeError:
+        return None
+
+
+def model_status(folder: Path, results: Path) -> Model:
+    """Where the model in run folder ``folder`` stands, from its checkpoint, snapshots or model file."""
+    from iwae.schedule import epoch_plan, schedule
+
+    name = str(folder.relative_to(results))
+    history, cfg, state = [], None, "waiting"
+    sources = [folder / "model.pt", folder / "checkpoint.pt"] + sorted(
+        (folder / "stages").glob("stage[0-9].pt"), reverse=True)
+    for src in sources:
+        if not src.exists():
+            continue
+        blob = read_or_none(src)
+        if blob is None:
+            continue
+        if "members" in blob:  # a checkpoint
+            history, cfg = blob["members"][0]["history"], blob["members"][0]["train_config"]
+        else:
+            history, cfg = blob["metadata"]["history"], blob["metadata"]["train_config"]
+        state = "finished" if src.name == "model.pt" else "training"
+        break
+    total = len(epoch_plan(schedule(cfg["stages"], cfg["epoch_scale"]))) if cfg else None
+    recent = [h["seconds"] for h in history[-50:] if h.get("seconds")]
+    return Model(folder=folder, name=name, epochs_done=len(history), epochs_total=total,
+                 stage=history[-1]["stage"] if history else None,
+                 seconds_per_epoch=statistics.median(recent) if recent else None,
+                 trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
+                 n_stages=len(cfg["stages"]) if cfg else None)
+
+
+def run_folders(workdir: Path) -> list[Path]:
+    """The Table 1 run folders of a run (results/<dataset>/L<layers>/<objective>-k<K>/seed<S>)."""
+    return sorted(p for p in (Path(workdir) / "results").glob("*/L[12]/*-k*/seed*") if p.is_dir())
+
+
+def project(models: list[Model], cores: int, expected: list[str] | None = None,
+            rates: dict[str, float] | None = None) -> tuple[float | None, list[str]]:
+    """The seconds until every model has trained, on ``cores`` one-thread jobs: each unfinished model's remaining
+    epochs at its own speed, or, before it starts, at the speed of a started model of the same layers and K (or
+    ``rates[name]``, seconds per epoch), shared out longest first onto the cores. ``expected``: the run's models
+    (names), to count those with no folder yet. -> (seconds or None when a speed is unknown, notes)."""
+    by_cell: dict[str, list[float]] = {}
+    for m in models:
+        if m.seconds_per_epoch:
+            by_cell.setdefault(_cell(m.name), []).append(m.seconds_per_epoch)
+    known = {m.name: m for m in models}
+    notes, loads = [], []
+    total_epochs = next((m.epochs_total for m in models if m.epochs_total), None)
+    for name in list(dict.fromkeys([*(expected or []), *known])):
+        m = known.get(name)
+        if m is not None and m.state == "finished":
+            continue
+        rate = (m.seconds_per_epoch if m and m.seconds_per_epoch else None) or (
+            statistics.median(by_cell[_cell(name)]) if _cell(name) in by_cell else None) or (rates or {}).get(name)
+        todo = (m.epochs_total - m.epochs_done) if m and m.epochs_total else total_epochs
+        if rate is None or todo is None:
+            notes.append(f"{name}: speed unknown until it starts")
+            continue
+        loads.append(rate * todo)
+    if notes:
+        return None, notes
+    lanes = [0.0] * max(cores, 1)
+    for load in sorted(loads, reverse=True):
+        lanes[lanes.index(min(lanes))] += load
+    return max(lanes), notes
+
+
+def bench_rates(csv: Path, names: list[str], mode: str = "eager", batches: int = 2980) -> dict[str, float]:
+    """Seconds per epoch of one model alone on one thread (``benchmarks/bench_cpu_paper.py``'s CSV), for models not
+    yet started: {name: seconds}, for the names whose layers and K the CSV measured."""
+    import pandas as pd
+
+    if not Path(csv).exists():
+        return {}
+    t = pd.read_csv(csv)
+    t = t[(t.setting == "alone") & (t["mode"] == mode) & (t.threads == 1) & t.cell.str.endswith(" one")]
+    ms = {row.cell.split(" one")[0]: row.ms_per_step for row in t.itertuples()}  # "L1 K=5": ms
+    out = {}
+    for name in names:
+        _, layers, run, _ = name.split("/")
+        key = f"{layers} K={run.rsplit('-k', 1)[1]}"
+        if key in ms:
+            out[name] = ms[key] * batches / 1e3
+    return out
+
+
+def _cell(name: str) -> str:
+    """'mnist/L1/iwae-k5/seed0' -> 'mnist/L1/k5' (models of one cell train at the same speed)."""
+    dataset, layers, run, _ = name.split("/")
+    return f"{dataset}/{layers}/k{run.rsplit('-k', 1)[1]}"
+
+
+def _hms(seconds: float) -> str:
+    h, rem = divmod(int(seconds), 3600)
+    return f"{h} h {rem // 60:02d} min"
+
+
+def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
+    """The models (names as in ``status``) a run of ``budget`` trains, from the run's pinned config (or the
+    checkout's)."""
+    import yaml
+
+    from iwae import pipeline
+
+    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
+    config = yaml.safe_load((folder / "config" / "config.yaml").read_text())
+    if budget not in config["budgets"]:
+        raise SystemExit(f"budget {budget!r} is not one of {sorted(config['budgets'])} in {folder / 'config'}")
+    config["budget"] = budget
+    return [r.removeprefix("results/") for r in pipeline.runs(config)]
+
+
+def evaluation_load(workdir: Path, models: list[str], stages: int) -> tuple[float, int, str]:
+    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last, and each final
+    model, at the median measured time of the run's stage evaluations (a final evaluation, on more test images,
+    at its own measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images
+    at K=5000, rounded up)."""
+    root = Path(workdir) / "benchmarks" / "rules" / "evaluate"
+
+    def seconds(files):
+        out = []
+        for f in files:
+            try:
+                out.append(float(f.read_text().splitlines()[1].split("\t")[0]))
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    stage_s = seconds(root.rglob("stage[0-9].tsv"))
+    final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
+    if not stage_s:
+        return 0.0, 0, "evaluations not counted (none has run yet)"
+    per_stage = statistics.median(stage_s)
+    per_final = statistics.median(final_s) if final_s else 5 * per_stage
+    todo_stage = todo_final = 0
+    for name in models:
+        folder = Path(workdir) / "results" / name
+        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in range(stages - 1))
+        todo_final += not (folder / "metrics.json").exists()
+    basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
+             f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})")
+    return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
+
+
+def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None) -> str:
+    """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation."""
+    workdir = Path(workdir)
+    results = workdir / "results"
+    models = [model_status(f, results) for f in run_folders(workdir)]
+    named = {m.name for m in models}
+    waiting = [n for n in (expected or []) if n not in named]
+    lines = [f"run folder {workdir} ({time.strftime('%Y-%m-%d %H:%M')}):"]
+    running = processes_in(workdir)
+    lines.append(f"  pipeline: {'running' if any('snakemake' in c for _, c in running) else 'not running'}"
+                 + (f" ({len(running)} process(es))" if running else "") + f"; log {workdir / PIPELINE_LOG}")
+    for m in models:
+        speed = f"{m.seconds_per_epoch:.1f} s/epoch" if m.seconds_per_epoch else "speed unknown"
+        where = f"stage {m.stage}, " if m.stage is not None else ""
+        lines.append(f"  {m.name}: {m.state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
+                     f"{_hms(m.trained_seconds)} trained")
+    lines += [f"  {n}: waiting (not started)" for n in waiting]
+    seconds, notes = project(models, cores, expected, rates)
+    lines += [f"  {n}" for n in notes]
+    if seconds is not None:
+        stages = next((m.n_stages for m in models if m.n_stages), 8)
+        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages)
+        total = seconds + eval_s / max(cores, 1)
+        finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
+        lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
+                     f"{_hms(eval_s / max(cores, 1))} ({basis}); done in {_hms(total)} of running ({finish} if it "
+                     f"runs without a stop)")
+    return "\n".join(lines)
+

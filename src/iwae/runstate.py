@@ -1,0 +1,164 @@
+"""A long run's state kept in a folder to commit, and back: every stage snapshot and its metrics, each unfinished
+model's latest checkpoint, the final models without their optimiser state, the logs, with the files' times in the
+order Snakemake needs (``save``, ``restore``); and the learning curve so far beside the paper's numbers
+(``write_curve``). ``make cpu-paper-save`` writes them under docs/paper-cpu."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from iwae.progress import model_status, read_or_none, run_folders
+
+
+STATE_FILE = "state.json"
+
+
+SAVED = ("stages/stage[0-9].pt", "stages/stage[0-9].metrics.json", "metrics.json", "train.json", "checkpoint.pt")
+
+
+def save(workdir: Path, dest: Path) -> list[str]:
+    """The run's state into ``dest`` (to commit): each model's stage snapshots and their metrics, its metrics and
+    train.json, its latest checkpoint (while it trains), its model.pt without the optimiser state (a finished
+    model: what ``iwae.load_model`` reads, a third of the size), the logs of its jobs and their benchmark files;
+    ``state.json`` records each file's time (git does not keep them) for ``restore``. A checkpoint of a model
+    that has finished is removed from ``dest``. -> the files written (relative to dest)."""
+    from iwae import checkpoint
+
+    workdir, dest = Path(workdir), Path(dest)
+    written, times = [], {}
+    for folder in run_folders(workdir):
+        rel = folder.relative_to(workdir)
+        files = [f for pattern in SAVED for f in folder.glob(pattern)]
+        if (folder / "model.pt").exists():
+            files = [f for f in files if f.name != "checkpoint.pt"]
+            (dest / rel / "checkpoint.pt").unlink(missing_ok=True)
+            blob = checkpoint.read(folder / "model.pt")
+            blob.pop("training_state", None)
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+            checkpoint.save_atomic(blob, dest / rel / "model.pt")
+            written.append(str(rel / "model.pt"))
+            times[str(rel / "model.pt")] = (folder / "model.pt").stat().st_mtime
+        for f in files:
+            target = dest / f.relative_to(workdir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+            written.append(str(f.relative_to(workdir)))
+            times[str(f.relative_to(workdir))] = f.stat().st_mtime
+    for extra in ("logs/train", "logs/evaluate", "benchmarks/rules/train", "benchmarks/rules/evaluate"):
+        for f in sorted((workdir / extra).rglob("*")):
+            if f.is_file():
+                target = dest / f.relative_to(workdir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                written.append(str(f.relative_to(workdir)))
+    (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times),
+                                              indent=1, sort_keys=True))
+    return written
+
+
+def restore(src: Path, workdir: Path) -> list[str]:
+    """The state ``save`` wrote in ``src`` into ``workdir``, for each file the run folder lacks (what it has is
+    newer and stays), with the saved files' times: older than what was made from them, newer than the data cache
+    (call after the data are fetched), so that Snakemake sees the finished jobs as finished. A checkpoint comes
+    back only for a model that has no checkpoint and no model.pt; a finished model comes back without its optimiser
+    state (enough to evaluate it, not to continue it as Table 2 does). -> the files restored."""
+    src, workdir = Path(src), Path(workdir)
+    times = json.loads((src / STATE_FILE).read_text())["mtimes"] if (src / STATE_FILE).exists() else {}
+    restored = []
+    for rel, mtime in sorted(times.items(), key=lambda kv: kv[1]):
+        source, target = src / rel, workdir / rel
+        if not source.exists() or target.exists():
+            continue
+        if target.name == "checkpoint.pt" and (target.parent / "model.pt").exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        os.utime(target, (mtime, mtime))
+        restored.append(rel)
+    if restored:  # the data cache fetched on this machine is older than what was trained on it
+        oldest = min(times[rel] for rel in restored)
+        for manifest in workdir.glob("data/*/manifest.json"):
+            if manifest.stat().st_mtime >= oldest:
+                os.utime(manifest, (oldest - 3600, oldest - 3600))
+    return restored
+
+
+def write_curve(workdir: Path, out: Path) -> list[str]:
+    """The learning curve so far into ``out``: every evaluated stage snapshot and finished model (curve.csv/md/tex,
+    curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
+    training wall-clock per stage (stage_times.csv/md). -> the names written (none before the first evaluation)."""
+    import pandas as pd
+
+    from iwae import figures, records, report, tables
+
+    workdir, out = Path(workdir), Path(out)
+    folders = run_folders(workdir)
+    paths = [p for f in folders for p in sorted((f / "stages").glob("stage[0-9].metrics.json"))]
+    paths += [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
+    written = []
+    if paths:
+        df = records.collect(paths)
+        if df.n_test.nunique() > 1:
+            df = records.collect(paths, int(df.n_test.min()))
+        c = records.curve(df)
+        report.write_table(c, tables.curve_shown(c), out / "curve",
+                           f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
+                           f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
+        figures.learning_curve(df, out / "curve")
+        written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
+        (out / "beside_the_paper.md").write_text(beside_the_paper(df))
+        written.append("beside_the_paper.md")
+    rows = []
+    for folder in folders:
+        m = model_status(folder, workdir / "results")
+        source = next((p for p in [folder / "model.pt", folder / "checkpoint.pt",
+                                   *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)] if p.exists()), None)
+        blob = read_or_none(source) if source else None
+        if not blob:
+            continue
+        history = blob["members"][0]["history"] if "members" in blob else blob["metadata"]["history"]
+        for stage in sorted({h["stage"] for h in history}):
+            hs = [h for h in history if h["stage"] == stage]
+            rows.append(dict(model=m.name, stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
+                             hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
+                             seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
+                             train_objective=round(hs[-1]["train_objective"], 3)))
+    if rows:
+        t = pd.DataFrame(rows)
+        out.mkdir(parents=True, exist_ok=True)
+        t.to_csv(out / "stage_times.csv", index=False)
+        (out / "stage_times.md").write_text(
+            "Training wall-clock per stage (hours of one CPU thread, saving excluded; `epochs_in_stage` below the "
+            "stage's 3^i while it trains; train_objective: the last epoch's mean bound on the training images)\n\n"
+            + t.to_markdown(index=False) + "\n")
+        written += ["stage_times.csv", "stage_times.md"]
+    return written
+
+
+def beside_the_paper(df) -> str:
+    """Each model's test NLL (active units) after every evaluated stage, one row per model, beside the paper's
+    final number (reference data) and its gap to it."""
+    from iwae import records
+
+    ref = records.paper_reference("table1")
+    epochs = sorted(df.epochs.unique())
+    lines = [f"Test NLL in nats (active units) after each stage so far, {records.budget_note(df)}; 'paper': Burda et al. "
+             f"2016, Table 1, after 3,280 epochs on all 10,000 test images (reference data); gap: ours at the latest "
+             f"stage minus the paper's (a gap while the schedule runs is not the final one).", "",
+             "| model | " + " | ".join(f"{e:,} ep." for e in epochs) + " | paper (3,280 ep.) | gap |",
+             "|---" * (len(epochs) + 3) + "|"]
+    for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
+        by = {int(r.epochs): f"{r.nll:.2f} ({r.active_units})" for r in g.itertuples()}
+        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
+        p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
+        last = g.sort_values("epochs").iloc[-1]
+        gap = f"{last.nll - paper.nll.iloc[0]:+.2f}" if len(paper) else ""
+        lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
+                     + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
+    return "\n".join(lines) + "\n"
+
