@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import make_stack, matmul_rate, parse_and_setup, step_flops, test_images, time_rounds, write_csv
-
-from iwae.runtime import device_name
+from common import make_stack, start, step_flops, time_rounds, write_csv
 
 ESTIMATORS = ("iwae", "vae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
 
@@ -21,10 +19,7 @@ ESTIMATORS = ("iwae", "vae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=10)
-    args, device = parse_and_setup(ap)
-    name = device_name(device)
-    grey, source = test_images(2000, device, binary=False)
-    peak = matmul_rate(device)
+    args, device, name, grey, source, peak = start(ap)
     print(f"device: {name}; data: {source}; minibatch 20, one model per stack; a 2048 x 2048 float32 matrix product: "
           f"{peak / 1e9:.1f} GFLOP/s. The rate of each step counts IWAE's products (one forward, one backward): the "
           f"estimators with a second backward pass (DReG, RWS) do more than it counts")

@@ -24,12 +24,10 @@ import math
 import time
 
 import torch
-from common import (REPO, forward_flops, make_stack, matmul_rate, parse_and_setup, step_flops, sync, test_images,
-                    time_rounds, write_csv)
+from common import REPO, forward_flops, make_stack, start, step_flops, sync, test_images, time_rounds, write_csv
 from torch import nn
 
 from iwae.evaluate import log_likelihood
-from iwae.runtime import device_name
 
 try:
     from pythae.models import IWAE, IWAEConfig
@@ -115,10 +113,7 @@ def main():
     ap.add_argument("--images", type=int, default=None, help="test images of the K=5000 comparison (default: 50 "
                                                             "on CPU, 500 on GPU)")
     ap.add_argument("--rounds", type=int, default=10)
-    args, device = parse_and_setup(ap)
-    name = device_name(device)
-    grey, source = test_images(2000, device, binary=False)
-    peak = matmul_rate(device)
+    args, device, name, grey, source, peak = start(ap)
     print(f"device: {name}; threads: {torch.get_num_threads()}; data: {source}; a 2048 x 2048 float32 matrix "
           f"product: {peak / 1e9:.1f} GFLOP/s")
     from iwae.checkpoint import load_model

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import make_stack, matmul_rate, parse_and_setup, step_flops, sync, test_images, time_rounds, write_csv
+from common import make_stack, start, step_flops, sync, time_rounds, write_csv
 from plain import PlainAdamTorchOrder, PlainIWAE
 
 from iwae.bounds import iwae_bound
 from iwae.checkpoint import member_state_dict
 from iwae.model import IWAEModel, ModelConfig
-from iwae.runtime import device_name
 
 
 def stack_of(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: str = "published", mode: str = "eager"):
@@ -35,10 +34,7 @@ def stack_of(grey: torch.Tensor, layers: int, k: int, members: int, optimizer: s
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=None, help="timing rounds (default: 10, 5 at K=50 on CPU)")
-    args, device = parse_and_setup(ap)
-    name = device_name(device)
-    grey, source = test_images(2000, device, binary=False)  # grey levels: the step binarises its minibatch
-    peak = matmul_rate(device)  # the machine's practical limit, same threads, measured in this run
+    args, device, name, grey, source, peak = start(ap)  # peak: the machine's practical limit, measured in this run
     print(f"device: {name}; data: {source}; minibatch 20; a 2048 x 2048 float32 matrix product: {peak / 1e9:.1f} "
           f"GFLOP/s (the rate each step is compared with)")
     rows = []

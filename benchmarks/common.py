@@ -148,3 +148,14 @@ def matmul_rate(device, n: int = 2048, repeat: int = 5) -> float:
         sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best
+
+
+def start(ap, images: int = 2000):
+    """Parse and set up (``parse_and_setup``), then what every step benchmark needs: -> (args, device, its name, the
+    first ``images`` MNIST images as grey levels (each step binarises its minibatch), where they came from, and the
+    large matrix product's rate on this device and these threads)."""
+    from iwae.runtime import device_name
+
+    args, device = parse_and_setup(ap)
+    grey, source = test_images(images, device, binary=False)
+    return args, device, device_name(device), grey, source, matmul_rate(device)
