@@ -164,3 +164,25 @@ def test_every_caption_is_written_once_and_the_html_report_files_come_from_it():
     tex = captions.tex_definitions()
     assert all(f"\\csname cap:{n}\\endcsname" in tex for n in names)
     assert "\\fig{nll_vs_k}\n" in (REPO / "paper" / "report.tex").read_text()  # the caption is not written there
+
+
+def test_tex_escape_makes_every_special_character_printable():
+    from iwae.render import tex_escape
+
+    assert tex_escape("50% of a_b & #1 in p(x|h) >= 0.01, 'paper' -> ours ± 0.1") == (
+        "50\\% of a\\_b \\& \\#1 in p(x$|$h) $\\geq$ 0.01, `paper' $\\to$ ours $\\pm$ 0.1")
+    assert tex_escape("a\\b") == "a\\textbackslash{}b"
+
+
+def test_the_cost_table_projects_the_paper_budget_from_the_measured_steps(tmp_path):
+    """Closed form: a job's paper hours are its measured ms per update x the paper's updates / 3.6e6; the sentence
+    sums the measured jobs and names those this run did not measure."""
+    df = grid(tmp_path, [0], lambda s: 1.0)  # MNIST 1 layer, K = 1 and 5: two of the paper's 14 jobs
+    j = tables.jobs(df)
+    proj, sentences = tables.projection(j)
+    ms = {int(r.k): r.stack_ms_per_update for r in j.itertuples()}
+    for r in proj.itertuples():
+        k = int(r.job.split("K=")[1])
+        assert r.paper_updates == 3280 * 2980 and r.paper_hours == pytest.approx(ms[k] * 3280 * 2980 / 3.6e6)
+    assert f"{proj.paper_hours.sum():,.1f} hours for the 2 of 14 jobs" in sentences[0]
+    assert "Not measured by this run: mnist L1 K=50" in sentences[0]
