@@ -317,3 +317,11 @@ def test_every_run_and_dry_run_starts_by_saying_what_it_is_and_costs(tmp_path):
     hours = [float(re.search(r"training about ([\d.]+) (h|days)", s).group(1)) if "training about" in s else 0
              for s in said[1:]]
     assert re.search(r"training about \d+ min", said[0]) and hours[0] > 0  # minutes for quick, more for paper
+
+
+def test_a_failed_jobs_message_and_fix_are_on_the_screen_not_only_in_its_log(tmp_path):
+    wd = workflow_copy(tmp_path)
+    out = snakemake(wd, "--cores", "1", "data/omniglot/manifest.json", "--config", f"omniglot_file={tmp_path}/nope.mat",
+                    "allow_unverified=[omniglot]", check=False)
+    assert out.returncode != 0
+    assert "nope.mat: no such file (given as the source of omniglot)" in out.stdout + out.stderr
