@@ -72,7 +72,7 @@ LONGRUN = $(PY) -m iwae.longrun --workdir $(CPU_PAPER_DIR)
 
 cpu-paper: venv
 	$(PY) -m iwae fetch mnist --data-dir $(CPU_PAPER_DIR)/data
-	@if [ -f $(CPU_PAPER_STATE)/state.json ]; then $(LONGRUN) restore --state $(CPU_PAPER_STATE); fi
+	@if [ -f $(CPU_PAPER_STATE)/state.json ] && [ ! -d $(CPU_PAPER_DIR)/results ]; then $(LONGRUN) restore --state $(CPU_PAPER_STATE); fi
 	$(LONGRUN) start -- --cores 2 --rerun-triggers mtime $(SNAKE_ARGS) --config budget=$(CPU_PAPER_BUDGET)
 
 cpu-paper-status: venv

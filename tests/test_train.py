@@ -316,3 +316,23 @@ def test_compiled_step_matches_eager_on_the_cpu(fake_data_dir):
     ref, compiled = sixty_steps(objectives, grey, "eager"), sixty_steps(objectives, grey, "compiled")
     assert torch.allclose(compiled[0], ref[0], rtol=1e-5)
     assert torch.allclose(compiled[1], ref[1], rtol=0, atol=1e-5)
+
+
+def test_a_lost_checkpoint_never_trains_a_runs_finished_stages_again(fake_data_dir, tmp_path):
+    """Stage snapshots of this configuration but no checkpoint: the run refuses, naming the fix, instead of training
+    them again from epoch 0; another configuration's snapshots (an earlier budget) do not stop it; a checkpoint
+    past the stage a job trains to, whose snapshot is gone, is refused too; --until-stage with the default stages."""
+    chain = tmp_path / "chain"
+    subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=1), check=True, capture_output=True)
+    (chain / "checkpoint.pt").rename(tmp_path / "saved.pt")
+    lost = subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=2), capture_output=True, text=True)
+    assert lost.returncode != 0 and "starting afresh would train them again" in lost.stderr
+    assert "docs/paper-cpu/state" in lost.stderr and not (chain / "stages" / "stage2.pt").exists()
+    other = subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=0, k=2), capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr  # another K's snapshots: overwritten, not refused
+    (tmp_path / "saved.pt").rename(chain / "checkpoint.pt")  # K=3's checkpoint at stage 1's end, stage 1's snapshot gone
+    past = subprocess.run(_train_cmd(fake_data_dir, chain, until_stage=0), capture_output=True, text=True)
+    assert past.returncode != 0 and "past the end of stage 0" in past.stderr
+    run = train_mod.Run([TrainConfig(k=2, train_subset=200)], fake_data_dir, [tmp_path / "all"], CPU, until_stage=3,
+                        progress=False)  # the default stages (all 8): to the end of stage 3 = 1 + 3 + 9 + 27 epochs
+    assert run.end == 40

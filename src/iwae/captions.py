@@ -30,7 +30,7 @@ FIGURES = {
                  "on the device that trained them.",
     "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
            "generative networks, at the trained model and at its first-stage snapshot, the floor of a zero-mean "
-           "gradient removed, with 95% bootstrap intervals: the K with signal and the least-squares line through "
+           "gradient removed, with 95% jackknife intervals: the K with signal and the least-squares line through "
            "them (the slope and its interval in the legend); the K without signal hollow, left out.",
 }
 TABLES = {
@@ -46,7 +46,7 @@ TABLES = {
               "better).",
     "estimators": "Beyond the paper: IWAE against IWAE-STL, IWAE-DReG and RWS-DReG on the same protocol: test NLL "
                   "(active units) and X - IWAE paired over the same test images (negative: X better).",
-    "snr": "Fitted slopes of log SNR against log K for each estimator and network, with their 95% bootstrap "
+    "snr": "Fitted slopes of log SNR against log K for each estimator and network, with their 95% jackknife "
            "intervals (expected with IWAE: about -1/2 for the recognition network, +1/2 for the generative network).",
     "family_claims": "Beyond the paper in words: each objective's and estimator's test NLL minus IWAE's with its "
                      "interval and what it is over (a verdict only from training seeds), and each SNR slope with its "

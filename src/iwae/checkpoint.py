@@ -52,15 +52,18 @@ def read(path: str | os.PathLike) -> dict:
         raise RuntimeError(f"{path} is a folder; give the model file in it (e.g. {p / 'model.pt'}).")
     with open(p, "rb") as f:
         head = f.read(4)
+    if len(head) < 4:
+        raise RuntimeError(f"{path} is empty or truncated ({p.stat().st_size} bytes). Restore it from a copy, or delete "
+                           f"it and train its run again.")
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):  # torch.save's zip, or its older pickle format
         raise RuntimeError(f"{path} is not a model file: torch.save did not write it (it starts with {head!r}). "
                            f"Give a model.pt (or stages/stage<i>.pt) written by `iwae train`.")
     try:
         return torch.load(p, map_location="cpu", weights_only=False)
     except Exception as e:
-        fix = ("It is the checkpoint of an interrupted run: delete it to start that run afresh (its model files and "
-               "stage snapshots are kept)." if p.name == CHECKPOINT else
-               "Restore it from a copy, or delete it and train it again (the pipeline re-creates a deleted model).")
+        fix = ("It is the checkpoint of an interrupted run: restore it from a copy if there is one; else delete it and "
+               "the run's stages/ folders to train that run again from its start." if p.name == CHECKPOINT else
+               "Restore it from a copy, or delete it and train its run again.")
         raise RuntimeError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}). {fix}") from e
 
 
@@ -182,6 +185,14 @@ def continue_training(st: Stack, states: list[dict]) -> None:
     for m, state in enumerate(states):
         st.gens[m].set_state(state["generator"])
     _load_optimiser(st, [state["optimizer"] for state in states])
+
+
+def trained_as(path: Path, cfg: TrainConfig) -> bool:
+    """Whether the model file at ``path`` was written by a run of configuration ``cfg`` (False if unreadable)."""
+    try:
+        return read(path).get("metadata", {}).get("train_config") == asdict(cfg)
+    except RuntimeError:
+        return False
 
 
 # ----------------------------------------------------------------------------- model files

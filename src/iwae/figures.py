@@ -367,7 +367,7 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
 
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """SNR of each estimator's gradient against K on log-log axes (the floor of a zero-mean gradient removed, with
-    bootstrap intervals): the K with signal (filled) and the line fitted through them, whose slope and interval the
+    jackknife intervals): the K with signal (filled) and the line fitted through them, whose slope and interval the
     legend gives; a K without signal (its interval reaches zero) hollow at the axis' bottom, left out of the fit."""
     from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 

@@ -79,12 +79,20 @@ def processes_in(workdir: Path) -> list[tuple[int, str]]:
 
 
 def _pid_from_file(workdir: Path) -> int | None:
+    """The pid the last start wrote, if that process still runs and is a Snakemake (a pid the system gave to
+    another process since is not ours: the stale file goes)."""
+    path = Path(workdir) / PID_FILE
     try:
-        pid = int((Path(workdir) / PID_FILE).read_text().strip())
+        pid = int(path.read_text().strip())
         os.kill(pid, 0)
-        return pid
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes() if Path("/proc").is_dir() else b"snakemake"
     except (OSError, ValueError):
+        path.unlink(missing_ok=True)
         return None
+    if b"snakemake" not in cmd:
+        path.unlink(missing_ok=True)
+        return None
+    return pid
 
 
 def locks(workdir: Path) -> list[Path]:
@@ -122,6 +130,11 @@ def start(workdir: Path, snakemake_args: list[str], repo: Path) -> int:
         print(f"jobs of a stopped pipeline still run in {workdir} (pids {[p for p, _ in running]}): stopping them "
               f"(they checkpoint first)")
         _terminate([p for p, _ in running])
+        left = [p for p, _ in running if _alive(p)]
+        if left:
+            raise SystemExit(f"jobs still run in {workdir} after SIGTERM (pids {left}); nothing started, so that no two "
+                             f"trainers write one checkpoint. Wait for them to end, or end them (kill {left[0]}), then "
+                             f"run the same command again.")
     print(unlock_if_stale(workdir))
     code = pinned_code(workdir, repo)
     log = workdir / PIPELINE_LOG

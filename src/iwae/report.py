@@ -160,7 +160,7 @@ def write_estimators(paths, stem: Path) -> pd.DataFrame:
 
 
 def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
-    """The fitted SNR slopes with their 95% bootstrap intervals (``stem``.md/.csv/.tex), one row per estimator and one
+    """The fitted SNR slopes with their 95% jackknife intervals (``stem``.md/.csv/.tex), one row per estimator and one
     column per network and checkpoint; a slope fitted over fewer than every K says which it left out."""
     models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
     cells = {}
@@ -178,7 +178,7 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
         f"{net}, {c}": [cells.get((e, net, c), "") for e in estimators] for net, c in columns})
     write_table(fitted, shown, stem,
                 f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018) with "
-                f"their 95% bootstrap intervals (blocks of draws resampled), the SNR being the root mean square over "
+                f"their 95% jackknife intervals (each block of draws left out in turn), the SNR being the root mean square over "
                 f"the parameters of |E g| / sd g with the floor of a zero-mean gradient removed; least squares over "
                 f"the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose SNR interval reaches "
                 f"zero is left out and named), {int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} "

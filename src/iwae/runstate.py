@@ -21,16 +21,27 @@ STATE_FILE = "state.json"
 SAVED = ("stages/stage[0-9].pt", "stages/stage[0-9].metrics.json", "metrics.json", "train.json", "checkpoint.pt")
 
 
+def _copy(src: Path, dest: Path) -> float | None:
+    """Copy with the file's time; -> that time, or None where the file went meanwhile (a job that ended)."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+        return src.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
 def save(workdir: Path, dest: Path) -> list[str]:
     """The run's state into ``dest`` (to commit): each model's stage snapshots and their metrics, its metrics and
     train.json, its latest checkpoint (while it trains), its model.pt without the optimiser state (a finished
     model: what ``iwae.load_model`` reads, a third of the size), the logs of its jobs and their benchmark files;
     ``state.json`` records each file's time (git does not keep them) for ``restore``. A checkpoint of a model
-    that has finished is removed from ``dest``. -> the files written (relative to dest)."""
+    that has finished is removed from ``dest``; a file that goes while the run goes on is skipped. -> the files
+    written (relative to dest)."""
     from iwae import checkpoint
 
     workdir, dest = Path(workdir), Path(dest)
-    written, times = [], {}
+    times = {}
     for folder in run_folders(workdir):
         rel = folder.relative_to(workdir)
         files = [f for pattern in SAVED for f in folder.glob(pattern)]
@@ -41,40 +52,45 @@ def save(workdir: Path, dest: Path) -> list[str]:
             blob.pop("training_state", None)
             (dest / rel).mkdir(parents=True, exist_ok=True)
             checkpoint.save_atomic(blob, dest / rel / "model.pt")
-            written.append(str(rel / "model.pt"))
             times[str(rel / "model.pt")] = (folder / "model.pt").stat().st_mtime
         for f in files:
-            target = dest / f.relative_to(workdir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            written.append(str(f.relative_to(workdir)))
-            times[str(f.relative_to(workdir))] = f.stat().st_mtime
+            mtime = _copy(f, dest / f.relative_to(workdir))
+            if mtime is not None:
+                times[str(f.relative_to(workdir))] = mtime
     for extra in ("logs/train", "logs/evaluate", "benchmarks/rules/train", "benchmarks/rules/evaluate"):
         for f in sorted((workdir / extra).rglob("*")):
-            if f.is_file():
-                target = dest / f.relative_to(workdir)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, target)
-                written.append(str(f.relative_to(workdir)))
+            mtime = _copy(f, dest / f.relative_to(workdir)) if f.is_file() else None
+            if mtime is not None:
+                times[str(f.relative_to(workdir))] = mtime
     (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times),
                                               indent=1, sort_keys=True))
-    return written
+    return sorted(times)
+
+
+def _progress(path: Path) -> tuple[int, int]:
+    """(epoch, step) of a checkpoint; (-1, -1) where it cannot be read."""
+    blob = read_or_none(path)
+    return (blob["epoch"], blob["step"]) if blob else (-1, -1)
 
 
 def restore(src: Path, workdir: Path) -> list[str]:
     """The state ``save`` wrote in ``src`` into ``workdir``, for each file the run folder lacks (what it has is
     newer and stays), with the saved files' times: older than what was made from them, newer than the data cache
     (call after the data are fetched), so that Snakemake sees the finished jobs as finished. A checkpoint comes
-    back only for a model that has no checkpoint and no model.pt; a finished model comes back without its optimiser
-    state (enough to evaluate it, not to continue it as Table 2 does). -> the files restored."""
+    back for a model without model.pt that has none, or one behind the saved one; a finished model comes back
+    without its optimiser state (enough to evaluate it, not to continue it as Table 2 does). -> the files
+    restored."""
     src, workdir = Path(src), Path(workdir)
     times = json.loads((src / STATE_FILE).read_text())["mtimes"] if (src / STATE_FILE).exists() else {}
     restored = []
     for rel, mtime in sorted(times.items(), key=lambda kv: kv[1]):
         source, target = src / rel, workdir / rel
-        if not source.exists() or target.exists():
+        if not source.exists():
             continue
-        if target.name == "checkpoint.pt" and (target.parent / "model.pt").exists():
+        if target.name == "checkpoint.pt":
+            if (target.parent / "model.pt").exists() or (target.exists() and _progress(target) >= _progress(source)):
+                continue
+        elif target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)

@@ -8,9 +8,9 @@ of its gradient over the draws, the raw SNR |m_i| / s_i carries a floor: a param
 zero still shows E|t| / sqrt(draws) (about 0.056 at 200 draws), which flattens every slope towards zero. The
 summary here removes it: SNR = sqrt(mean_i(m_i^2 / s_i^2) - 1 / draws), the root mean square over the
 parameters of |E g| / sd g with the noise of m_i^2 (E m^2 = mu^2 + sigma^2 / draws) taken out; ``resolved``
-is the share of parameters whose mean is resolved (|t| > 3). The draws are kept as block sums, and a bootstrap
-over the blocks (resampled with replacement) gives each summary's interval and each fitted slope's; a K whose
-interval reaches zero has no signal and is left out of the fit. Expected with IWAE: about K^(-1/2) for the
+is the share of parameters whose mean is resolved (|t| > 3). The draws are kept as block sums, and a
+delete-one-block jackknife gives each summary's interval and each fitted slope's; a K whose interval reaches zero
+has no signal and is left out of the fit. Expected with IWAE: about K^(-1/2) for the
 recognition network and K^(1/2) for the generative network; with DReG the recognition SNR does not fall with K.
 """
 
@@ -27,8 +27,7 @@ from iwae import objectives
 from iwae.model import IWAEModel
 
 ESTIMATORS = ("iwae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
-BLOCKS = 20  # the draws are kept as this many block sums: the bootstrap's units
-REPLICATES = 200  # bootstrap replicates of every summary and slope
+BLOCKS = 20  # the draws are kept as this many block sums: the jackknife's units
 RESOLVED_T = 3.0  # a parameter's mean gradient is resolved when |m| / (s / sqrt(draws)) exceeds this
 
 
@@ -49,7 +48,7 @@ def block_sums(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, draws:
     """Per network, the sums of the gradient and of its square over each of ``blocks`` blocks of the ``draws``
     draws: ([blocks, P], [blocks, P]) in float64."""
     if draws % blocks:
-        raise ValueError(f"draws ({draws}) must be a multiple of the {blocks} bootstrap blocks")
+        raise ValueError(f"draws ({draws}) must be a multiple of the {blocks} jackknife blocks")
     generator = torch.Generator(device=x.device).manual_seed(seed)
     sums = {}
     for i in range(draws):
@@ -78,28 +77,36 @@ def summary(s1: torch.Tensor, s2: torch.Tensor, n: int, noise: float = 1.0) -> d
                 resolved=float((ratio2 * n > RESOLVED_T**2).double().mean()), parameters=int(varies.sum()))
 
 
-def bootstrap(s1: torch.Tensor, s2: torch.Tensor, draws: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
-    """``replicates`` values of the floor-free SNR with the blocks of draws resampled with replacement. A replicate's
-    mean carries the resampling's noise (s^2 / n) on top of the draws' (sigma^2 / n), so 2 / n is taken out: the
-    replicates then spread around the measured value as the measurement spreads around the truth."""
+def jackknife(s1: torch.Tensor, s2: torch.Tensor, draws: int) -> np.ndarray:
+    """The floor-free SNR with each block of draws left out in turn (delete-one-block jackknife): the spread of these
+    B values gives the SNR's standard error (``jackknife_interval``) and, taken block by block across K, a slope's.
+    (A bootstrap that resamples the blocks would share its counts across all parameters, so its replicates' noise
+    term would not average out over them: its intervals come out several times too wide at low SNR.)"""
     blocks = s1.shape[0]
-    rng = np.random.default_rng(seed)
-    out = np.empty(replicates)
-    for r in range(replicates):
-        counts = torch.as_tensor(np.bincount(rng.integers(0, blocks, blocks), minlength=blocks), dtype=s1.dtype,
-                                 device=s1.device)
-        out[r] = summary(counts @ s1, counts @ s2, draws, noise=2.0)["snr"]
-    return out
+    n = draws - draws // blocks
+    t1, t2 = s1.sum(0), s2.sum(0)
+    return np.array([summary(t1 - s1[b], t2 - s2[b], n)["snr"] for b in range(blocks)])
+
+
+def jackknife_interval(estimate: float, values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of ``estimate`` with the jackknife standard error of ``values`` (B - 1 df)."""
+    from scipy import stats as sps
+
+    b = len(values)
+    se = math.sqrt((b - 1) / b * float(np.sum((values - values.mean()) ** 2)))
+    half = float(sps.t.ppf(0.5 + level / 2, b - 1)) * se
+    return estimate - half, estimate + half
 
 
 def snr(model: IWAEModel, x: torch.Tensor, k: int, estimator: str, draws: int, seed: int = 0) -> dict[str, dict]:
-    """Per network: ``summary`` of ``estimator``'s gradient at K=k over ``draws`` draws, with the bootstrap
-    replicates of its SNR (``replicates``) and their 95% interval (``low``, ``high``)."""
+    """Per network: ``summary`` of ``estimator``'s gradient at K=k over ``draws`` draws, with the leave-one-block-out
+    values (``jackknife``) and the 95% interval they give (``low``, ``high``)."""
     out = {}
     for net, (s1, s2) in block_sums(model, x, k, estimator, draws, seed).items():
         res = summary(s1.sum(0), s2.sum(0), draws)
-        reps = bootstrap(s1, s2, draws, seed=seed + k)
-        res.update(low=float(np.quantile(reps, 0.025)), high=float(np.quantile(reps, 0.975)), replicates=reps)
+        values = jackknife(s1, s2, draws)
+        res["low"], res["high"] = jackknife_interval(res["snr"], values)
+        res["jackknife"] = values
         out[net] = res
     return out
 
@@ -111,8 +118,8 @@ def fitted_slope(ks: list[int], values: list[float]) -> float:
 
 def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators: list[str], draws: int,
         out_csv: Path, seed: int = 0, progress=print) -> list[dict]:
-    """Every (checkpoint label -> model file) x estimator x K; writes the summaries (``out_csv``) and the bootstrap
-    replicates (``<out>_replicates.csv``) and returns the rows (each with its replicates)."""
+    """Every (checkpoint label -> model file) x estimator x K; writes the summaries (``out_csv``) and the
+    leave-one-block-out values (``<out>_jackknife.csv``) and returns the rows (each with its values)."""
     from iwae.checkpoint import load_model
 
     rows = []
@@ -133,25 +140,26 @@ def run(models: dict[str, str], data_x: torch.Tensor, ks: list[int], estimators:
                          f"{res['recognition']['snr']:.4g} [{res['recognition']['low']:.3g}, "
                          f"{res['recognition']['high']:.3g}]")
     out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fields = [f for f in rows[0] if f != "replicates"]
+    fields = [f for f in rows[0] if f != "jackknife"]
     with out_csv.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        w.writerows({k: v for k, v in r.items() if k != "replicates"} for r in rows)
-    with out_csv.with_name(out_csv.stem + "_replicates.csv").open("w", newline="") as f:
+        w.writerows({k: v for k, v in r.items() if k != "jackknife"} for r in rows)
+    with out_csv.with_name(out_csv.stem + "_jackknife.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["checkpoint", "estimator", "network", "k", "replicate", "snr"])
+        w.writerow(["checkpoint", "estimator", "network", "k", "block_left_out", "snr"])
         for r in rows:
             w.writerows([r["checkpoint"], r["estimator"], r["network"], r["k"], i, v]
-                        for i, v in enumerate(r["replicates"]))
+                        for i, v in enumerate(r["jackknife"]))
     return rows
 
 
 def slopes(rows: list[dict]) -> list[dict]:
     """The fitted log-log slope of the floor-free SNR against K per (checkpoint, estimator, network), with its 95%
-    bootstrap interval (the slope of each replicate), over the K with signal: a K whose SNR interval reaches zero
-    (or whose SNR is undefined, as RWS-DReG's zero recognition gradient at K = 1) is left out and named; no slope
-    with fewer than two such K."""
+    jackknife interval (the slope refitted with each block of draws left out at every K: blocks of different K are
+    independent, so block b's leave-out values across K are one jackknife replicate of the slope), over the K with
+    signal: a K whose SNR interval reaches zero (or whose SNR is undefined, as RWS-DReG's zero recognition gradient
+    at K = 1) is left out and named; no slope with fewer than two such K."""
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["checkpoint"], r["estimator"], r["network"]), []).append(r)
@@ -166,11 +174,11 @@ def slopes(rows: list[dict]) -> list[dict]:
         if len(signal) > 1:
             ks = [int(r["k"]) for r in signal]
             row["slope"] = fitted_slope(ks, [float(r["snr"]) for r in signal])
-            if all(r.get("replicates") is not None for r in signal):
-                reps = np.array([np.asarray(r["replicates"], dtype=float) for r in signal])  # [K, replicates]
-                fits = [fitted_slope(ks, list(col)) for col in reps.T if (col > 0).all()]
-                if fits:
-                    row["low"], row["high"] = (float(q) for q in np.quantile(fits, [0.025, 0.975]))
+            if all(r.get("jackknife") is not None for r in signal):
+                values = np.array([np.asarray(r["jackknife"], dtype=float) for r in signal])  # [K, blocks]
+                if (values > 0).all():
+                    fits = np.array([fitted_slope(ks, list(col)) for col in values.T])
+                    row["low"], row["high"] = jackknife_interval(row["slope"], fits)
         out.append(row)
     return out
 
@@ -182,7 +190,7 @@ def add_arguments(p) -> None:
     p.add_argument("--ks", default="1,10,100,1000", help="comma-separated numbers of samples")
     p.add_argument("--estimators", default=",".join(ESTIMATORS), help="comma-separated registry names")
     p.add_argument("--draws", type=int, default=1000, help=f"independent gradient draws per (estimator, K); a multiple "
-                                                          f"of the {BLOCKS} bootstrap blocks")
+                                                          f"of the {BLOCKS} jackknife blocks")
     p.add_argument("--images", type=int, default=5, help="training images in the fixed minibatch")
     p.add_argument("--seed", type=int, default=0, help="seed of the minibatch's binarisation and of the draws")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")

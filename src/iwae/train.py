@@ -92,8 +92,9 @@ class Run:
         splits, self.manifest = data_mod.load(cfg0.dataset, data_dir)
         train_x = (splits.train[: cfg0.train_subset] if cfg0.train_subset else splits.train).to(device)
         self.plan = epoch_plan(schedule(cfg0.stages, cfg0.epoch_scale))  # [(stage, lr)] per epoch
-        if until_stage is not None and until_stage not in cfg0.stages:
-            raise ValueError(f"until_stage {until_stage} is not one of the run's stages {list(cfg0.stages)}")
+        stages = sorted({stage for stage, _ in self.plan})
+        if until_stage is not None and until_stage not in stages:
+            raise ValueError(f"--until-stage {until_stage} is not one of the run's stages {stages}")
         # the epoch this process trains up to: the end of the schedule, or of stage ``until_stage`` (a pipeline
         # trains the stages as a chain of jobs, each resuming the checkpoint the one before left at its end)
         self.end = len(self.plan) if until_stage is None else 1 + max(
@@ -102,6 +103,12 @@ class Run:
             o.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.outs[0] / checkpoint.CHECKPOINT  # one for the whole stack, in the first member's folder
         self._start(train_x)
+        if self.epoch > self.end:
+            stage = self.plan[self.end - 1][0]
+            raise RuntimeError(
+                f"{self.ckpt} is at epoch {self.epoch}, past the end of stage {stage} (epoch {self.end}), so stage "
+                f"{stage}'s snapshot cannot be written again from it (it was deleted after it was written). Restore "
+                f"it from a copy, or delete the checkpoint and the stages/ folders to train the run again.")
         self._write_missing_snapshots()
         self.stack.use(self.step_mode)  # after any state is loaded: a recorded step replays on these buffers
         self.log = _EpochLog(progress, len(self.plan), self.epoch, f"{cfg0.dataset} L{cfg0.n_layers} k={cfg0.k} "
@@ -121,6 +128,14 @@ class Run:
             print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
                   f"({self.elapsed:.0f} s trained)", flush=True)
             return
+        done = [str(p) for c, o in zip(cfgs, self.outs) for p in sorted((o / "stages").glob("stage[0-9].pt"))
+                if checkpoint.trained_as(p, c)]  # this configuration's snapshots (another budget's are overwritten)
+        if done:
+            raise RuntimeError(
+                f"{self.ckpt} is missing but stage snapshots of this run exist ({', '.join(done)}): starting afresh "
+                f"would train them again. Restore the checkpoint from a copy if there is one (the CPU paper-budget "
+                f"run keeps one in docs/paper-cpu/state); to train the run again from its start, delete those "
+                f"stages/ folders first.")
         print(f"starting afresh: no checkpoint {self.ckpt} ({len(cfgs)} member(s), {len(self.plan)} epochs)",
               flush=True)
         if continued:
