@@ -61,7 +61,7 @@ noise: venv
 	time snakemake --cores all $(SNAKE_ARGS) --config budget=noise
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=noise
 
-# The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; about a day of 2 cores): started, or resumed
+# The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; 18-30 h of 2 cores): started, or resumed
 # where it stopped, in the background in its own folder; on a machine without that folder, from the committed
 # state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state and the
 # curve so far into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit.

@@ -130,8 +130,10 @@ def forward_flops(layers: int, k: int, images: int) -> int:
 
 def step_flops(layers: int, k: int, batch: int = 20, members: int = 1) -> int:
     """One training step: the forward products and the backward's two per product (gradients of the input and of
-    the weights): 3x the forward count, for each member. Adam's update (a few flops per parameter) is not counted."""
-    return 3 * members * forward_flops(layers, k, batch)
+    the weights), but for the gradient of the data x, which is not computed: 3x the forward count less one product
+    of q's first layer, for each member. Adam's update (a few flops per parameter) is not counted."""
+    (n_in, n_out), *_ = _products(layers)[0]
+    return members * (3 * forward_flops(layers, k, batch) - 2 * batch * n_in * n_out)
 
 
 def matmul_rate(device, n: int = 2048, repeat: int = 5) -> float:

@@ -22,7 +22,7 @@ class Model:
     seconds_per_epoch: float | None
     trained_seconds: float
     state: str  # finished | training | waiting
-    n_stages: int | None = None
+    stages: list[int] | None = None  # the schedule's stages
 
     @property
     def remaining_s(self) -> float | None:
@@ -42,33 +42,33 @@ def read_or_none(path: Path) -> dict | None:
         return None
 
 
+def latest(folder: Path) -> tuple[Path | None, list, dict | None]:
+    """The furthest record of the model in run folder ``folder``: its model.pt, else its checkpoint, else its latest
+    stage snapshot; -> (that file, the training history, the training config), (None, [], None) for none."""
+    for src in [folder / "model.pt", folder / "checkpoint.pt",
+                *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)]:
+        blob = read_or_none(src) if src.exists() else None
+        if blob is None:
+            continue
+        member = blob["members"][0] if "members" in blob else blob["metadata"]  # a checkpoint, or a model file
+        return src, member["history"], member["train_config"]
+    return None, [], None
+
+
 def model_status(folder: Path, results: Path) -> Model:
     """Where the model in run folder ``folder`` stands, from its checkpoint, snapshots or model file."""
     from iwae.schedule import epoch_plan, schedule
 
     name = str(folder.relative_to(results))
-    history, cfg, state = [], None, "waiting"
-    sources = [folder / "model.pt", folder / "checkpoint.pt"] + sorted(
-        (folder / "stages").glob("stage[0-9].pt"), reverse=True)
-    for src in sources:
-        if not src.exists():
-            continue
-        blob = read_or_none(src)
-        if blob is None:
-            continue
-        if "members" in blob:  # a checkpoint
-            history, cfg = blob["members"][0]["history"], blob["members"][0]["train_config"]
-        else:
-            history, cfg = blob["metadata"]["history"], blob["metadata"]["train_config"]
-        state = "finished" if src.name == "model.pt" else "training"
-        break
+    src, history, cfg = latest(folder)
+    state = "waiting" if src is None else "finished" if src.name == "model.pt" else "training"
     total = len(epoch_plan(schedule(cfg["stages"], cfg["epoch_scale"]))) if cfg else None
     recent = [h["seconds"] for h in history[-50:] if h.get("seconds")]
     return Model(folder=folder, name=name, epochs_done=len(history), epochs_total=total,
                  stage=history[-1]["stage"] if history else None,
                  seconds_per_epoch=statistics.median(recent) if recent else None,
                  trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
-                 n_stages=len(cfg["stages"]) if cfg else None)
+                 stages=list(cfg["stages"]) if cfg else None)
 
 
 def run_folders(workdir: Path) -> list[Path]:
@@ -153,7 +153,7 @@ def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
     return [r.removeprefix("results/") for r in pipeline.runs(config)]
 
 
-def evaluation_load(workdir: Path, models: list[str], stages: int) -> tuple[float, int, str]:
+def evaluation_load(workdir: Path, models: list[str], stages: list[int]) -> tuple[float, int, str]:
     """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last, and each final
     model, at the median measured time of the run's stage evaluations (a final evaluation, on more test images,
     at its own measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images
@@ -178,7 +178,7 @@ def evaluation_load(workdir: Path, models: list[str], stages: int) -> tuple[floa
     todo_stage = todo_final = 0
     for name in models:
         folder = Path(workdir) / "results" / name
-        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in range(stages - 1))
+        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in stages[:-1])
         todo_final += not (folder / "metrics.json").exists()
     basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
              f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})")
@@ -205,7 +205,7 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
     seconds, notes = project(models, cores, expected, rates)
     lines += [f"  {n}" for n in notes]
     if seconds is not None:
-        stages = next((m.n_stages for m in models if m.n_stages), 8)
+        stages = next((m.stages for m in models if m.stages), list(range(8)))
         eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages)
         total = seconds + eval_s / max(cores, 1)
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))

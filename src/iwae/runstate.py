@@ -12,7 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
-from iwae.progress import model_status, read_or_none, run_folders
+from iwae.progress import latest, read_or_none, run_folders
 
 
 STATE_FILE = "state.json"
@@ -131,16 +131,10 @@ def write_curve(workdir: Path, out: Path) -> list[str]:
         written.append("beside_the_paper.md")
     rows = []
     for folder in folders:
-        m = model_status(folder, workdir / "results")
-        source = next((p for p in [folder / "model.pt", folder / "checkpoint.pt",
-                                   *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)] if p.exists()), None)
-        blob = read_or_none(source) if source else None
-        if not blob:
-            continue
-        history = blob["members"][0]["history"] if "members" in blob else blob["metadata"]["history"]
+        _, history, _ = latest(folder)
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
-            rows.append(dict(model=m.name, stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
+            rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
                              hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
                              seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
                              train_objective=round(hs[-1]["train_objective"], 3)))

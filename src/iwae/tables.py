@@ -174,8 +174,7 @@ def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"On {device}, the paper budget's training (3,280 epochs per Table 1 job, 2,187 per Table 2 job) with "
             f"this run's stacks, {how}: {p['train_hours']:,.1f} hours for the {p['measured']} of {p['jobs']} jobs "
             f"this run measured (evaluation not included).{missing} A projection from this run's steps only: jobs "
-            f"that shared the machine, another thread count or another day's speed give another (the same CPU job "
-            f"has been projected from 52 to 137 hours by different runs; docs/paper-cpu measures four of them).")
+            f"that shared the device, another thread count or another day's speed give another.")
     return pd.DataFrame(rows), sentences
 
 
