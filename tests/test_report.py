@@ -166,6 +166,18 @@ def test_every_caption_is_written_once_and_the_html_report_files_come_from_it():
     assert "\\fig{nll_vs_k}\n" in (REPO / "paper" / "report.tex").read_text()  # the caption is not written there
 
 
+def test_each_tables_caption_starts_with_its_one_caption(tmp_path):
+    from iwae import captions
+
+    df = grid(tmp_path / "runs", [0, 1], lambda s: 1.0)  # two seeds: Table 1 and the noise floor
+    report.write_tables(df, tmp_path / "tables")
+    for name in ("table1", "table2", "wallclock", "noise_floor"):
+        text = (tmp_path / "tables" / f"{name}.md").read_text()
+        if name == "table2" and "not part of this run" in text:
+            continue
+        assert text.startswith(captions.table(name)), name
+
+
 def test_tex_escape_makes_every_special_character_printable():
     from iwae.render import tex_escape
 

@@ -1,5 +1,6 @@
-"""Every figure's and table's caption, written once: the figures put it first in their footnote, the LaTeX report
-reads it from ``captions.tex`` (written beside the tables), and the HTML report's caption files
+"""Every figure's and table's caption, written once: the figures put it first in their footnote, the tables first in
+their caption (md and tex), the LaTeX report reads the figures' from ``captions.tex`` (written beside the tables),
+and the HTML report's caption files
 (``workflow/report/*.rst``) are generated from it (``python -m iwae.captions workflow/report``; a test checks they
 are up to date). What a caption says of one run (budget, epochs, images, seeds, intervals) is added where the
 figure or table is written, from the run's own records."""
@@ -67,6 +68,10 @@ RECORDS = {"figure": "The budget, epochs, test images and training seeds are in 
 
 def figure(name: str) -> str:
     return FIGURES[name]
+
+
+def table(name: str) -> str:
+    return TABLES[name]
 
 
 def rst_files() -> dict[str, str]:

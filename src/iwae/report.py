@@ -49,18 +49,15 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     t1 = table1_long(df)
     one_seed = "" if base.seed.nunique() > 1 else (" " + floor_summary(floor) if floor is not None else "")
     write_table(t1, table1_paper(t1), out_dir / "table1",
-                f"Table 1 (Burda et al. 2016), reproduced: test NLL in nats (active units per stochastic layer) of "
-                f"VAE and IWAE, ours beside the paper's; "
-                f"{'ours are the mean over seeds ± their sd' if base.seed.nunique() > 1 else 'ours: one training seed'}"
+                f"{captions.table('table1')} "
+                f"{'Ours are the mean over seeds ± their sd' if base.seed.nunique() > 1 else 'Ours: one training seed'}"
                 f"{'; * stand-in data (not the paper file: UNVERIFIED)' if not base.data_verified.all() else ''}. "
                 f"{PAPER}. {sign('IWAE', 'VAE')}; paired over the same test images, matched by training seed; "
                 f"{interval_note(base)}.{one_seed} Ours: {note}.", size="footnotesize")
     t2 = table2(df)
     if len(t2):
         write_table(t2, table2_paper(t2), out_dir / "table2",
-                    f"Table 2 (Burda et al. 2016), reproduced: MNIST, 1 stochastic layer, a model trained with the "
-                    f"first objective, then trained further with the other at lr 1e-4 continuing its optimiser and "
-                    f"random state; test NLL (active units), ours beside the paper's. {PAPER}. "
+                    f"{captions.table('table2')} {PAPER}. "
                     f"{sign('after', 'first')}; paired over the "
                     f"same test images; {interval_note(df[df.continued_from.notna()])}. Ours: "
                     f"{budget_note(base[base.dataset == 'mnist'])}; then the "
@@ -73,10 +70,8 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     j = jobs(df)
     proj, sentences = projection(j)
     write_table(j, jobs_shown(j), out_dir / "wallclock",
-                f"Cost: wall-clock of every training group, a stack of members trained together: ms/update is the "
-                f"whole stack's (its members share each update; where several stacks ran in one process, taking "
-                f"turns, 'stacks' says how many, and ms/update is all of theirs); training minutes; evaluation "
-                f"seconds per model. Ours: {note}.",
+                f"{captions.table('wallclock')} ms/update is the whole stack's (where several stacks ran in one "
+                f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). Ours: {note}.",
                 size="footnotesize", position=None)  # right under its section's heading
     shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
                                "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(
@@ -96,16 +91,15 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     if curve_df is not None:
         c = records.curve(curve_df)
         write_table(c, curve_shown(c), out_dir / "curve",
-                    f"Learning curve: test NLL after each stage of the schedule, and {sign('IWAE', 'VAE')} (paired; "
-                    f"{interval_note(curve_df)}). Ours: {budget_note(curve_df)}.")
+                    f"{captions.table('curve')} {sign('IWAE', 'VAE')}; {interval_note(curve_df)}. Ours: "
+                    f"{budget_note(curve_df)}.")
     nf = noise_floor(t1)
     if len(nf):
         shown = pd.DataFrame({"data": nf.dataset.str.upper(), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
                               "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
                               "IWAE - VAE": intervals(nf, "iwae_minus_vae"), "its sd": nf.iwae_minus_vae_sd})
         write_table(nf, shown, out_dir / "noise_floor",
-                    f"The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
-                    f"paired difference {sign('IWAE', 'VAE')}, with its 95% interval over the seeds. Ours: {note}.")
+                    f"{captions.table('noise_floor')} {sign('IWAE', 'VAE')}. Ours: {note}.")
     sentences = claims(t1, df, floor)
     head = f"What this run can say, at its budget ({note}). {interval_note(base)}."
     if base.seed.nunique() == 1 and floor is not None:
@@ -130,10 +124,9 @@ def write_table3(paths, stem: Path) -> pd.DataFrame:
                           "paper ": t3.nll_paper.map(number),
                           "X - IWAE [95% CI]": intervals(t3, "minus_iwae")})
     write_table(t3, shown, stem,
-                f"Table 3 (Rainforth et al. 2018) on Burda's protocol, in NLL terms: -L_{int(t3.k.iloc[0])}, the IWAE "
-                f"bound with K = {int(t3.k.iloc[0])} samples evaluated for every model (an upper bound on the NLL; the "
-                f"training objective of IWAE only), and the test NLL (K=5000). X - IWAE is of the test NLL: "
-                f"{sign('X', 'IWAE')}; paired over the same test images; {interval_note(df3)}; the bounds' "
+                f"{captions.table('table3')} Here K = {int(t3.k.iloc[0])}; the bound is the training objective of "
+                f"IWAE only, an upper bound on the NLL for every model. X - IWAE is of the test NLL: "
+                f"{sign('X', 'IWAE')}; {interval_note(df3)}; the bounds' "
                 f"differences have no interval (the evaluation keeps a bound's mean, not its value per image). "
                 f"'paper': Rainforth et al. 2018 as quoted in src/iwae/reference/paper_rainforth2018.csv (see its "
                 f"note on where each value was checked), negated into NLL (reference data). Ours: {budget_note(df3)}.")
@@ -150,9 +143,8 @@ def write_estimators(paths, stem: Path) -> pd.DataFrame:
         "X - IWAE [95% CI]": intervals(te, "minus_iwae")})
     stacks = "; ".join(f"K={r.k}: {r.stack_ms_per_update:.1f} ms" for r in te.drop_duplicates("k").itertuples())
     write_table(te, shown, stem,
-                f"Gradient estimators of the IWAE bound on the same protocol: test NLL (active units) and the "
-                f"difference to IWAE, {sign('X', 'IWAE')} (paired over the "
-                f"same test images; {interval_note(dfe)}). The estimators of one K were trained as one stack "
+                f"{captions.table('estimators')} {sign('X', 'IWAE')}; {interval_note(dfe)}. The estimators of one K "
+                f"were trained as one stack "
                 f"of {int(te.members.max())}, which shares every update ({stacks} per update of the whole stack); "
                 f"what each estimator costs alone is measured by benchmarks/bench_estimators.py. Ours: "
                 f"{budget_note(dfe)}.")
@@ -177,13 +169,11 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
     shown = pd.DataFrame({"estimator": [label(e) for e in estimators]} | {
         f"{net}, {c}": [cells.get((e, net, c), "") for e in estimators] for net, c in columns})
     write_table(fitted, shown, stem,
-                f"Fitted slopes of log SNR against log K (gradient signal-to-noise ratio, Rainforth et al. 2018) with "
-                f"their 95% jackknife intervals (each block of draws left out in turn), the SNR being the root mean square over "
-                f"the parameters of |E g| / sd g with the floor of a zero-mean gradient removed; least squares over "
-                f"the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose SNR interval reaches "
-                f"zero is left out and named), {int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} "
-                f"training images. Rainforth et al.'s asymptotic rates for IWAE: -1/2 for the recognition network, "
-                f"+1/2 for the generative network. Models: {models}.")
+                f"{captions.table('snr')} The SNR: the root mean square over the parameters of |E g| / sd g with the "
+                f"floor of a zero-mean gradient removed; intervals: each block of draws left out in turn (jackknife); "
+                f"least squares over the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose "
+                f"SNR interval reaches zero is left out and named), {int(rows.draws.iloc[0])} draws on "
+                f"{int(rows.images.iloc[0])} training images. Models: {models}.")
 
 
 def write_family_claims(t3: pd.DataFrame | None, te: pd.DataFrame | None, fitted: pd.DataFrame | None,
