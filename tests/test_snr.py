@@ -72,3 +72,12 @@ def test_the_jackknife_interval_of_a_slope_covers_the_true_power():
     assert np.mean(widths) < 2 * 1.96 * np.std(fitted, ddof=1) * 1.5  # about 2 x 1.96 sd, not several times it
     s1, s2 = _sums(np.zeros(p), np.ones(p), draws, rng)  # no signal at all: the interval reaches zero
     assert snr.jackknife_interval(snr.summary(s1.sum(0), s2.sum(0), draws)["snr"], snr.jackknife(s1, s2, draws))[0] <= 0
+
+
+def test_no_signal_is_found_where_there_is_none_even_with_few_draws():
+    """20 draws of zero-mean gradients of 20,000 parameters (the smoke budget's SNR): the debiased SNR's interval
+    reaches zero (without the (n-3)/(n-1) factor, 1/s^2's bias would show a 'signal' of about 0.08)."""
+    rng = np.random.default_rng(3)
+    s1, s2 = _sums(np.zeros(20_000), np.ones(20_000), 20, rng)
+    estimate = snr.summary(s1.sum(0), s2.sum(0), 20)["snr"]
+    assert estimate < 0.03 and snr.jackknife_interval(estimate, snr.jackknife(s1, s2, 20))[0] <= 0

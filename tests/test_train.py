@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -295,9 +296,10 @@ def test_a_stack_that_fails_together_leaves_the_others_finished(fake_data_dir, t
     assert_same_models(alone, together)
     assert not any((o[0] / "checkpoint.pt").exists() for o in together)
 
-    for group in together:
+    for group in together:  # to train again from the start: the models and their stage snapshots go
         for o in group:
             (o / "model.pt").unlink(missing_ok=True)
+            shutil.rmtree(o / "stages", ignore_errors=True)
     second = runs()
     monkeypatch.setattr(second[0], "_check_finite", failing(train_mod.Interrupted))
     monkeypatch.setattr(second[1], "_check_finite", failing(train_mod.NonFiniteLoss))

@@ -43,7 +43,9 @@ def over_note(d: dict | pd.Series | None, images: str) -> str:
 
 def ks_text(value) -> str:
     """A list of K as stored in a CSV cell ("1,10", or a lone 1 read back as a number; empty: none): "1,10", "1", ""."""
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def interval_kind(seeds: int) -> str:

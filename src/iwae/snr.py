@@ -6,8 +6,9 @@ For a fixed minibatch of binarised training images and fixed parameters, each es
 is computed for ``draws`` independent draws of the samples. Per parameter i, with m_i and s_i the mean and sd
 of its gradient over the draws, the raw SNR |m_i| / s_i carries a floor: a parameter whose expected gradient is
 zero still shows E|t| / sqrt(draws) (about 0.056 at 200 draws), which flattens every slope towards zero. The
-summary here removes it: SNR = sqrt(mean_i(m_i^2 / s_i^2) - 1 / draws), the root mean square over the
-parameters of |E g| / sd g with the noise of m_i^2 (E m^2 = mu^2 + sigma^2 / draws) taken out; ``resolved``
+summary here removes it: SNR = sqrt((n-3)/(n-1) mean_i(m_i^2 / s_i^2) - 1 / n) over n draws, the root mean square
+over the parameters of |E g| / sd g with the noise of m_i^2 (E m^2 = mu^2 + sigma^2 / n) and of 1 / s_i^2
+(E sigma^2 / s^2 = (n-1)/(n-3)) taken out: unbiased for normal draws; ``resolved``
 is the share of parameters whose mean is resolved (|t| > 3). The draws are kept as block sums, and a
 delete-one-block jackknife gives each summary's interval and each fitted slope's; a K whose interval reaches zero
 has no signal and is left out of the fit. Expected with IWAE: about K^(-1/2) for the
@@ -72,7 +73,8 @@ def summary(s1: torch.Tensor, s2: torch.Tensor, n: int, noise: float = 1.0) -> d
     varies = var > 1e-24 * (mean.square() + 1e-60)
     m, v = mean[varies], var[varies]
     ratio2 = m.square() / v
-    return dict(snr=float(torch.sqrt(torch.clamp(ratio2.mean() - noise / n, min=0.0))),
+    # unbiased for mu^2 / sigma^2 with normal draws: E[m^2] = mu^2 + sigma^2 / n and E[sigma^2 / s^2] = (n-1)/(n-3)
+    return dict(snr=float(torch.sqrt(torch.clamp((n - 3) / (n - 1) * ratio2.mean() - noise / n, min=0.0))),
                 snr_raw_mean=float(ratio2.sqrt().mean()), floor_raw=math.sqrt(2 / math.pi / n),
                 resolved=float((ratio2 * n > RESOLVED_T**2).double().mean()), parameters=int(varies.sum()))
 
