@@ -275,6 +275,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
 
     plt, _ = setup()
     t = curve(curve_df)
+    ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"]).nll
+    end = 3280  # the paper's epochs: its numbers are drawn there
     cells = list(t[["dataset", "n_layers", "k"]].drop_duplicates().itertuples(index=False, name=None))
     fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 2, squeeze=False)
@@ -284,22 +286,28 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
             if f"nll_{obj}" in c:
                 a.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
                            marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
+                if (dataset, layers, k, obj) in ref.index:
+                    a.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
         a.set_xscale("log")
         a.set_ylabel("test NLL (nats)")
         a.set_title(f"{title(dataset, layers, verified(curve_df, dataset))}, K={k}")
         if "iwae_minus_vae" in c:
             b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
             b.fill_between(c.epochs, c.low, c.high, color="0.8")
+            if all((dataset, layers, k, o) in ref.index for o in ("vae", "iwae")):
+                b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
+                       color="0.4")
         b.axhline(0, color="0.4", ls=":", lw=0.8)
         b.set_xscale("log")
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
-    for ax in axes.flat:  # a tick at each evaluated epoch
-        k_axis(ax, t.epochs.unique(), "epochs")
+    for ax in axes.flat:  # a tick at each evaluated epoch, and at the paper's
+        k_axis(ax, sorted(set(t.epochs.unique()) | {end}), "epochs")
     legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
-                  "its 95% interval": Line2D([], [], color="0.8", lw=6)})
+                  "its 95% interval": Line2D([], [], color="0.8", lw=6),
+                  "the paper's (3,280 epochs)": Line2D([], [], color="0.4", marker="x", ls="", ms=5)})
     save(fig, stem, f"{captions.figure('curve')} {_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: "
                     f"{budget_note(curve_df)}.")
 
