@@ -198,3 +198,15 @@ def test_the_cost_table_projects_the_paper_budget_from_the_measured_steps(tmp_pa
         assert r.paper_updates == 3280 * 2980 and r.paper_hours == pytest.approx(ms[k] * 3280 * 2980 / 3.6e6)
     assert f"{proj.paper_hours.sum():,.1f} hours for the 2 of 14 jobs" in sentences[0]
     assert "Not measured by this run: mnist L1 K=50" in sentences[0]
+
+
+def test_a_k1_cell_trained_once_fills_both_columns_as_the_paper_prints_it(tmp_path):
+    """At K=1 VAE and IWAE are one objective: a run that trains the cell once (the cpu_paper budget's vae-k1) prints
+    it under both, with the paper's number beside each, and IWAE - VAE as identical."""
+    paths = [write_metrics(tmp_path, objective="vae", k=1), write_metrics(tmp_path, objective="vae", k=5),
+             write_metrics(tmp_path, objective="iwae", k=5, shift=-1.0)]
+    t = tables.table1_paper(tables.table1_long(records.collect(paths)))
+    k1 = t[t.K == 1].iloc[0]
+    assert k1["IWAE: ours"] == "= VAE (one objective at K=1)" and k1["IWAE: paper"] == "86.76 (19)"
+    assert k1["IWAE - VAE [95% CI]"] == "identical (K=1)"
+    assert t[t.K == 5].iloc[0]["IWAE - VAE [95% CI]"].startswith("-1.00")
