@@ -129,7 +129,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     if base.n_layers.max() > 1:
         for i in range(2):
             handles[f"layer {i + 1} (ours)"] = Line2D([], [], color="0.4", ls=styles[i], lw=1.2)
-            handles[f"layer {i + 1} (the paper's)"] = Line2D([], [], color="0.4", ls="", marker=marks[i], ms=5)
+            handles[f"layer {i + 1} (the paper's, in the objective's colour)"] = Line2D([], [], color="0.4", ls="", marker=marks[i], ms=5)
     else:
         handles["the paper's"] = Line2D([], [], color="0.4", ls="", marker=marks[0], ms=5)
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
