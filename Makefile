@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv smoke reproduce family long noise test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
+.PHONY: venv smoke reproduce family long noise docs-runs test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -55,7 +55,8 @@ long: venv
 	time snakemake --cores all --set-threads train=2 $(SNAKE_ARGS) --config budget=long
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=long
 
-# The run-to-run noise floor (25 min on 2 cores, 2026-11-27): MNIST 1 layer, K = 5 and 50, VAE and IWAE, 3 seeds.
+# The run-to-run noise floor: MNIST 1 and 2 layers, K = 5 and 50, VAE and IWAE, 3 seeds (the run prints its projection
+# first: 83 min of training and 48 of evaluation one job at a time, from the quick run's steps).
 noise: venv
 	@$(UNLOCK)
 	time snakemake --cores all $(SNAKE_ARGS) --config budget=noise
@@ -83,6 +84,23 @@ cpu-paper-stop: venv
 
 cpu-paper-save: venv
 	$(LONGRUN) save --state $(CPU_PAPER_STATE)
+
+# The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
+# $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):
+# the noise floor, the quick run with the IWAE family, the long run, the noise floor with independent initial
+# weights. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
+# leaves a core to the paper run (make cpu-paper). Then copy results/tables, results/figures and the report of each
+# into its docs/ folder (docs/*/README.md says what each holds).
+DOCS_RUNS ?= runs/docs
+DOCS_CORES ?= 1
+DOCS_FLOOR := noise_floor=$(CURDIR)/$(DOCS_RUNS)/noise/results/tables/noise_floor.csv
+DOCS_RUN = $(PY) -m iwae.longrun start --wait --workdir $(DOCS_RUNS)/$(1) -- --cores $(DOCS_CORES) $(SNAKE_ARGS) --config $(2)
+docs-runs: venv
+	for run in noise quick long noise-seeded; do $(PY) -m iwae.longrun pin --workdir $(DOCS_RUNS)/$$run; done
+	$(call DOCS_RUN,noise,budget=noise)
+	$(call DOCS_RUN,quick,family=true $(CONFIG_ITEMS) $(DOCS_FLOOR))
+	$(call DOCS_RUN,long,budget=long $(DOCS_FLOOR))
+	$(call DOCS_RUN,noise-seeded,budget=noise init=seeded 'layers=[1]')
 
 bench: venv
 	$(PY) benchmarks/bench_train.py

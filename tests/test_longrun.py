@@ -63,6 +63,18 @@ def _wait_for(predicate, timeout=300):
     return False
 
 
+def test_start_with_wait_returns_the_pipelines_exit_status_so_that_runs_can_be_chained(tmp_path):
+    """``start --wait`` (a chain of runs, one after another) fails when its pipeline fails: a budget that does not
+    exist stops the chain with Snakemake's status and names the log."""
+    repo = workflow_copy(tmp_path / "repo")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "iwae.longrun", "start", "--wait", "--workdir", str(run), "--repo", str(repo), "--",
+           "--cores", "1", "--config", "budget=no_such_budget"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode != 0 and "ended with exit status" in out.stdout, out.stdout + out.stderr
+    assert "no_such_budget" in (run / "logs" / "pipeline.log").read_text()
+
+
 @pytest.mark.slow
 def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_restores_elsewhere(tmp_path):
     """The budget cpu_paper_tiny (cpu_paper's shape at smoke sizes) started in the background; Snakemake and its
@@ -82,9 +94,10 @@ def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_res
     assert _wait_for(lambda: not longrun.processes_in(run), 60)
     assert longrun.locks(run), "a killed Snakemake leaves its lock"
 
-    again = subprocess.run(start, check=True, capture_output=True, text=True)
-    assert "removed the lock" in again.stdout
-    assert _wait_for(lambda: (run / "results" / "tables" / "curve.md").exists() and not longrun.processes_in(run))
+    waited = start[:start.index("--")] + ["--wait"] + start[start.index("--"):]  # the same command, waiting for the end
+    again = subprocess.run(waited, check=True, capture_output=True, text=True)
+    assert "removed the lock" in again.stdout and "ended with exit status 0" in again.stdout
+    assert (run / "results" / "tables" / "curve.md").exists() and not longrun.processes_in(run)
     log = (run / "logs" / "pipeline.log").read_text()
     assert "Finished jobid: 0 (Rule: all)" in log, log[-3000:]
     kept = load_model(first).state_dict()  # kept, or written again from the checkpoint of the stage's end

@@ -9,6 +9,7 @@ that it never shares outputs with other runs of the working tree. Commands (``py
 - ``start``: the pipeline in the background (the same command resumes it: finished jobs are kept, a stopped
   training job resumes its checkpoint), or, when it runs already, its status. The run's code is pinned at its
   first start (a copy in the run folder, ``pinned_code``): work on the checkout beside it changes nothing it runs;
+- ``pin``: the code pinned now (a chain of runs, started one after another, runs the code of the chain's start);
 - ``status``: each model's stage and epoch, its speed, and the projected finish;
 - ``stop``: SIGTERM to the pipeline: its training jobs checkpoint and exit;
 - ``unlock``: remove the lock of a killed Snakemake, only when no Snakemake or job runs in the folder;
@@ -117,14 +118,19 @@ def unlock_if_stale(workdir: Path) -> str:
             f"{Path(workdir) / '.snakemake' / 'locks'}; no Snakemake runs there)")
 
 
-def start(workdir: Path, snakemake_args: list[str], repo: Path) -> int:
-    """The pipeline in ``workdir`` in the background, unless one runs there; -> the Snakemake pid."""
+def start(workdir: Path, snakemake_args: list[str], repo: Path, wait: bool = False) -> int:
+    """The pipeline in ``workdir`` in the background, unless one runs there; -> the Snakemake pid, or with ``wait``
+    its exit status once it ends (one that ran already is waited for and counts as 0: its log says how it ended)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     running = processes_in(workdir)
     if any("snakemake" in cmd for _, cmd in running):
         pid = next(p for p, cmd in running if "snakemake" in cmd)
         print(f"the pipeline runs already in {workdir} (pid {pid}); its log: {workdir / PIPELINE_LOG}")
+        if wait:
+            while _alive(pid):
+                time.sleep(10)
+            return 0
         return pid
     if running:  # jobs of a Snakemake that died: let them checkpoint and end before their jobs start again
         print(f"jobs of a stopped pipeline still run in {workdir} (pids {[p for p, _ in running]}): stopping them "
@@ -150,6 +156,10 @@ def start(workdir: Path, snakemake_args: list[str], repo: Path) -> int:
                                 start_new_session=True)
     (workdir / PID_FILE).write_text(str(proc.pid))
     print(f"started the pipeline in {workdir} in the background (pid {proc.pid}); its log: {log}")
+    if wait:
+        rc = proc.wait()
+        print(f"the pipeline in {workdir} ended with exit status {rc}" + ("" if rc == 0 else f"; see {log}"))
+        return rc
     return proc.pid
 
 
@@ -222,7 +232,7 @@ def stop(workdir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["start", "status", "stop", "unlock", "save", "restore"])
+    ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore"])
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
     ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")
@@ -230,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
                                                   "started")
     ap.add_argument("--budget", default=None, help="status: the run's budget (its models are counted before they "
                                                    "start)")
+    ap.add_argument("--wait", action="store_true", help="start: wait for the pipeline to end; exit with its status "
+                                                         "(a chain of runs, one after another)")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     from iwae.progress import bench_rates, expected_models, status
@@ -238,7 +250,11 @@ def main(argv: list[str] | None = None) -> None:
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
     if args.command == "start":
-        start(workdir, rest, Path(args.repo))
+        rc = start(workdir, rest, Path(args.repo), wait=args.wait)
+        if args.wait and rc:
+            sys.exit(rc)
+    elif args.command == "pin":  # a chain of runs pins each run's code at the chain's start, not at the run's
+        pinned_code(workdir, Path(args.repo))
     elif args.command == "status":
         expected = expected_models(workdir, args.budget, Path(args.repo)) if args.budget else None
         rates = bench_rates(Path(args.rates), expected or []) if args.rates else None
