@@ -91,8 +91,9 @@ cpu-paper-save: venv
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):
 # the noise floor, the quick run with the IWAE family, the long run, the Omniglot stand-in's 2-layer curve (three
 # seeds, 40 epochs), the noise floor with independent initial weights. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
-# leaves a core to the paper run (make cpu-paper). Then copy results/tables, results/figures and the report of each
-# into its docs/ folder (docs/*/README.md says what each holds).
+# leaves a core to the paper run (make cpu-paper). Then each into its docs/ folder with its records (the metrics the
+# tables are written from, so that later code rewrites them without training): `python -m iwae.publish
+# runs/docs/quick docs/quick-run` (docs/*/README.md, written by hand, says what each holds).
 DOCS_RUNS ?= runs/docs
 DOCS_CORES ?= 1
 DOCS_FLOOR := noise_floor=$(CURDIR)/$(DOCS_RUNS)/noise/results/tables/noise_floor.csv
