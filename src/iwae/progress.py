@@ -199,7 +199,10 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
     for m in models:
         speed = f"{m.seconds_per_epoch:.1f} s/epoch" if m.seconds_per_epoch else "speed unknown"
         where = f"stage {m.stage}, " if m.stage is not None else ""
-        lines.append(f"  {m.name}: {m.state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
+        state = m.state
+        if state == "training" and not any(f"results/{m.name}" in cmd for _, cmd in running):
+            state = "paused (its job waits for a core or for the pipeline; it resumes from its checkpoint)"
+        lines.append(f"  {m.name}: {state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
                      f"{_hms(m.trained_seconds)} trained")
     lines += [f"  {n}: waiting (not started)" for n in waiting]
     seconds, notes = project(models, cores, expected, rates)
