@@ -52,7 +52,7 @@ def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int, di
     text = (f"; the run-to-run sd of IWAE - VAE measured in this cell is {f.iwae_minus_vae_sd:.2f} nats (95% "
             f"interval {low:.2f} to {high:.2f}; {floor_provenance(f)})")
     if here:
-        other = [f"{here['epochs']} epochs" if int(here["epochs"]) != int(f.epochs) else "",
+        other = [f"{int(here['epochs']):,} epochs" if int(here["epochs"]) != int(f.epochs) else "",
                  here["images"].split(" (")[0] if here["images"].split(" (")[0] != f.images.split(" (")[0] else ""]
         other = [o for o in other if o]
         if other:

@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     from iwae.progress import bench_rates, expected_models, status
+    import pandas as pd
+
     from iwae.runstate import restore, save, write_curve
 
     rest = [a for a in rest if a != "--"]
@@ -270,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.command}: {len(files)} file(s) {'into' if args.command == 'save' else 'from'} {args.state}")
         if args.command == "save":
             out = Path(args.state).parent
-            print(f"the curve so far: {', '.join(write_curve(workdir, out)) or 'nothing evaluated yet'} in {out}")
+            floor = Path(args.repo) / "docs" / "noise-floor" / "noise_floor.csv"  # the measured floor, where committed
+            floor = pd.read_csv(floor) if floor.exists() else None
+            print(f"the curve so far: {', '.join(write_curve(workdir, out, floor)) or 'nothing evaluated yet'} in {out}")
 
 
 
