@@ -90,7 +90,7 @@ cpu-paper-save: venv
 # The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):
 # the noise floor, the quick run with the IWAE family, the long run, the Omniglot stand-in's 2-layer curve (three
-# seeds, 40 epochs), the noise floor with independent initial weights. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
+# seeds, 40 epochs), the noise floor with independent initial weights; then experiments/stack_vs_alone.py. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
 # leaves a core to the paper run (make cpu-paper). Then each into its docs/ folder with its records (the metrics the
 # tables are written from, so that later code rewrites them without training): `python -m iwae.publish
 # runs/docs/quick docs/quick-run` (docs/*/README.md, written by hand, says what each holds).
@@ -105,6 +105,8 @@ docs-runs: venv
 	$(call DOCS_RUN,long,budget=long $(DOCS_FLOOR))
 	$(call DOCS_RUN,omniglot-l2,budget=omniglot_l2 $(CONFIG_ITEMS))
 	$(call DOCS_RUN,noise-seeded,budget=noise init=seeded 'layers=[1]')
+	test -f $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv || $(PY) experiments/stack_vs_alone.py \
+	  --data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv
 
 bench: venv
 	$(PY) benchmarks/bench_train.py
