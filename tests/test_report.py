@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iwae import claims, figures, records, report, tables
+from iwae import claims, figures, records, render, report, tables
 from iwae.evaluate import metrics_record
 from iwae.figures import figures_for
 
@@ -89,12 +89,15 @@ def test_several_seeds_give_verdicts_from_the_interval_over_seeds(tmp_path):
     assert "does not resolve" in k5
     df = grid(tmp_path / "c", [0, 1, 2], lambda s: -1.0 - 0.1 * s)
     assert "this run contradicts" in next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
+    # seeds that share the authors' initial weights and data order: the intervals say what they count
+    assert "share the authors' initial weights and data order" in render.interval_note(df)
+    assert "share" not in render.interval_note(df.assign(init="seeded"))
 
 
 def test_active_units_at_the_ceiling_are_not_an_ordering(tmp_path):
     df = grid(tmp_path / "a", [0, 1], lambda s: 1.0, active_iwae=(50,), active_vae=(41,))
     au = next(s for s in _claims(df) if "K=5: active units" in s)
-    assert "ceiling" in au and "supports" not in au
+    assert "ceiling" in au and "supports" not in au and "VAE 41 of 50 (mean over 2 seeds;" in au
     df = grid(tmp_path / "b", [0, 1], lambda s: 1.0, active_iwae=(33,), active_vae=(21,))
     assert "this run supports the paper's claim that IWAE has more active units" in next(
         s for s in _claims(df) if "K=5: active units" in s)

@@ -17,6 +17,11 @@ from iwae.tables import table2
 CLAIM_WORD = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}
 
 
+def _units(mean: float) -> str:
+    """A mean count of active units: whole where it is whole, else to one decimal."""
+    return f"{mean:.0f}" if float(mean).is_integer() else f"{mean:.1f}"
+
+
 def floor_interval(row) -> tuple[float, float]:
     """The 95% interval of a floor's sd of IWAE - VAE (an sd over ``row.seeds`` seeds)."""
     return sd_interval(row.iwae_minus_vae_sd, int(row.seeds))
@@ -140,10 +145,11 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
             a = np.array([per["iwae"][s][layer] for s in seeds], dtype=float)
             b = np.array([per["vae"][s][layer] for s in seeds], dtype=float)
             name = f"layer {layer + 1}: " if layers > 1 else ""
-            counts = f"{name}IWAE {a.mean():g}, VAE {b.mean():g} of {units}"
+            counts = f"{name}IWAE {_units(a.mean())}, VAE {_units(b.mean())} of {units}"
+            mean = f"mean over {len(seeds)} seeds; " if len(seeds) > 1 else ""
             if (a == units).all() or (b == units).all():
                 who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
-                parts.append(f"{counts} ({who} at the counter's ceiling, every unit active: early in training every "
+                parts.append(f"{counts} ({mean}{who} at the counter's ceiling, every unit active: early in training every "
                              f"unit is, and the paper's counts come after 3,280 epochs, so the count says how far "
                              f"training has got as much as what the objective does)")
             elif len(seeds) < 2:

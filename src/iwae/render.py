@@ -59,8 +59,12 @@ def interval_note(df: pd.DataFrame) -> str:
     """A caption's sentence on what the intervals of a run's comparisons are over."""
     seeds = df.seed.nunique()
     if seeds > 1:
+        shared = ("init" in df and set(df.init) == {"authors"} and "data_order" in df
+                  and set(df.data_order) == {"fixed"})
         return (f"95% intervals: Student's t over the {seeds} training seeds' paired mean differences (each on "
-                f"the same test images)")
+                f"the same test images)" + ("; the seeds share the authors' initial weights and data order, so "
+                                            "these intervals count binarisation and sampling noise only and are "
+                                            "probably too narrow" if shared else ""))
     return ("95% intervals over the test images of ONE training seed: they measure the test set's sampling noise, "
             "not training's, and give no verdict")
 
