@@ -122,7 +122,7 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
             elif any(v == "above" for v in verdicts):
                 word = "contradicted at a step"
             else:
-                word = "not resolved at every step"
+                word = "not resolved at its one step" if len(steps) == 1 else "not resolved at every step"
             out.append(f"{where}, {OBJ_LABEL.get(obj, obj)}: NLL falling as K grows: {word} ({detail}).")
         out += _active_unit_claims(g, base, where, dataset, layers)
     out += _table2_claims(df)
