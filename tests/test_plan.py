@@ -45,7 +45,7 @@ def test_the_quick_budgets_runs_paths_and_arguments():
                              "--activity-ddof 0 --device auto")
     assert p.snr_model() == "results/mnist/L1/iwae-k50/seed0"
     assert p.experiment_runs("table3")[0] == "results/table3/mnist/L1/iwae-k64/seed0"
-    assert p.family() == [] and Plan(_config(family=True)).family()[-1] == "results/figures/snr.png"
+    assert p.family() == [] and "results/figures/snr.png" in Plan(_config(family=True)).family()
     assert "results/tables/family_claims.md" in Plan(_config(family=True)).family()
 
 
@@ -87,8 +87,8 @@ def test_the_tables_and_figures_promised_are_those_the_package_writes(tmp_path):
     files = {str(f.relative_to(tmp_path)) for f in (tmp_path / "results").rglob("*.*")}
     assert set(p.tables()) <= files  # promised tables (beside them: claims, protocol, the projection)
     assert {f for f in files if "/figures/" in f} == set(p.figures())
-    assert [Path(f).stem for f in p.figures()[::2]] == written
+    assert [Path(f).stem for f in p.figures() if f.endswith(".pdf")] == written
     # one K: no figure against K, promised or written
     one_k = Plan(_config(datasets=["mnist"], layers=[1], ks=[5], table2=False), user_keys={"datasets", "layers", "ks"})
     assert not any("nll_vs_k" in f for f in one_k.figures())
-    assert figures.figures_for(df[df.k == 5]) == [Path(f).stem for f in one_k.figures()[::2]]
+    assert figures.figures_for(df[df.k == 5]) == [Path(f).stem for f in one_k.figures() if f.endswith(".pdf")]

@@ -16,7 +16,7 @@ FIGURES = {
                 "paper's difference).",
     "active_units": "Active units per stochastic layer against K (A_u = Var_x E_q[u|x] >= 0.01); markers: the "
                     "paper's counts, one marker per layer; dotted: every unit active (the counter's ceiling).",
-    "activity_hist": "The paper's histogram of log10 A_u of the latent units, VAE against IWAE at the largest K, one "
+    "activity_hist": "A histogram in the style of the paper's, of log10 A_u of the latent units, VAE against IWAE at the largest K, one "
                      "panel per stochastic layer; dashed: the threshold A_u = 0.01 above which a unit counts as "
                      "active.",
     "bounds": "The NLL bounds -L_1 >= -L_5 >= -L_50 >= ... >= -L_5000 of every model against the K of the bound at "

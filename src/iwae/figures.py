@@ -140,7 +140,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:
-    """The paper's histogram of log A_u, VAE against IWAE, at the largest K: one panel per stochastic layer."""
+    """A histogram in the style of the paper's, of log A_u, VAE against IWAE, at the largest K: one panel per stochastic layer."""
     from matplotlib.lines import Line2D
 
     plt, sns = setup()
@@ -157,14 +157,16 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
         sns.histplot(data, x="log_a", hue="model", palette=PALETTE, element="step", fill=False,
                      bins=np.linspace(-8, 1, 28), ax=ax, hue_order=[h for h in PALETTE if h in set(data.model)],
                      legend=False)
-        ax.axvline(-2, color="0.3", ls="--", lw=0.8)
+        ax.axvline(-2, color="k", ls="--", lw=0.9, zorder=5)  # above the bars' edges
         ax.set_xlabel(r"$\log_{10} A_u$ (active if $\geq -2$)")
         ax.set_ylabel("units")
         which = f"layer {layer + 1} of 2 ({CEILING[layers][layer]} units)" if layers > 1 else f"{CEILING[1][0]} units"
         ax.set_title(f"{dataset.upper()}{'' if verified(base, dataset) else '*'}, {layers} layer"
                      f"{'s' if layers > 1 else ''}, K={k}\n{which}")
     legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
-    save(fig, stem, f"{captions.figure('activity_hist')} Training seed {seed}; values beyond the axis are counted in "
+    seeds = base.seed.nunique()
+    which_seed = f"training seed {seed} of the {seeds}" if seeds > 1 else f"training seed {seed}"
+    save(fig, stem, f"{captions.figure('activity_hist')} The models of {which_seed}; values beyond the axis are counted in "
                     f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df), test=False)}.")
 
 
@@ -209,7 +211,8 @@ def bounds(df: pd.DataFrame, stem: Path) -> None:
 
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
     _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
-                     f"{captions.figure('bounds')} Each the mean over the test images of -L_K = -log (1/K) sum_k w_k "
+                     f"{captions.figure('bounds')} Each point is the mean over the test images (and over the seeds "
+                     f"where there are several) of -L_K = -log (1/K) sum_k w_k "
                      f"(an upper bound on the NLL). {coincide_note(df)}", axis)
 
 
@@ -245,7 +248,7 @@ def training_curves(df: pd.DataFrame, stem: Path) -> None:
 
 def wallclock(df: pd.DataFrame, stem: Path) -> None:
     """Milliseconds per update of each training job (a stack) against K."""
-    from matplotlib.ticker import LogLocator, StrMethodFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     plt, sns = setup()
     base = base_runs(df).drop_duplicates(["dataset", "n_layers", "k"]).assign(
@@ -261,6 +264,7 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.yaxis.set_minor_locator(LogLocator(subs="auto", numticks=12))
+    ax.yaxis.set_minor_formatter(NullFormatter())  # labels at 1, 2, 5 x 10^n only, in one format
     ax.set_ylabel("ms per update of the stack")
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())

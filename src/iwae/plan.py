@@ -148,10 +148,10 @@ class Plan:
         from iwae.figures import figure_names
 
         names = figure_names(several_k=len(self.grid["ks"]) > 1, curve=self.curve)
-        return fill(RESULTS + "figures/{name}.{ext}", name=names, ext=["pdf", "png"])
+        return fill(RESULTS + "figures/{name}.{ext}", name=names, ext=["pdf", "png", "caption.tex"])
 
     def samples(self) -> list[str]:
-        return fill(RESULTS + "figures/samples.{ext}", ext=["pdf", "png"])
+        return fill(RESULTS + "figures/samples.{ext}", ext=["pdf", "png", "caption.tex"])
 
     def family(self) -> list[str]:
         """The family experiments' tables and figure (none unless the config's family is true)."""
@@ -159,7 +159,7 @@ class Plan:
             return []
         return (fill(RESULTS + "tables/{name}.{ext}", name=["table3", "estimators", "snr"], ext=["csv", "md", "tex"])
                 + fill(RESULTS + "tables/family_claims.{ext}", ext=["md", "tex"])
-                + fill(RESULTS + "figures/snr.{ext}", ext=["pdf", "png"]))
+                + fill(RESULTS + "figures/snr.{ext}", ext=["pdf", "png", "caption.tex"]))
 
     def final_outputs(self, latex: bool) -> list[str]:
         return (self.tables() + self.figures() + self.samples() + self.family()

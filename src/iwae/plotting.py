@@ -47,13 +47,18 @@ def new_figure(plt, width: float, height: float):
 
 
 def save(fig, stem: Path, footnote: str = "") -> None:
-    """stem.pdf and stem.png; the footnote (budget, epochs, images, seeds) under the axes, wrapped to the width."""
+    """stem.png with the footnote (budget, epochs, images, seeds) under the axes, wrapped to the width; stem.pdf
+    without it, and the footnote as stem.caption.tex (``\\figurenote``): the LaTeX report's caption of the figure
+    (one caption, not two that differ)."""
+    from iwae.render import tex_escape
+
     stem.parent.mkdir(parents=True, exist_ok=True)
     footnote = " ".join(footnote.split())  # a note that does not apply leaves no gap
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.04)
+    stem.with_suffix(".caption.tex").write_text(f"\\def\\figurenote{{{tex_escape(footnote)}}}\n")
     if footnote:
         chars = int(fig.get_figwidth() * 72 / (0.5 * FOOTNOTE_PT))
         fig.text(0.0, 0.0, textwrap.fill(footnote, chars), fontsize=FOOTNOTE_PT, color="0.3", ha="left", va="top")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight", pad_inches=0.04)
     fig.savefig(stem.with_suffix(".png"), dpi=200, bbox_inches="tight", pad_inches=0.04)
     import matplotlib.pyplot as plt
 

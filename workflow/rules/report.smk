@@ -87,6 +87,7 @@ rule samples:
             labels={"figure": "samples"},
         ),
         "results/figures/samples.pdf",
+        "results/figures/samples.caption.tex",
     log:
         "logs/report/samples.log",
     benchmark:
