@@ -265,6 +265,9 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.yaxis.set_minor_locator(LogLocator(subs="auto", numticks=12))
     ax.yaxis.set_minor_formatter(NullFormatter())  # labels at 1, 2, 5 x 10^n only, in one format
+    nice = sorted(m * 10.0 ** e for e in range(-2, 6) for m in (1, 2, 5))  # a labelled tick beyond each end
+    y = base.stack_ms_per_update
+    ax.set_ylim(max(v for v in nice if v <= y.min()), min(v for v in nice if v >= y.max()))
     ax.set_ylabel("ms per update of the stack")
     ax.legend(title=None, frameon=False)
     members = sorted(base.stack_size.unique())
