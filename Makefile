@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv smoke reproduce family long noise docs-runs test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
+.PHONY: venv smoke reproduce family long noise docs-runs docs-publish test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -92,8 +92,8 @@ cpu-paper-save: venv
 # the noise floor, the quick run with the IWAE family, the long run, the Omniglot stand-in's 2-layer curve (three
 # seeds, 40 epochs), the noise floor with independent initial weights; then experiments/stack_vs_alone.py. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
 # leaves a core to the paper run (make cpu-paper). Then each into its docs/ folder with its records (the metrics the
-# tables are written from, so that later code rewrites them without training): `python -m iwae.publish
-# runs/docs/quick docs/quick-run` (docs/*/README.md, written by hand, says what each holds).
+# tables are written from, so that later code rewrites them without training): `make docs-publish` below
+# (docs/*/README.md, written by hand, says what each holds).
 DOCS_RUNS ?= runs/docs
 DOCS_CORES ?= 1
 DOCS_FLOOR := noise_floor=$(CURDIR)/$(DOCS_RUNS)/noise/results/tables/noise_floor.csv
@@ -107,6 +107,17 @@ docs-runs: venv
 	$(call DOCS_RUN,noise-seeded,budget=noise init=seeded 'layers=[1]')
 	test -f $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv || $(PY) experiments/stack_vs_alone.py \
 	  --data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv
+
+# A finished docs run's report written again by this checkout's code (nothing trained or evaluated again), then
+# published into its docs folder with its records, e.g.
+#   make docs-publish RUN=noise DOCS=noise-floor RUN_CONFIG="budget=noise"
+#   make docs-publish RUN=quick DOCS=quick-run RUN_CONFIG="family=true ..." REPORT_RULES="tables figures samples family_tables"
+# (RUN_CONFIG: the run's own --config items, as in docs-runs; family_tables only for a run with family=true).
+REPORT_RULES ?= tables figures samples
+docs-publish: venv
+	@test -n "$(RUN)" -a -n "$(DOCS)" -a -n "$(RUN_CONFIG)" || (echo "docs-publish: give RUN=<folder under $(DOCS_RUNS)> DOCS=<folder under docs> RUN_CONFIG='<its --config items>'" && exit 2)
+	snakemake --cores 1 --directory $(DOCS_RUNS)/$(RUN) --rerun-triggers mtime --forcerun $(REPORT_RULES) $(SNAKE_ARGS) --config $(RUN_CONFIG)
+	$(PY) -m iwae.publish $(DOCS_RUNS)/$(RUN) docs/$(DOCS)
 
 bench: venv
 	$(PY) benchmarks/bench_train.py
