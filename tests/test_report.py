@@ -187,6 +187,7 @@ def test_tex_escape_makes_every_special_character_printable():
     assert tex_escape("50% of a_b & #1 in p(x|h) >= 0.01, 'paper' -> ours ± 0.1") == (
         "50\\% of a\\_b \\& \\#1 in p(x$|$h) $\\geq$ 0.01, `paper' $\\to$ ours $\\pm$ 0.1")
     assert tex_escape("a\\b") == "a\\textbackslash{}b"
+    assert tex_escape("SNR^2 ~ 1/draws") == "SNR\\textasciicircum{}2 \\textasciitilde{} 1/draws"
 
 
 def test_the_cost_table_projects_the_paper_budget_from_the_measured_steps(tmp_path):

@@ -81,12 +81,16 @@ def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "±": "$\\pm$", "->": "$\\to$",
+       ">=": "$\\geq$", ">": "$>$", "<": "$<$", "|": "$|$", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
+_TEX = re.compile("|".join(re.escape(k) for k in sorted(TEX, key=len, reverse=True)))
+
+
 def tex_escape(text: str) -> str:
+    """Plain text printable by LaTeX: every special character replaced in one pass (a replacement is never
+    escaped again)."""
     text = re.sub(r"(^|[\s(])'", r"\1`", text)  # an opening quote
-    for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("_", "\\_"), ("#", "\\#"), ("±", "$\\pm$"),
-                 ("->", "$\\to$"), (">=", "$\\geq$"), (">", "$>$"), ("<", "$<$"), ("|", "$|$")):
-        text = text.replace(a, b)
-    return text
+    return _TEX.sub(lambda m: TEX[m.group(0)], text)
 
 
 def latex_table(t: pd.DataFrame, caption: str, size: str = "small", position: str | None = "htbp") -> str:
