@@ -154,6 +154,12 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
     return written
 
 
+def _paper(ref, dataset: str, layers: int, k: int, objective: str | None = None):
+    """The paper's Table 1 rows (reference data) of a cell, or of one objective in it."""
+    rows = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k)]
+    return rows if objective is None else rows[rows.objective == objective]
+
+
 def beside_the_paper(df) -> str:
     """Each model's test NLL (active units) after every evaluated stage, one row per model, beside the paper's
     final number (reference data) and its gap to it."""
@@ -168,7 +174,7 @@ def beside_the_paper(df) -> str:
              "|---" * (len(epochs) + 3) + "|"]
     for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
         by = {int(r.epochs): f"{r.nll:.2f} ({r.active_units})" for r in g.itertuples()}
-        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
+        paper = _paper(ref, dataset, layers, k, obj)
         p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
         last = g.sort_values("epochs").iloc[-1]
         gap = f"{last.nll - paper.nll.iloc[0]:+.2f}" if len(paper) else ""
@@ -194,7 +200,7 @@ def final_beside_the_paper(df, floor=None) -> str:
              "| model | ours | paper | gap | target |", "|---|---|---|---|---|"]
     for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
         r = g.iloc[0]
-        paper = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k) & (ref.objective == obj)]
+        paper = _paper(ref, dataset, layers, k, obj)
         if not len(paper):
             continue
         gap = r.nll - paper.nll.iloc[0]
@@ -207,7 +213,7 @@ def final_beside_the_paper(df, floor=None) -> str:
         d = records.compare(g, dict(objective="iwae"), dict(objective="vae"))
         if not d:
             continue
-        pv = ref[(ref.dataset == dataset) & (ref.n_layers == layers) & (ref.k == k)].set_index("objective").nll
+        pv = _paper(ref, dataset, layers, k).set_index("objective").nll
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
         lines.append(f"\n{dataset.upper()} {layers}L K={k}, IWAE - VAE: {d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, "
                      f"{d['high']:+.2f}] over {d['n']:,} {d['over']}"
