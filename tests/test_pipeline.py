@@ -163,6 +163,8 @@ def test_smoke_pipeline_end_to_end(tmp_path):
     for fig in ("nll_vs_k", "active_units", "activity_hist", "bounds", "training_curves", "wallclock", "samples"):
         assert (wd / "results" / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert (wd / "results" / "figures" / f"{fig}.pdf").read_bytes()[:4] == b"%PDF"
+    for fig in ("active_units", "activity_hist", "wallclock"):  # figures over training images: no evaluation note
+        assert "test NLL" not in (wd / "results" / "figures" / f"{fig}.caption.tex").read_text()
     if shutil.which("latexmk") or os.environ.get("CI"):
         assert (wd / "results" / "paper" / "report.pdf").read_bytes()[:4] == b"%PDF"
     snakemake(wd, "--cores", "1", *config, "--report", "report.html")

@@ -24,6 +24,7 @@ def test_the_published_records_write_the_same_tables_again_and_nothing_hand_writ
     wrote, other = publish(run, docs)
 
     assert {"table1.md", "claims.md", "wallclock.csv"} <= set(wrote) and len(wrote) == len(set(wrote))
+    assert (results / "tables" / "table2.md").exists() and not {"table2.md", "table2.csv"} & set(wrote)  # no rows
     assert (docs / "README.md").read_text() == "written by hand"
     assert other == ["old.md"] and (docs / "old.md").exists()
     again = tmp_path / "again"

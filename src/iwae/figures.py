@@ -136,7 +136,7 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     legend(fig, handles)
     seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
     save(fig, stem, f"{captions.figure('active_units')} Activity over 500 training images; {seeds}. "
-                    f"{coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
+                    f"{coincide_note(df)} Ours: {budget_note(base_runs(df), test=False)}.")
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:

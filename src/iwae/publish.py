@@ -1,5 +1,6 @@
 """A finished run's outputs into a folder to commit (``docs/quick-run`` and the like): its tables (md, csv), figures
-(png), report (pdf), and every record the report is written from (each model's and each stage snapshot's
+(png), report (pdf; a table the run's grid leaves empty, such as Table 2 without its continuations, is left out),
+and every record the report is written from (each model's and each stage snapshot's
 ``metrics.json`` with its per-image log-likelihoods, the SNR measurements), under ``records/`` in the run's layout,
 so that later code writes the tables, claims and figures again without training a model::
 
@@ -25,7 +26,8 @@ def outputs(run: Path) -> dict[str, Path]:
     if not (results / "tables").is_dir():
         raise SystemExit(f"{run}: no results/tables, so the run has not written its report yet; run it to its end "
                          f"(the same command resumes it), then publish")
-    files = {f.name: f for f in sorted((results / "tables").iterdir()) if f.suffix in TABLES}
+    empty = {f.stem for f in (results / "tables").glob("*.csv") if len(f.read_text().strip().splitlines()) < 2}
+    files = {f.name: f for f in sorted((results / "tables").iterdir()) if f.suffix in TABLES and f.stem not in empty}
     figures = results / "figures"
     files.update({f.name: f for f in sorted(figures.glob("*.png"))} if figures.is_dir() else {})
     if (results / "paper" / "report.pdf").exists():
