@@ -190,33 +190,31 @@ TARGET = 0.3  # issue #25: each 3,280-epoch cell within 0.3 nats of the paper; a
 def final_beside_the_paper(df, floor=None) -> str:
     """The finished models on all the test images they were evaluated on: each beside the paper's number, its gap
     and whether it meets the target; IWAE - VAE in each cell with both, paired over the images, beside the paper's
-    and the noise floor (``floor``, a noise_floor.csv table) where it has the cell."""
+    and the noise floor (``floor``, a noise_floor.csv table) where it has the cell. The numbers are Table 1's
+    (``tables.table1_long``: ours merged with the paper's reference data, IWAE - VAE matched by seed)."""
     from iwae import records
     from iwae.claims import floor_note
+    from iwae.tables import table1_long
 
-    ref = records.paper_reference("table1")
+    t = table1_long(df).dropna(subset=["nll_paper"])
     lines = ["", f"Finished models (3,280 epochs), {records.budget_note(df)}; the target: within {TARGET} nats of the "
              f"paper; a gap above 1 nat is a bug until shown otherwise.", "",
              "| model | ours | paper | gap | target |", "|---|---|---|---|---|"]
-    for (dataset, layers, obj, k), g in df.groupby(["dataset", "n_layers", "objective", "k"], sort=False):
-        r = g.iloc[0]
-        paper = _paper(ref, dataset, layers, k, obj)
-        if not len(paper):
-            continue
-        gap = r.nll - paper.nll.iloc[0]
+    for r in t.itertuples():
+        gap = r.nll_minus_paper
         verdict = (f"within {TARGET}" if abs(gap) <= TARGET else
                    f"missed by {abs(gap) - TARGET:.2f}" + (" (above 1 nat: a bug until shown otherwise)"
                                                            if abs(gap) > 1 else ""))
-        lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | {r.nll:.2f} ({r.active_units}) | "
-                     f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]}) | {gap:+.2f} | {verdict} |")
-    for (dataset, layers, k), g in df.groupby(["dataset", "n_layers", "k"], sort=False):
-        d = records.compare(g, dict(objective="iwae"), dict(objective="vae"))
-        if not d:
-            continue
-        pv = _paper(ref, dataset, layers, k).set_index("objective").nll
+        lines.append(f"| {r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k} | {r.nll:.2f} "
+                     f"({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | {gap:+.2f} | {verdict} |")
+    ref = records.paper_reference("table1")
+    for r in t[t.objective == "iwae"].dropna(subset=["minus_vae"]).itertuples():
+        pv = _paper(ref, r.dataset, r.n_layers, r.k).set_index("objective").nll
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
-        lines.append(f"\n{dataset.upper()} {layers}L K={k}, IWAE - VAE: {d['diff']:+.2f} nats [95% CI {d['low']:+.2f}, "
-                     f"{d['high']:+.2f}] over {d['n']:,} {d['over']}"
-                     + (" (one training seed: the test images' sampling noise, no verdict)" if d["over"] == "images"
-                        else "") + f"{paper}{floor_note(floor, dataset, layers, k, d['diff'], dict(epochs=int(g.epochs.max()), images=g.images.iloc[0]))}.")
+        where = dict(epochs=int(r.epochs), images=r.images)
+        lines.append(f"\n{r.dataset.upper()} {r.n_layers}L K={r.k}, IWAE - VAE: {r.minus_vae:+.2f} nats [95% CI "
+                     f"{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}] over {int(r.minus_vae_n):,} {r.minus_vae_over}"
+                     + (" (one training seed: the test images' sampling noise, no verdict)"
+                        if r.minus_vae_over == "images" else "")
+                     + f"{paper}{floor_note(floor, r.dataset, r.n_layers, r.k, r.minus_vae, where)}.")
     return "\n".join(lines) + "\n"
