@@ -137,3 +137,22 @@ def test_two_fetches_and_a_reader_sharing_one_cache_at_once(tmp_path):
     before = manifest.stat().st_mtime_ns
     data.fetch("mnist", cache, mirror=mirror, allow_unverified=True)
     assert manifest.stat().st_mtime_ns == before
+
+
+def test_the_binarisation_entropy_is_the_entropy_of_the_binary_images_a_grey_image_gives():
+    """Closed form against scipy's Bernoulli entropy, and against the entropy of the binary images counted over
+    simulated binarisations of a 4-pixel image (16 outcomes): binary pixels cost nothing, grey ones up to log 2."""
+    from collections import Counter
+
+    import numpy as np
+    from scipy.stats import bernoulli, entropy
+
+    from iwae.data import binarisation_entropy, binarize
+
+    grey = torch.tensor([[0.0, 1.0, 0.5, 0.2], [0.9, 0.1, 0.7, 0.35]])
+    h = binarisation_entropy(grey)
+    assert h.tolist() == pytest.approx([sum(bernoulli(p).entropy() for p in row) for row in grey.tolist()], abs=1e-12)
+    assert binarisation_entropy(torch.tensor([[0.0, 1.0, 1.0, 0.0]])).item() == 0.0
+    draws = binarize(grey[1].expand(200_000, 4), torch.Generator().manual_seed(0))
+    counts = Counter(map(tuple, draws.int().tolist()))
+    assert entropy(np.array(list(counts.values())) / len(draws)) == pytest.approx(h[1].item(), abs=0.01)

@@ -75,6 +75,21 @@ def test_start_with_wait_returns_the_pipelines_exit_status_so_that_runs_can_be_c
     assert "no_such_budget" in (run / "logs" / "pipeline.log").read_text()
 
 
+def test_a_pipeline_waited_for_but_started_elsewhere_is_judged_by_its_log(tmp_path):
+    """A chain that finds its run's pipeline running already waits for it and cannot read its exit status: the
+    log's last pipeline decides, so that a failed run stops the chain (an earlier failure does not count)."""
+    log = tmp_path / "pipeline.log"
+    failed = "Error in rule train:\nExiting because a job execution failed. Look above for error message\n"
+    log.write_text(f"\n=== 2026-12-05 10:00:00: snakemake --cores 1\n{failed}"
+                   "\n=== 2026-12-05 11:00:00: snakemake --cores 1\n3 of 3 steps (100%) done\n")
+    assert longrun.ended_ok(log) == 0
+    log.write_text(log.read_text() + f"\n=== 2026-12-05 12:00:00: snakemake --cores 1\n1 of 3 steps (33%) done\n{failed}")
+    assert longrun.ended_ok(log) == 1
+    log.write_text(log.read_text() + "\n=== 2026-12-05 13:00:00: snakemake --cores 1\nNothing to be done (all requested files are present and up to date).\n")
+    assert longrun.ended_ok(log) == 0
+    assert longrun.ended_ok(tmp_path / "never_written.log") == 1
+
+
 @pytest.mark.slow
 def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_restores_elsewhere(tmp_path):
     """The budget cpu_paper_tiny (cpu_paper's shape at smoke sizes) started in the background; Snakemake and its

@@ -296,3 +296,12 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None) -> t
     """One dynamic binarisation: each pixel is 1 with its grey-level probability."""
     u = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=probs.dtype)
     return (u < probs).to(probs.dtype)
+
+
+def binarisation_entropy(probs: torch.Tensor) -> torch.Tensor:
+    """The entropy in nats of one dynamic binarisation of each image ([N, 784] grey levels -> [N]): the sum over
+    pixels of the Bernoulli entropy h(p). No model of dynamically binarised images can have a test NLL below the
+    mean of it (the NLL is a cross-entropy, at least the entropy of the binary images, which is at least their
+    entropy given the grey images): grey levels are noise a model must pay for."""
+    p = probs.double()
+    return -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).sum(dim=1)

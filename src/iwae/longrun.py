@@ -118,9 +118,17 @@ def unlock_if_stale(workdir: Path) -> str:
             f"{Path(workdir) / '.snakemake' / 'locks'}; no Snakemake runs there)")
 
 
+def ended_ok(log: Path) -> int:
+    """How the last pipeline written into ``log`` (a pipeline started by another ``start``, whose exit status
+    this one cannot read) ended: 0 when Snakemake finished every step or had nothing to do, else 1."""
+    text = Path(log).read_text(errors="replace") if Path(log).exists() else ""
+    last = text.rsplit("\n=== ", 1)[-1]
+    return 0 if ("(100%) done" in last or "Nothing to be done" in last) and "Exiting because" not in last else 1
+
+
 def start(workdir: Path, snakemake_args: list[str], repo: Path, wait: bool = False) -> int:
     """The pipeline in ``workdir`` in the background, unless one runs there; -> the Snakemake pid, or with ``wait``
-    its exit status once it ends (one that ran already is waited for and counts as 0: its log says how it ended)."""
+    its exit status once it ends (one that ran already is waited for, and its log says how it ended: ``ended_ok``)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     running = processes_in(workdir)
@@ -130,7 +138,9 @@ def start(workdir: Path, snakemake_args: list[str], repo: Path, wait: bool = Fal
         if wait:
             while _alive(pid):
                 time.sleep(10)
-            return 0
+            rc = ended_ok(workdir / PIPELINE_LOG)
+            print(f"the pipeline in {workdir} ended " + ("well" if rc == 0 else f"with an error; see {workdir / PIPELINE_LOG}"))
+            return rc
         return pid
     if running:  # jobs of a Snakemake that died: let them checkpoint and end before their jobs start again
         print(f"jobs of a stopped pipeline still run in {workdir} (pids {[p for p, _ in running]}): stopping them "
