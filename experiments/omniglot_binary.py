@@ -21,11 +21,11 @@ Usage: python experiments/omniglot_binary.py --source chardata.mat --out runs/do
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,10 +76,7 @@ def main() -> None:
     rows.append(summary(f"Omniglot stand-in ({Path(args.source).name})", test_images(mat)))
     rows.append(summary(f"Omniglot stand-in thresholded at {args.level}", test_images(loadmat(out))))
     table = out.parent / "grey_levels.csv"
-    with table.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    pd.DataFrame(rows).to_csv(table, index=False)
     for r in rows:
         print(f"{r['data']}: {r['grey_share_of_inked']:.0%} of inked pixels grey, mean ink {r['mean_ink']:.3f}; "
               f"binarisation entropy {r['binarisation_entropy_nats']:.2f} nats per test image "
