@@ -223,12 +223,12 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
     est = pd.read_csv(tables / "estimators.csv")
     assert set(est.objective) == {"iwae", "iwae_stl", "iwae_dreg", "rws_dreg"} and est.minus_iwae.notna().sum() == 3
     slopes = pd.read_csv(tables / "snr.csv")
-    assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained", "early"}
+    assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained (1 epoch)", "early (1 epoch)"}  # epochs from the models
     for ext in ("pdf", "png"):
         assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000
     words = (tables / "family_claims.md").read_text()  # the family in words: every comparison and slope said
     assert "Table 3, PIWAE(2) - IWAE in test NLL" in words and "no verdict from one training seed" in words
-    assert "SNR, IWAE, recognition network, trained parameters: slope" in words and "expected about -1/2" in words
+    assert "SNR, IWAE, recognition network, trained (1 epoch): slope" in words and "expected about -1/2" in words
     assert "SNR, RWS, recognition network" in words and "no signal at K = 1" in words
     for name in ("nll_vs_k", "active_units", "wallclock"):  # one K (50): no figure against K
         assert not (wd / "results" / "figures" / f"{name}.png").exists()

@@ -230,7 +230,7 @@ def family_claims(t3: pd.DataFrame | None = None, te: pd.DataFrame | None = None
     if fitted is not None:
         for r in fitted.itertuples():
             exp = EXPECTED_SLOPE.get((r.estimator, r.network))
-            where = f"SNR, {label(r.estimator)}, {r.network} network, {r.checkpoint} parameters"
+            where = f"SNR, {label(r.estimator)}, {r.network} network, {r.checkpoint}"
             none = f"; no signal at K = {ks_text(r.ks_without_signal)}, left out" if ks_text(r.ks_without_signal) else ""
             if not np.isfinite(r.slope):
                 out.append(f"{where}: no slope (signal at fewer than two K{none}).")

@@ -423,7 +423,7 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
                 axis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("K")
             ax.set_ylabel("SNR (rms, floor removed)")
-            ax.set_title(f"{net} network, {ckpt} parameters")
+            ax.set_title(f"{net} network, {ckpt}")
             ax.legend(frameon=False, fontsize=6)
     save(fig, stem, f"{captions.figure('snr')} SNR: the root mean square over the parameters of |E g| / sd g over "
                     f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images, minus the floor "

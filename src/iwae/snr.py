@@ -221,3 +221,18 @@ def main(args) -> None:
         print(f"{s['checkpoint']} {s['estimator']} {s['network']}: SNR ~ K^{s['slope']:+.2f} "
               f"[{s['low']:+.2f}, {s['high']:+.2f}] over K = {s['ks_fitted']}"
               + (f"; no signal at K = {s['ks_without_signal']}" if s["ks_without_signal"] else ""))
+
+
+def name_with_epochs(rows, fitted):
+    """The checkpoints' labels with each model's training epochs, read from its file (``model``, as ``iwae snr``
+    recorded it): "trained" -> "trained (4 epochs)", so that no table, figure or sentence calls a model after 4 of
+    the paper's 3,280 epochs just "trained". A label whose model file is not there is kept. -> (rows, fitted)."""
+    from iwae.checkpoint import load_model
+
+    names = {}
+    for label, path in dict(zip(rows.checkpoint, rows.model)).items():
+        if Path(path).exists():
+            epochs = int(load_model(path).metadata["epochs"])
+            names[label] = f"{label} ({epochs} epoch{'s' if epochs != 1 else ''})"
+    rename = lambda df: df.assign(checkpoint=df.checkpoint.map(lambda c: names.get(c, c)))  # noqa: E731
+    return rename(rows), rename(fitted)
