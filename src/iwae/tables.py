@@ -190,8 +190,8 @@ def curve_shown(c: pd.DataFrame) -> pd.DataFrame:
         "data": c.dataset.str.upper(), "layers": c.n_layers, "K": c.k, "epochs": c.epochs,
         "VAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_vae", pd.Series(np.nan, index=c.index))],
         "IWAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_iwae", pd.Series(np.nan, index=c.index))],
-        "AU VAE / IWAE": [f"{a} / {b}" for a, b in c.reindex(columns=["au_vae", "au_iwae"]).fillna("").itertuples(
-            index=False)],
+        "AU VAE / IWAE": [f"{a} / {b}" for a, b in c.reindex(columns=["au_vae", "au_iwae"]).fillna("-").itertuples(
+            index=False)],  # "-": that model has not reached this stage (a run still training)
         "IWAE - VAE [95% CI]": ["identical (K=1)" if k == 1 and d == 0 else text for k, d, text in
                                 zip(c.k, c.get("iwae_minus_vae", pd.Series(np.nan, index=c.index)),
                                     intervals(c, "iwae_minus_vae"))]})
