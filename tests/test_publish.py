@@ -15,6 +15,9 @@ def test_the_published_records_write_the_same_tables_again_and_nothing_hand_writ
     results = run / "results"
     paths = [write_metrics(results / "mnist", objective=obj, k=5, seed=s, shift=2.0 - 0.3 * (obj == "iwae"))
              for s in (0, 1) for obj in ("vae", "iwae")]
+    first = write_metrics(results / "mnist", objective="iwae", k=50)  # Table 2: a continuation, named as the
+    paths += [first, write_metrics(results / "mnist", objective="vae", k=1, shift=-1.0, epochs=3,  # pipeline does
+                                   continued_from=str(first.parent.relative_to(run) / "model.pt"))]
     report.write_tables(records.collect(paths), results / "tables")
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -24,13 +27,23 @@ def test_the_published_records_write_the_same_tables_again_and_nothing_hand_writ
     wrote, other = publish(run, docs)
 
     assert {"table1.md", "claims.md", "wallclock.csv"} <= set(wrote) and len(wrote) == len(set(wrote))
-    assert (results / "tables" / "table2.md").exists() and not {"table2.md", "table2.csv"} & set(wrote)  # no rows
     assert (docs / "README.md").read_text() == "written by hand"
     assert other == ["old.md"] and (docs / "old.md").exists()
     again = tmp_path / "again"
     report.write_tables(records.collect(sorted(docs.glob("records/**/metrics.json"))), again)
-    for name in ("table1.md", "table1.csv", "claims.md", "noise_floor.csv"):
+    assert "IWAE K=50" in (again / "table2.md").read_text()  # the continuation found its first model
+    for name in ("table1.md", "table1.csv", "table2.md", "claims.md", "noise_floor.csv"):
         assert (again / name).read_text() == (docs / name).read_text(), name
+
+
+def test_a_table_the_grid_leaves_empty_is_not_published(tmp_path):
+    run = tmp_path / "run"
+    results = run / "results"
+    paths = [write_metrics(results / "mnist", objective=obj, k=5) for obj in ("vae", "iwae")]
+    report.write_tables(records.collect(paths), results / "tables")
+    wrote, _ = publish(run, tmp_path / "docs")
+    assert (results / "tables" / "table2.md").exists() and "table1.md" in wrote
+    assert not {"table2.md", "table2.csv"} & set(wrote)  # no Table 2 in this grid: nothing to publish
 
 
 def test_a_run_without_its_report_is_refused_with_what_to_do(tmp_path):

@@ -75,6 +75,11 @@ def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _paper_order(objective: str) -> tuple:
+    """VAE, then IWAE (the paper's order), then the others by name."""
+    return ({"vae": 0, "iwae": 1}.get(objective, 2), objective)
+
+
 def table2(df: pd.DataFrame) -> pd.DataFrame:
     """Continued-training runs: the first model's numbers, the continued model's, and after - first paired over
     the same test images (and seeds); ours beside the paper's."""
@@ -100,7 +105,8 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     cols = ["first_objective", "first_k", "second_objective", "second_k", "seeds", "epochs_first", "epochs_second",
             "nll_first", "nll_first_sd", "active_first", "nll_second", "nll_second_sd", "active_second",
             "after_minus_first", "low", "high", "over", "n", "budget", "images", "device"]
-    ours = pd.DataFrame(rows, columns=cols)
+    ours = pd.DataFrame(rows, columns=cols)  # in the paper's order, whatever the order of the records read
+    ours = ours.sort_values("first_objective", key=lambda c: c.map(_paper_order), kind="stable")
     ref = paper_reference("table2").rename(columns=lambda c: c + "_paper" if c.startswith(("nll", "active")) else c)
     t = ours.merge(ref, on=["first_objective", "first_k", "second_objective", "second_k"], how="left")
     t["after_minus_first_paper"] = t.nll_second_paper - t.nll_first_paper
@@ -109,11 +115,13 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
 
 def _parent(df: pd.DataFrame, continued_from: str) -> pd.DataFrame:
     """The row of the model a Table 2 run continued: its run folder (absolute, or relative to the workflow's
-    folder, whatever folder the report runs in)."""
+    folder, whatever folder the report runs in; below ``results/``, so that records published elsewhere, as
+    ``docs/quick-run/records``, still find it)."""
     folder = Path(continued_from).parent
     if folder.is_absolute():
         return df[df.run_dir == str(folder.resolve())]
-    return df[df.run_dir.map(lambda d: Path(d).parts[-len(folder.parts):] == folder.parts)]
+    parts = folder.parts[1:] if folder.parts[:1] == ("results",) else folder.parts
+    return df[df.run_dir.map(lambda d: Path(d).parts[-len(parts):] == parts)]
 
 
 def table2_paper(t: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +146,7 @@ def jobs(df: pd.DataFrame) -> pd.DataFrame:
             ["train_device", "dataset", "n_layers", "k", "cont", "direction"], sort=True):
         seconds = float(g.train_seconds.max())
         what = (f"Table 2: then {label(g.objective.iloc[0])}" if cont else
-                ", ".join(f"{label(o)}" for o in dict.fromkeys(g.objective)))
+                ", ".join(label(o) for o in sorted(set(g.objective), key=_paper_order)))
         rows.append(dict(job=f"{dataset} L{layers} K={k}" + (" (continued)" if cont else ""), models=what,
                          members=int(g.stack_size.iloc[0]), seeds=g.seed.nunique(), together=int(g.together.max()),
                          device=device, path=g.train_path.iloc[0], updates=int(g.updates.iloc[0]),
