@@ -397,17 +397,25 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
             sub = rows[(rows.checkpoint == ckpt) & (rows.network == net)]
             with_signal = sub[(sub.snr > 0) & (sub["low"] > 0)]
             bottom = 0.5 * (with_signal["low"].min() if len(with_signal) else 1.0)
-            for n, (est, g) in enumerate(sub.groupby("estimator", sort=False)):
+            groups = list(sub.groupby("estimator", sort=False))
+            # estimators that share this network's gradient (every one's generative gradient is IWAE's) measure the
+            # same thing: drawn once, under one name, not as lines hidden under each other
+            same = len(groups) > 1 and all(np.array_equal(g.sort_values("k").snr.to_numpy(),
+                                                          groups[0][1].sort_values("k").snr.to_numpy(), equal_nan=True)
+                                           for _, g in groups)
+            for n, (est, g) in enumerate(groups[:1] if same else groups):
                 color = f"C{n}"
                 f = fits.get((ckpt, est, net))
                 fitted_ks = {int(k) for k in ks_text(f.ks_fitted).split(",") if k.strip()} if f is not None else set()
                 g = g.sort_values("k")
                 on, off = g[g.k.isin(fitted_ks)], g[~g.k.isin(fitted_ks)]
                 has = f is not None and np.isfinite(f.slope)
-                name = label(est) + (f" ({f.slope:+.2f} [{f.low:+.2f}, {f.high:+.2f}])" if has
-                                     else " (no slope: signal at fewer than 2 K)")
+                who = "every estimator (one gradient)" if same else label(est)
+                name = who + (f" ({f.slope:+.2f} [{f.low:+.2f}, {f.high:+.2f}])" if has
+                              else " (no slope: signal at fewer than 2 K)")
                 ax.errorbar(on.k, on.snr, yerr=[on.snr - on["low"], on["high"] - on.snr], fmt="o", ms=3, capsize=2,
                             color=color, label=name)
+                off = off[off.snr.notna()]  # an undefined SNR (no gradient at all, as RWS-DReG's at K = 1): not drawn
                 if len(off):  # no signal: drawn at the bottom, hollow, left out of the fit
                     ax.plot(off.k, np.full(len(off), bottom), "o", ms=3, mfc="none", color=color)
                 if has:  # the fitted line through the K with signal
