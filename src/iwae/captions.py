@@ -28,8 +28,8 @@ FIGURES = {
     "curve": "Learning curve of every cell with stage snapshots: test NLL after each stage, and the paired IWAE - VAE "
              "difference with its 95% interval (negative: IWAE better), on one set of test images; crosses: the "
              "paper's after its 3,280 epochs.",
-    "wallclock": "Milliseconds per update of each training job (a stack of members sharing every update) against K, "
-                 "on the device that trained them.",
+    "wallclock": "Milliseconds per update of each Table 1 training job (a stack of members sharing every update; "
+                 "Table 2's continuations are in the cost table) against K, on the device that trained them.",
     "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
            "generative networks, at the trained model and at its first-stage snapshot, the floor of a zero-mean "
            "gradient removed, with 95% jackknife intervals: the K with signal and the least-squares line through "

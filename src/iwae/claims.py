@@ -149,9 +149,9 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
             mean = f"mean over {len(seeds)} seeds; " if len(seeds) > 1 else ""
             if (a == units).all() or (b == units).all():
                 who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
-                parts.append(f"{counts} ({mean}{who} at the counter's ceiling, every unit active: early in training every "
-                             f"unit is, and the paper's counts come after 3,280 epochs, so the count says how far "
-                             f"training has got as much as what the objective does)")
+                parts.append(f"{counts} ({mean}{who} at the counter's ceiling, every unit active, where the count "
+                             f"can show no more; the paper's counts come after 3,280 epochs"
+                             + (", and with one training seed there is no verdict)" if len(seeds) < 2 else ")"))
             elif len(seeds) < 2:
                 parts.append(f"{counts} (no verdict from one training seed)")
             else:
@@ -243,6 +243,8 @@ def family_claims(t3: pd.DataFrame | None = None, te: pd.DataFrame | None = None
                     fails = r.high < value
                 else:
                     fails = not (r.low <= value <= r.high)
-                text += (f"; expected {words}: {'not seen at this budget (the interval excludes it)' if fails else 'within the interval'}")
+                text += (f"; expected {words}: "
+                         + ("not seen at this model (the interval, over the draws at its one training seed and these "
+                            "images, excludes it)" if fails else "within the interval (over the draws at this model)"))
             out.append(text + ".")
     return out

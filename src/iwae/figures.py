@@ -135,8 +135,14 @@ def active_units(df: pd.DataFrame, stem: Path) -> None:
     handles["all units (ceiling)"] = Line2D([], [], color="0.6", ls=":", lw=0.7)
     legend(fig, handles)
     seeds = "mean over seeds" if base.seed.nunique() > 1 else f"training seed {int(base.seed.min())}"
-    save(fig, stem, f"{captions.figure('active_units')} Activity over 500 training images; {seeds}. "
+    save(fig, stem, f"{captions.figure('active_units')} Activity over {activity_images(base)}; {seeds}. "
                     f"{coincide_note(df)} Ours: {budget_note(base_runs(df), test=False)}.")
+
+
+def activity_images(df: pd.DataFrame) -> str:
+    """The training images the activity statistic A_u was computed on, as the records say ("500 training images")."""
+    n = sorted({int(v) for v in df.get("activity_images", pd.Series(dtype=float)).dropna()})
+    return f"{'/'.join(f'{v:,}' for v in n)} training images" if n else "training images"
 
 
 def activity_hist(df: pd.DataFrame, stem: Path) -> None:
@@ -166,7 +172,8 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     legend(fig, {name: Line2D([], [], color=c, lw=1.2) for name, c in PALETTE.items()})
     seeds = base.seed.nunique()
     which_seed = f"training seed {seed} of the {seeds}" if seeds > 1 else f"training seed {seed}"
-    save(fig, stem, f"{captions.figure('activity_hist')} The models of {which_seed}; values beyond the axis are counted in "
+    save(fig, stem, f"{captions.figure('activity_hist')} The models of {which_seed}; activity over "
+                    f"{activity_images(base)}; values beyond the axis are counted in "
                     f"the edge bins{stand_in_note(df)}. Ours: {budget_note(base_runs(df), test=False)}.")
 
 
@@ -211,8 +218,8 @@ def bounds(df: pd.DataFrame, stem: Path) -> None:
 
     long = _per_model(df, lambda r: [dict(eval_k=int(b[1:]), bound=-v) for b, v in r.bounds.items()])
     _per_model_lines(df, long, "eval_k", "bound", r"NLL bound $-L_K$ (nats)", stem,
-                     f"{captions.figure('bounds')} Each point is the mean over the test images (and over the seeds "
-                     f"where there are several) of -L_K = -log (1/K) sum_k w_k "
+                     f"{captions.figure('bounds')} Each point is the mean over the test images"
+                     f"{' (and over the seeds)' if df.seed.nunique() > 1 else ''} of -L_K = -log (1/K) sum_k w_k "
                      f"(an upper bound on the NLL). {coincide_note(df)}", axis)
 
 

@@ -96,6 +96,7 @@ def collect(paths: list[str | Path], first_images: int | None = None) -> pd.Data
             init=tc.get("init", "seeded"), data_order=tc.get("data_order", "reshuffle"), history=tr["history"],
             data_verified=m["data"]["verified"], code_version=tr.get("code_version", "?"),
             train_subset=tc.get("train_subset"),
+            activity_images=ev.get("eval_config", {}).get("active_units_n", np.nan),  # the training images of A_u
         ))
     if not rows:
         raise ValueError("no metrics files given")

@@ -24,8 +24,9 @@ from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, noise_floor,
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small",
-                position: str | None = "htbp") -> None:
-    """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed)."""
+                position: str | None = None) -> None:
+    """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed; in the text's flow, as the
+    report's figures are: nothing floats, so a table and a figure never overrun a page together)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active", "stack")
                        if c in long.columns]).to_csv(stem.with_suffix(".csv"), index=False)

@@ -137,6 +137,13 @@ def table2_paper(t: pd.DataFrame) -> pd.DataFrame:
     } for r in t.itertuples()])
 
 
+def _continuation(df: pd.DataFrame, r) -> str:
+    """A Table 2 job in words: "IWAE K=50, then VAE K=1" (the model it continued first)."""
+    first = _parent(df, r.continued_from)
+    return (f"{label(first.objective.iloc[0])} K={int(first.k.iloc[0])}, then " if len(first) else "then ") + \
+        f"{label(r.objective)} K={int(r.k)}"
+
+
 def jobs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per training job (a stack of members trained together): its measured wall-clock."""
     # a Table 1 job trains one (dataset, layers, K); a Table 2 job one direction (its second objective)
@@ -145,7 +152,7 @@ def jobs(df: pd.DataFrame) -> pd.DataFrame:
     for (device, dataset, layers, k, cont, _), g in t.groupby(
             ["train_device", "dataset", "n_layers", "k", "cont", "direction"], sort=True):
         seconds = float(g.train_seconds.max())
-        what = (f"Table 2: then {label(g.objective.iloc[0])}" if cont else
+        what = (f"Table 2: {_continuation(df, g.iloc[0])}" if cont else
                 ", ".join(label(o) for o in sorted(set(g.objective), key=_paper_order)))
         rows.append(dict(job=f"{dataset} L{layers} K={k}" + (" (continued)" if cont else ""), models=what,
                          members=int(g.stack_size.iloc[0]), seeds=g.seed.nunique(), together=int(g.together.max()),
