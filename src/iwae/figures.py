@@ -154,15 +154,20 @@ def activity_hist(df: pd.DataFrame, stem: Path) -> None:
     panels = [(d, layers, layer) for d, layers in cells_of(base) for layer in range(layers)]
     fig, axes = panel_grid(plt, len(panels), 3, 1.55, 0.3)
     seed = int(base.seed.min())
+    shown = base[base.seed == seed]
+    # one range for every panel: from the lowest activity drawn (at most -8, the paper's axis; at least -3, so
+    # that the threshold at -2 has room on its left) to 1, a third of a decade per bin: no empty stretch of axis
+    lowest = min(np.log10(max(min(a), 1e-12)) for acts in shown.activity for a in acts)
+    lo = float(np.clip(np.floor(lowest), -8, -3))
     for (dataset, layers, layer), ax in zip(panels, axes):
-        sub = base[(base.dataset == dataset) & (base.n_layers == layers) & (base.seed == seed)]
+        sub = shown[(shown.dataset == dataset) & (shown.n_layers == layers)]
         k = int(sub.k.max())
         data = pd.DataFrame([dict(model=OBJ_LABEL.get(r.objective, r.objective),  # outliers into the edge bins
-                                  log_a=float(np.clip(np.log10(max(a, 1e-12)), -7.99, 0.99)))
+                                  log_a=float(np.clip(np.log10(max(a, 1e-12)), lo + 0.01, 0.99)))
                              for r in sub[sub.k == k].itertuples() for a in r.activity[layer]])
         sns.histplot(data, x="log_a", hue="model", palette=PALETTE, element="step", fill=False,
-                     bins=np.linspace(-8, 1, 28), ax=ax, hue_order=[h for h in PALETTE if h in set(data.model)],
-                     legend=False)
+                     bins=np.linspace(lo, 1, int(round(3 * (1 - lo))) + 1), ax=ax,
+                     hue_order=[h for h in PALETTE if h in set(data.model)], legend=False)
         ax.axvline(-2, color="k", ls="--", lw=0.9, zorder=5)  # above the bars' edges
         ax.set_xlabel(r"$\log_{10} A_u$ (active if $\geq -2$)")
         ax.set_ylabel("units")
