@@ -224,6 +224,7 @@ def test_family_experiments_smoke_end_to_end(tmp_path):
     assert set(est.objective) == {"iwae", "iwae_stl", "iwae_dreg", "rws_dreg"} and est.minus_iwae.notna().sum() == 3
     slopes = pd.read_csv(tables / "snr.csv")
     assert set(slopes.network) == {"recognition", "generative"} and set(slopes.checkpoint) == {"trained (1 epoch)", "early (1 epoch)"}  # epochs from the models
+    assert "Trained at budget smoke; training seed 0 (one model" in (tables / "snr.md").read_text()
     for ext in ("pdf", "png"):
         assert (wd / "results" / "figures" / f"snr.{ext}").stat().st_size > 10_000
     words = (tables / "family_claims.md").read_text()  # the family in words: every comparison and slope said

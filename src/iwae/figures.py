@@ -396,6 +396,7 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """SNR of each estimator's gradient against K on log-log axes (the floor of a zero-mean gradient removed, with
     jackknife intervals): the K with signal (filled) and the line fitted through them, whose slope and interval the
     legend gives; a K without signal (its interval reaches zero) hollow at the axis' bottom, left out of the fit."""
+    from iwae.snr import models_note
     from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     plt, _ = setup()
@@ -448,4 +449,4 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     save(fig, stem, f"{captions.figure('snr')} SNR: the root mean square over the parameters of |E g| / sd g over "
                     f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images, minus the floor "
                     f"of a zero-mean gradient (1/draws in SNR^2); a K without signal: its interval reaches zero. "
-                    f"Checkpoints: {', '.join(checkpoints)}.")
+                    f"Checkpoints: {', '.join(checkpoints)}.{models_note(rows)}")

@@ -155,6 +155,8 @@ def write_estimators(paths, stem: Path) -> pd.DataFrame:
 def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """The fitted SNR slopes with their 95% jackknife intervals (``stem``.md/.csv/.tex), one row per estimator and one
     column per network and checkpoint; a slope fitted over fewer than every K says which it left out."""
+    from iwae.snr import models_note
+
     models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
     cells = {}
     for r in fitted.itertuples():
@@ -174,7 +176,7 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
                 f"floor of a zero-mean gradient removed; intervals: each block of draws left out in turn (jackknife); "
                 f"least squares over the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose "
                 f"SNR interval reaches zero is left out and named), {int(rows.draws.iloc[0])} draws on "
-                f"{int(rows.images.iloc[0])} training images. Models: {models}.")
+                f"{int(rows.images.iloc[0])} training images. Models: {models}.{models_note(rows)}")
 
 
 def write_family_claims(t3: pd.DataFrame | None, te: pd.DataFrame | None, fitted: pd.DataFrame | None,

@@ -229,10 +229,23 @@ def name_with_epochs(rows, fitted):
     the paper's 3,280 epochs just "trained". A label whose model file is not there is kept. -> (rows, fitted)."""
     from iwae.checkpoint import load_model
 
-    names = {}
+    names, trained = {}, {}
     for label, path in dict(zip(rows.checkpoint, rows.model)).items():
         if Path(path).exists():
-            epochs = int(load_model(path).metadata["epochs"])
+            meta = load_model(path).metadata
+            epochs = int(meta["epochs"])
             names[label] = f"{label} ({epochs} epoch{'s' if epochs != 1 else ''})"
+            trained[label] = (meta["train_config"]["budget"], int(meta["train_config"]["seed"]))
     rename = lambda df: df.assign(checkpoint=df.checkpoint.map(lambda c: names.get(c, c)))  # noqa: E731
+    rows = rows.assign(budget=rows.checkpoint.map(lambda c: trained.get(c, ("", None))[0]),
+                       seed=rows.checkpoint.map(lambda c: trained.get(c, ("", None))[1]))
     return rename(rows), rename(fitted)
+
+
+def models_note(rows) -> str:
+    """The models measured: their budget and training seed (``name_with_epochs`` reads them from the files)."""
+    if "budget" not in rows or not rows.budget.astype(bool).all():
+        return ""
+    seeds = sorted({int(s) for s in rows.seed})
+    return (f" Trained at budget {', '.join(sorted(set(rows.budget)))}; training seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))} (one model: the intervals are over the draws, not over seeds).")
