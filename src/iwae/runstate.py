@@ -207,9 +207,8 @@ def final_beside_the_paper(df, floor=None) -> str:
                                                            if abs(gap) > 1 else ""))
         lines.append(f"| {r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k} | {r.nll:.2f} "
                      f"({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | {gap:+.2f} | {verdict} |")
-    ref = records.paper_reference("table1")
     for r in t[t.objective == "iwae"].dropna(subset=["minus_vae"]).itertuples():
-        pv = _paper(ref, r.dataset, r.n_layers, r.k).set_index("objective").nll
+        pv = t[(t.dataset == r.dataset) & (t.n_layers == r.n_layers) & (t.k == r.k)].set_index("objective").nll_paper
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
         where = dict(epochs=int(r.epochs), images=r.images)
         lines.append(f"\n{r.dataset.upper()} {r.n_layers}L K={r.k}, IWAE - VAE: {r.minus_vae:+.2f} nats [95% CI "
