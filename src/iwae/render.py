@@ -93,16 +93,12 @@ def tex_escape(text: str) -> str:
     return _TEX.sub(lambda m: TEX[m.group(0)], text)
 
 
-def latex_table(t: pd.DataFrame, caption: str, size: str = "small", position: str | None = None) -> str:
-    """A booktabs table at a legible size (a float at ``position``, or in the text's flow for None), unnumbered: its
-    caption names it (the paper's Table 1, 2, Rainforth's Table 3, ...), so LaTeX's own numbers cannot collide
-    with the papers'."""
+def latex_table(t: pd.DataFrame, caption: str, size: str = "small") -> str:
+    """A booktabs table at a legible size, in the text's flow right where it is written (as the report's figures
+    are: nothing floats, so a table and a figure never overrun a page together), unnumbered: its caption names it
+    (the paper's Table 1, 2, Rainforth's Table 3, ...), so LaTeX's own numbers cannot collide with the papers'."""
     body = fmt_table(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
     # a table wider than the text is shrunk to its width (graphicx), never cut off at the page's edge
     body = f"\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{%\n{body.rstrip()}%\n}}\n"
-    if position is None:  # in the text's flow, right where it is written (under its section's heading)
-        return (f"\\begin{{center}}\\{size}\n\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}"
-                f"\\end{{center}}\n")
-    return (f"\\begin{{table}}[{position}]\n\\centering\\{size}\n\\caption*{{{tex_escape(caption)}}}\n"
-            f"{body}\\end{{table}}\n")
+    return f"\\begin{{center}}\\{size}\n\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}\\end{{center}}\n"
 

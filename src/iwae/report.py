@@ -23,16 +23,14 @@ from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, noise_floor,
                          table1_paper, table2, table2_paper, table3)
 
 
-def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small",
-                position: str | None = None) -> None:
-    """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed; in the text's flow, as the
-    report's figures are: nothing floats, so a table and a figure never overrun a page together)."""
+def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
+    """stem.csv (long, full precision), stem.md and stem.tex (``shown``, as printed: ``render.latex_table``)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     long.drop(columns=[c for c in ("ll", "activity", "bounds", "history", "protocol", "active", "stack")
                        if c in long.columns]).to_csv(stem.with_suffix(".csv"), index=False)
     stem.with_suffix(".md").write_text(f"{caption}\n\n" + fmt_table(shown).to_markdown(index=False, disable_numparse=True)
                                        + "\n")
-    stem.with_suffix(".tex").write_text(latex_table(shown, caption, size, position))
+    stem.with_suffix(".tex").write_text(latex_table(shown, caption, size))
 
 
 def table_names(curve: bool, noise_floor: bool) -> list[str]:
@@ -73,7 +71,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     write_table(j, jobs_shown(j), out_dir / "wallclock",
                 f"{captions.table('wallclock')} ms/update is the whole stack's (where several stacks ran in one "
                 f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). Ours: {note}.",
-                size="footnotesize", position=None)  # right under its section's heading
+                size="footnotesize")  # right under its section's heading
     shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
                                "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(
                                    lambda v: f"{v:.2f}"),
