@@ -89,11 +89,11 @@ cpu-paper-save: venv
 
 # The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):
-# the noise floor, the quick run with the IWAE family, the long run (and the gradient SNR at its IWAE after 13 and 40
-# epochs, as the family measures it at 1 and 4), the Omniglot stand-in's 2-layer curve (three
-# seeds, 40 epochs) and the same cell at the quick budget on its binary copy (experiments/omniglot_binary.py: are the
-# grey levels why IWAE trails there?), the noise floor with independent initial weights; then
-# experiments/stack_vs_alone.py. In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
+# the noise floor, the quick run with the IWAE family, the Omniglot stand-in's 2-layer cell at the quick budget on
+# its binary copy (experiments/omniglot_binary.py: are the grey levels why IWAE trails there?), the noise floor with
+# independent initial weights, the long run (and the gradient SNR at its IWAE after 13 and 40 epochs, as the family
+# measures it at 1 and 4), the Omniglot stand-in's 2-layer curve (three seeds, 40 epochs); then
+# experiments/stack_vs_alone.py (the short runs first, so that each finishes within a sitting). In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
 # leaves a core to the paper run (make cpu-paper). Then each into its docs/ folder with its records (the metrics the
 # tables are written from, so that later code rewrites them without training): `make docs-publish` below
 # (docs/*/README.md, written by hand, says what each holds).
@@ -102,11 +102,19 @@ DOCS_CORES ?= 1
 DOCS_FLOOR := noise_floor=$(CURDIR)/$(DOCS_RUNS)/noise/results/tables/noise_floor.csv
 DOCS_LONG_IWAE := $(DOCS_RUNS)/long/results/mnist/L1/iwae-k50/seed0
 DOCS_LONG_SNR := $(DOCS_RUNS)/snr-long/results
+# (a --config with commas goes through a variable: $(call) splits its arguments at commas)
+DOCS_OMNIGLOT_BINARY := budget=quick 'datasets=[omniglot]' 'layers=[2]' 'ks=[5]' 'seeds=[0,1,2]' table2=false \
+  omniglot_file=$(CURDIR)/$(DOCS_RUNS)/omniglot-binary/input/chardata.mat 'allow_unverified=[omniglot]'
 DOCS_RUN = $(PY) -m iwae.longrun start --wait --workdir $(DOCS_RUNS)/$(1) -- --cores $(DOCS_CORES) $(SNAKE_ARGS) --config $(2)
 docs-runs: venv
 	for run in noise quick long omniglot-l2 omniglot-binary noise-seeded; do $(PY) -m iwae.longrun pin --workdir $(DOCS_RUNS)/$$run; done
 	$(call DOCS_RUN,noise,budget=noise)
 	$(call DOCS_RUN,quick,family=true $(CONFIG_ITEMS) $(DOCS_FLOOR))
+	test -n "$(OMNIGLOT_STANDIN)" || (echo "docs-runs: the Omniglot stand-in is not in $(IWAE_DATA_MIRROR)" && exit 2)
+	test -f $(DOCS_RUNS)/omniglot-binary/input/chardata.mat || $(PY) experiments/omniglot_binary.py \
+	  --source $(OMNIGLOT_STANDIN) --mnist-data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/omniglot-binary/input/chardata.mat
+	$(call DOCS_RUN,omniglot-binary,$(DOCS_OMNIGLOT_BINARY))
+	$(call DOCS_RUN,noise-seeded,budget=noise init=seeded 'layers=[1]')
 	$(call DOCS_RUN,long,budget=long $(DOCS_FLOOR))
 	test -f $(DOCS_LONG_SNR)/snr/snr.csv || $(PY) -m iwae snr --data-dir $(DOCS_RUNS)/long/data \
 	  --model trained=$(DOCS_LONG_IWAE)/model.pt --model midway=$(DOCS_LONG_IWAE)/stages/stage2.pt \
@@ -114,12 +122,6 @@ docs-runs: venv
 	  --threads $(DOCS_CORES) --out $(DOCS_LONG_SNR)/snr/snr.csv
 	$(PY) -m iwae report family --snr $(DOCS_LONG_SNR)/snr/snr.csv --out $(DOCS_LONG_SNR)
 	$(call DOCS_RUN,omniglot-l2,budget=omniglot_l2 $(CONFIG_ITEMS))
-	test -n "$(OMNIGLOT_STANDIN)" || (echo "docs-runs: the Omniglot stand-in is not in $(IWAE_DATA_MIRROR)" && exit 2)
-	test -f $(DOCS_RUNS)/omniglot-binary/input/chardata.mat || $(PY) experiments/omniglot_binary.py \
-	  --source $(OMNIGLOT_STANDIN) --mnist-data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/omniglot-binary/input/chardata.mat
-	$(call DOCS_RUN,omniglot-binary,budget=quick 'datasets=[omniglot]' 'layers=[2]' 'ks=[5]' 'seeds=[0,1,2]' table2=false \
-	  omniglot_file=$(CURDIR)/$(DOCS_RUNS)/omniglot-binary/input/chardata.mat 'allow_unverified=[omniglot]')
-	$(call DOCS_RUN,noise-seeded,budget=noise init=seeded 'layers=[1]')
 	test -f $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv || $(PY) experiments/stack_vs_alone.py \
 	  --data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv
 
