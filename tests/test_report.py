@@ -188,6 +188,9 @@ def test_tex_escape_makes_every_special_character_printable():
         "50\\% of a\\_b \\& \\#1 in p(x$|$h) $\\geq$ 0.01, `paper' $\\to$ ours $\\pm$ 0.1")
     assert tex_escape("a\\b") == "a\\textbackslash{}b"
     assert tex_escape("SNR^2 ~ 1/draws") == "SNR\\textasciicircum{}2 \\textasciitilde{} 1/draws"
+    # the paper's subscripted symbols as math, an identifier's underscore still escaped, a hyphen not a minus
+    assert tex_escape("-L_1 >= -L_5000 (A_u of eval_k, IWAE-L_64)") == (
+        "$-L_{1}$ $\\geq$ $-L_{5000}$ ($A_{u}$ of eval\\_k, IWAE-$L_{64}$)")
 
 
 def test_the_cost_table_projects_the_paper_budget_from_the_measured_steps(tmp_path):

@@ -63,7 +63,8 @@ def floor_note(floor: pd.DataFrame | None, dataset: str, layers: int, k: int, di
         if other:
             text += f", not at this run's {' and '.join(other)}"
     if diff is not None and np.isfinite(high):
-        text += f"; |IWAE - VAE| here is {abs(diff) / high:.1f} times the floor's upper end"
+        text += (f"; |IWAE - VAE| here is {abs(diff) / high:.1f} times the floor's upper end (a size beside one "
+                 f"run-to-run sd, not a significance test)")
     return text
 
 

@@ -266,7 +266,7 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
     base = base_runs(df).drop_duplicates(["dataset", "n_layers", "k"]).assign(
         job=lambda d: d.dataset.str.upper() + np.where(d.data_verified, "", "*") + ", " + d.n_layers.astype(str)
         + np.where(d.n_layers > 1, " layers", " layer"))
-    fig = new_figure(plt, COLUMN, 2.6)
+    fig = new_figure(plt, 0.75 * PAGE, 3.0)  # a column's width left it small on the report's page
     ax = fig.subplots()
     colours = ["#2ca02c", "#9467bd", "#8c564b", "#7f7f7f"]  # not the VAE's blue and IWAE's red of the other figures
     sns.lineplot(base, x="k", y="stack_ms_per_update", hue="job", style="job", markers=True, dashes=False, ms=4,

@@ -83,14 +83,22 @@ def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
 
 TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "±": "$\\pm$", "->": "$\\to$",
        ">=": "$\\geq$", ">": "$>$", "<": "$<$", "|": "$|$", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
-_TEX = re.compile("|".join(re.escape(k) for k in sorted(TEX, key=len, reverse=True)))
+# the paper's symbols written with a subscript in plain text (A_u, L_K, -L_64) are set as math
+_SYMBOL = r"(?:(?<!\w)(?P<minus>-))?\b(?P<symbol>[AL])_(?P<sub>[A-Za-z0-9]+)\b"
+_TEX = re.compile(_SYMBOL + "|" + "|".join(re.escape(k) for k in sorted(TEX, key=len, reverse=True)))
+
+
+def _tex_piece(m: re.Match) -> str:
+    if m.group("symbol"):
+        return f"${m.group('minus') or ''}{m.group('symbol')}_{{{m.group('sub')}}}$"
+    return TEX[m.group(0)]
 
 
 def tex_escape(text: str) -> str:
     """Plain text printable by LaTeX: every special character replaced in one pass (a replacement is never
-    escaped again)."""
+    escaped again); the paper's subscripted symbols (A_u, -L_5000) as math."""
     text = re.sub(r"(^|[\s(])'", r"\1`", text)  # an opening quote
-    return _TEX.sub(lambda m: TEX[m.group(0)], text)
+    return _TEX.sub(_tex_piece, text)
 
 
 def latex_table(t: pd.DataFrame, caption: str, size: str = "small") -> str:

@@ -40,9 +40,8 @@ def table1_long(df: pd.DataFrame) -> pd.DataFrame:
              else None for r in t.itertuples()]
     for col in ("diff", "low", "high", "over", "n", "seed_sd"):
         t[f"minus_vae_{col}" if col != "diff" else "minus_vae"] = [d[col] if d else np.nan for d in diffs]
-    order = {o: i for i, o in enumerate(["vae", "iwae"])}
     return t.sort_values(["dataset", "n_layers", "k", "objective"],
-                         key=lambda c: c.map(order).fillna(9) if c.name == "objective" else c).reset_index(drop=True)
+                         key=lambda c: c.map(_paper_order) if c.name == "objective" else c).reset_index(drop=True)
 
 
 def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
