@@ -38,6 +38,38 @@ def test_projection_shares_the_remaining_work_longest_first_onto_the_cores():
     assert unknown is None and notes == ["mnist/L1/vae-k1/seed0: speed unknown until it starts"]
 
 
+def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_path):
+    """A stack's checkpoint lies in its first member's folder: every member reads its progress from it, the job is
+    counted once in the projection, and its command line (one --out pattern for all members) is seen as training
+    each of them and no other."""
+    from iwae import checkpoint
+    from iwae.config import TrainConfig
+    from iwae.stack import build
+
+    results = tmp_path / "results"
+    names = ["omniglot/L2/vae-k5/seed0", "omniglot/L2/iwae-k5/seed0"]
+    outs = [results / n for n in names]
+    for o in outs:
+        (o / "stages").mkdir(parents=True)
+    cfgs = [TrainConfig(dataset="omniglot", n_layers=2, objective=n.split("/")[2].split("-")[0], k=5, seed=0,
+                        stages=[0, 1, 2], init="seeded") for n in names]
+    st = build(cfgs, torch.rand(40, 784).round(), lr=1e-3)
+    history = [dict(stage=0, seconds=2.0), dict(stage=1, seconds=2.0), dict(stage=1, seconds=2.0)]
+    checkpoint.save(outs[0] / "checkpoint.pt", st, cfgs, [Path("results") / n for n in names],
+                    [history, history[:2]], epoch=3, step=6, elapsed=6.0)
+    stacked = progress.stacks(results)
+    assert stacked == {n: outs[0] / "checkpoint.pt" for n in names}
+    models = [progress.model_status(o, results, stacked[n]) for n, o in zip(names, outs)]
+    assert [(m.epochs_done, m.epochs_total, m.state) for m in models] == [(3, 13, "training"), (2, 13, "training")]
+    # one job of 10 more epochs at 2 s on one core, not one per member
+    assert progress.project(models, 1)[0] == pytest.approx(20.0)
+    cmd = ("python -m iwae train --objectives vae,iwae --seeds 0 --stages 0,1,2 --out "
+           "results/omniglot/L2/{objective}-k5/seed{seed} --dataset omniglot --k 5")
+    assert all(progress._trains(cmd, n) for n in names)
+    assert not progress._trains(cmd, "omniglot/L2/iwae-k5/seed1") and not progress._trains(cmd, "omniglot/L2/vae-k50/seed0")
+    assert progress._trains("iwae train --until-stage 3 --out results/mnist/L1/vae-k5/seed0", "mnist/L1/vae-k5/seed0")
+
+
 def test_a_stale_lock_is_removed_only_when_nothing_runs_in_the_folder(tmp_path):
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)

@@ -23,6 +23,7 @@ class Model:
     trained_seconds: float
     state: str  # finished | training | waiting
     stages: list[int] | None = None  # the schedule's stages
+    job: str | None = None  # the models of one stack train in one job (its checkpoint's path); None: a job of its own
 
     @property
     def remaining_s(self) -> float | None:
@@ -42,25 +43,44 @@ def read_or_none(path: Path) -> dict | None:
         return None
 
 
-def latest(folder: Path) -> tuple[Path | None, list, dict | None]:
-    """The furthest record of the model in run folder ``folder``: its model.pt, else its checkpoint, else its latest
-    stage snapshot; -> (that file, the training history, the training config), (None, [], None) for none."""
-    for src in [folder / "model.pt", folder / "checkpoint.pt",
+def stacks(results: Path) -> dict[str, Path]:
+    """The models that train in a stack with others: {name: the stack's checkpoint}. A stack's checkpoint lies in
+    its first member's folder and names every member's folder (results/<dataset>/L<layers>/<objective>-k<K>/seed<S>)."""
+    out = {}
+    for path in sorted(Path(results).rglob("checkpoint.pt")):
+        blob = read_or_none(path)
+        members = list(blob.get("stack") or []) if blob else []
+        if len(members) > 1:
+            out.update({m.removeprefix("results/"): path for m in members})
+    return out
+
+
+def latest(folder: Path, stack: Path | None = None) -> tuple[Path | None, list, dict | None]:
+    """The furthest record of the model in run folder ``folder``: its model.pt, else its checkpoint (or ``stack``,
+    the checkpoint of the stack it trains in), else its latest stage snapshot; -> (that file, the training
+    history, the training config), (None, [], None) for none."""
+    for src in [folder / "model.pt", stack or folder / "checkpoint.pt",
                 *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)]:
         blob = read_or_none(src) if src.exists() else None
         if blob is None:
             continue
-        member = blob["members"][0] if "members" in blob else blob["metadata"]  # a checkpoint, or a model file
+        if "members" in blob:  # a checkpoint: this model's member of it
+            mine = [m for m, out in zip(blob["members"], blob.get("stack") or [None])
+                    if out is None or Path(out).parts[-4:] == folder.parts[-4:]]
+            member = mine[0] if mine else blob["members"][0]
+        else:
+            member = blob["metadata"]
         return src, member["history"], member["train_config"]
     return None, [], None
 
 
-def model_status(folder: Path, results: Path) -> Model:
-    """Where the model in run folder ``folder`` stands, from its checkpoint, snapshots or model file."""
+def model_status(folder: Path, results: Path, stack: Path | None = None) -> Model:
+    """Where the model in run folder ``folder`` stands, from its checkpoint (or ``stack``: the checkpoint of the
+    stack it trains in), snapshots or model file."""
     from iwae.schedule import epoch_plan, schedule
 
     name = str(folder.relative_to(results))
-    src, history, cfg = latest(folder)
+    src, history, cfg = latest(folder, stack)
     state = "waiting" if src is None else "finished" if src.name == "model.pt" else "training"
     total = len(epoch_plan(schedule(cfg["stages"], cfg["epoch_scale"]))) if cfg else None
     recent = [h["seconds"] for h in history[-50:] if h.get("seconds")]
@@ -68,7 +88,8 @@ def model_status(folder: Path, results: Path) -> Model:
                  stage=history[-1]["stage"] if history else None,
                  seconds_per_epoch=statistics.median(recent) if recent else None,
                  trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
-                 stages=list(cfg["stages"]) if cfg else None)
+                 stages=list(cfg["stages"]) if cfg else None,
+                 job=str(stack) if stack and state != "finished" else None)
 
 
 def run_folders(workdir: Path) -> list[Path]:
@@ -87,12 +108,14 @@ def project(models: list[Model], cores: int, expected: list[str] | None = None,
         if m.seconds_per_epoch:
             by_cell.setdefault(_cell(m.name), []).append(m.seconds_per_epoch)
     known = {m.name: m for m in models}
-    notes, loads = [], []
+    notes, loads, jobs = [], [], set()
     total_epochs = next((m.epochs_total for m in models if m.epochs_total), None)
     for name in list(dict.fromkeys([*(expected or []), *known])):
         m = known.get(name)
-        if m is not None and m.state == "finished":
-            continue
+        if m is not None and (m.state == "finished" or m.job in jobs):
+            continue  # finished, or in a stack whose job is counted already (its members train together)
+        if m is not None and m.job:
+            jobs.add(m.job)
         rate = (m.seconds_per_epoch if m and m.seconds_per_epoch else None) or (
             statistics.median(by_cell[_cell(name)]) if _cell(name) in by_cell else None) or (rates or {}).get(name)
         todo = (m.epochs_total - m.epochs_done) if m and m.epochs_total else total_epochs
@@ -125,6 +148,22 @@ def bench_rates(csv: Path, names: list[str], mode: str = "eager", batches: int =
         if key in ms:
             out[name] = ms[key] * batches / 1e3
     return out
+
+
+def _trains(cmd: str, name: str) -> bool:
+    """Whether the command line ``cmd`` trains model ``name``: a job of its own names its folder, a stack's job
+    the folders' pattern (results/<dataset>/L<layers>/{objective}-k<K>/seed{seed}) and its objectives and seeds."""
+    if f"results/{name}" in cmd:
+        return True
+    dataset, layers, run, seed = name.split("/")
+    objective, k = run.rsplit("-k", 1)
+    words = cmd.split()
+
+    def listed(flag: str, value: str) -> bool:
+        return flag in words[:-1] and value in words[words.index(flag) + 1].split(",")
+
+    return (f"results/{dataset}/{layers}/{{objective}}-k{k}/seed{{seed}}" in cmd
+            and listed("--objectives", objective) and listed("--seeds", seed.removeprefix("seed")))
 
 
 def _cell(name: str) -> str:
@@ -189,7 +228,8 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
     """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation."""
     workdir = Path(workdir)
     results = workdir / "results"
-    models = [model_status(f, results) for f in run_folders(workdir)]
+    stacked = stacks(results)
+    models = [model_status(f, results, stacked.get(str(f.relative_to(results)))) for f in run_folders(workdir)]
     named = {m.name for m in models}
     waiting = [n for n in (expected or []) if n not in named]
     lines = [f"run folder {workdir} ({time.strftime('%Y-%m-%d %H:%M')}):"]
@@ -200,7 +240,7 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
         speed = f"{m.seconds_per_epoch:.1f} s/epoch" if m.seconds_per_epoch else "speed unknown"
         where = f"stage {m.stage}, " if m.stage is not None else ""
         state = m.state
-        if state == "training" and not any(f"results/{m.name}" in cmd for _, cmd in running):
+        if state == "training" and not any(_trains(cmd, m.name) for _, cmd in running):
             state = "paused (its job waits for a core or for the pipeline; it resumes from its checkpoint)"
         lines.append(f"  {m.name}: {state}, {where}epoch {m.epochs_done}/{m.epochs_total or '?'}, {speed}, "
                      f"{_hms(m.trained_seconds)} trained")
