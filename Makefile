@@ -125,7 +125,8 @@ docs-runs: venv
 	test -f $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv || $(PY) experiments/stack_vs_alone.py \
 	  --data-dir $(DOCS_RUNS)/noise/data --out $(DOCS_RUNS)/stack_vs_alone/stack_vs_alone.csv
 
-# A finished docs run's report written again by this checkout's code (nothing trained or evaluated again), then
+# A finished docs run's report written again by this checkout's code and LaTeX template (paper_source: the run's
+# pinned copy, however new its file, is replaced; nothing trained or evaluated again), then
 # published into its docs folder with its records, e.g.
 #   make docs-publish RUN=noise DOCS=noise-floor RUN_CONFIG="budget=noise"
 #   make docs-publish RUN=quick DOCS=quick-run RUN_CONFIG="family=true ..." REPORT_RULES="tables figures samples family_tables"
@@ -133,7 +134,7 @@ docs-runs: venv
 REPORT_RULES ?= tables figures samples
 docs-publish: venv
 	@test -n "$(RUN)" -a -n "$(DOCS)" -a -n "$(RUN_CONFIG)" || (echo "docs-publish: give RUN=<folder under $(DOCS_RUNS)> DOCS=<folder under docs> RUN_CONFIG='<its --config items>'" && exit 2)
-	snakemake --cores 1 --directory $(DOCS_RUNS)/$(RUN) --rerun-triggers mtime --forcerun $(REPORT_RULES) $(SNAKE_ARGS) --config $(RUN_CONFIG)
+	snakemake --cores 1 --directory $(DOCS_RUNS)/$(RUN) --rerun-triggers mtime --forcerun $(REPORT_RULES) paper_source $(SNAKE_ARGS) --config $(RUN_CONFIG)
 	$(PY) -m iwae.publish $(DOCS_RUNS)/$(RUN) docs/$(DOCS)
 
 bench: venv

@@ -57,7 +57,7 @@ def grid(tmp_path, seeds, iwae_gain, active_iwae=(30,), active_vae=(20,)):
             paths.append(write_metrics(tmp_path, objective=obj, k=1, seed=s, shift=3.0, rng=rng, active=(25,)))
         paths.append(write_metrics(tmp_path, objective="vae", k=5, seed=s, shift=2.0, rng=rng, active=active_vae))
         paths.append(write_metrics(tmp_path, objective="iwae", k=5, seed=s, shift=2.0 - iwae_gain(s), rng=rng,
-                                   active=active_iwae))
+                                   active=active_iwae(s) if callable(active_iwae) else active_iwae))
     return records.collect(paths)
 
 
@@ -99,8 +99,13 @@ def test_active_units_at_the_ceiling_are_not_an_ordering(tmp_path):
     au = next(s for s in _claims(df) if "K=5: active units" in s)
     assert "ceiling" in au and "supports" not in au and "VAE 41 of 50 (mean over 2 seeds;" in au
     df = grid(tmp_path / "b", [0, 1], lambda s: 1.0, active_iwae=(33,), active_vae=(21,))
-    assert "this run supports the paper's claim that IWAE has more active units" in next(
-        s for s in _claims(df) if "K=5: active units" in s)
+    au = next(s for s in _claims(df) if "K=5: active units" in s)
+    assert "this run supports the paper's claim that IWAE has more active units" in au
+    # the same +12 at both seeds: an interval of no width, said as such
+    assert "[95% CI +12.0, +12.0] (every seed gives the same difference, so the interval has no width" in au
+    df = grid(tmp_path / "c", [0, 1, 2], lambda s: 1.0, active_iwae=lambda s: (30 + 2 * s,), active_vae=(21,))
+    au = next(s for s in _claims(df) if "K=5: active units" in s)
+    assert "IWAE - VAE = +11.0 units [95% CI +6.0, +16.0]:" in au and "no width" not in au
 
 
 def test_table2_gets_a_sentence_with_its_paired_difference(tmp_path):

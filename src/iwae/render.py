@@ -108,5 +108,7 @@ def latex_table(t: pd.DataFrame, caption: str, size: str = "small") -> str:
     body = fmt_table(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
     # a table wider than the text is shrunk to its width (graphicx), never cut off at the page's edge
     body = f"\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{%\n{body.rstrip()}%\n}}\n"
-    return f"\\begin{{center}}\\{size}\n\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}\\end{{center}}\n"
+    # in a minipage: the caption never ends a page that its table begins the next
+    return (f"\\begin{{center}}\\begin{{minipage}}{{\\linewidth}}\\centering\\{size}\n"
+            f"\\captionof*{{table}}{{{tex_escape(caption)}}}\n{body}\\end{{minipage}}\\end{{center}}\n")
 
