@@ -36,6 +36,8 @@ def test_projection_shares_the_remaining_work_longest_first_onto_the_cores():
     assert progress.project(models, 1, expected, {"mnist/L1/vae-k1/seed0": 1.0})[0] == pytest.approx(6300)
     unknown, notes = progress.project(models, 2, expected)
     assert unknown is None and notes == ["mnist/L1/vae-k1/seed0: speed unknown until it starts"]
+    started = [*models, _model("mnist/L1/vae-k1/seed0", 0, 1100, None)]  # its first epoch not yet ended
+    assert progress.project(started, 2)[1] == ["mnist/L1/vae-k1/seed0: speed unknown until its first epoch ends"]
 
 
 def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_path):

@@ -120,7 +120,8 @@ def project(models: list[Model], cores: int, expected: list[str] | None = None,
             statistics.median(by_cell[_cell(name)]) if _cell(name) in by_cell else None) or (rates or {}).get(name)
         todo = (m.epochs_total - m.epochs_done) if m and m.epochs_total else total_epochs
         if rate is None or todo is None:
-            notes.append(f"{name}: speed unknown until it starts")
+            notes.append(f"{name}: speed unknown until " + ("its first epoch ends" if m and m.state == "training"
+                                                             else "it starts"))
             continue
         loads.append(rate * todo)
     if notes:
