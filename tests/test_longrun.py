@@ -72,6 +72,24 @@ def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_
     assert progress._trains("iwae train --until-stage 3 --out results/mnist/L1/vae-k5/seed0", "mnist/L1/vae-k5/seed0")
 
 
+def test_evaluations_still_to_run_count_stage_snapshots_only_where_the_budget_evaluates_them(tmp_path):
+    """Two models, stages 0-2; one final evaluation measured (120 s) and one stage evaluation (30 s). With stage
+    snapshots: 2 x 2 stage evaluations to run at 30 s, and one final at 120 s; without (budgets like noise, whose
+    snapshots are never evaluated): only the final one, at its measured time."""
+    bench = tmp_path / "benchmarks/rules/evaluate/results/mnist/L1"
+    for name, secs in (("vae-k5/seed0.tsv", 120.0), ("iwae-k5/seed0/stage0.tsv", 30.0)):
+        (bench / name).parent.mkdir(parents=True, exist_ok=True)
+        (bench / name).write_text(f"s\th:m:s\n{secs}\t0:00:00\n")
+    done = tmp_path / "results/mnist/L1/vae-k5/seed0/metrics.json"
+    done.parent.mkdir(parents=True)
+    done.write_text("{}")
+    names = ["mnist/L1/vae-k5/seed0", "mnist/L1/iwae-k5/seed0"]
+    seconds, jobs, _ = progress.evaluation_load(tmp_path, names, [0, 1, 2])
+    assert (seconds, jobs) == (4 * 30.0 + 120.0, 5)
+    seconds, jobs, basis = progress.evaluation_load(tmp_path, names, [0, 1, 2], stage_snapshots=False)
+    assert (seconds, jobs) == (120.0, 1) and basis.startswith("1 evaluation at 2 min")
+
+
 def test_a_stale_lock_is_removed_only_when_nothing_runs_in_the_folder(tmp_path):
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "status":
         expected = expected_models(workdir, args.budget, Path(args.repo)) if args.budget else None
         rates = bench_rates(Path(args.rates), expected or []) if args.rates else None
-        print(status(workdir, args.cores, expected, rates))
+        print(status(workdir, args.cores, expected, rates, Path(args.repo)))
     elif args.command == "stop":
         stop(workdir)
     elif args.command == "unlock":

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from iwae.longrun import CODE, PIPELINE_LOG, processes_in
 
+REPO = Path(__file__).resolve().parents[2]  # the checkout (its config, where a run has no pinned code)
+
 
 @dataclass
 class Model:
@@ -24,6 +26,7 @@ class Model:
     state: str  # finished | training | waiting
     stages: list[int] | None = None  # the schedule's stages
     job: str | None = None  # the models of one stack train in one job (its checkpoint's path); None: a job of its own
+    budget: str | None = None  # the budget it trains under, as its training config records it
 
     @property
     def remaining_s(self) -> float | None:
@@ -89,7 +92,7 @@ def model_status(folder: Path, results: Path, stack: Path | None = None) -> Mode
                  seconds_per_epoch=statistics.median(recent) if recent else None,
                  trained_seconds=sum(h.get("seconds", 0.0) for h in history), state=state,
                  stages=list(cfg["stages"]) if cfg else None,
-                 job=str(stack) if stack and state != "finished" else None)
+                 job=str(stack) if stack and state != "finished" else None, budget=cfg.get("budget") if cfg else None)
 
 
 def run_folders(workdir: Path) -> list[Path]:
@@ -193,11 +196,20 @@ def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
     return [r.removeprefix("results/") for r in pipeline.runs(config)]
 
 
-def evaluation_load(workdir: Path, models: list[str], stages: list[int]) -> tuple[float, int, str]:
-    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last, and each final
-    model, at the median measured time of the run's stage evaluations (a final evaluation, on more test images,
-    at its own measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images
-    at K=5000, rounded up)."""
+def budget_config(workdir: Path, budget: str | None, repo: Path) -> dict:
+    """The settings of budget ``budget`` in the run's pinned config (or the checkout's); {} for an unknown name."""
+    import yaml
+
+    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
+    return yaml.safe_load((folder / "config" / "config.yaml").read_text())["budgets"].get(budget) or {}
+
+
+def evaluation_load(workdir: Path, models: list[str], stages: list[int],
+                    stage_snapshots: bool = True) -> tuple[float, int, str]:
+    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last (where the budget
+    evaluates them: ``stage_snapshots``), and each final model, at the median measured time of the run's stage
+    evaluations (a final evaluation, on more test images, at its own measured median once one has run, else 5x a
+    stage's: 10,000 + 1,000 against 2,000 + 1,000 images at K=5000, rounded up)."""
     root = Path(workdir) / "benchmarks" / "rules" / "evaluate"
 
     def seconds(files):
@@ -211,22 +223,27 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int]) -> tupl
 
     stage_s = seconds(root.rglob("stage[0-9].tsv"))
     final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
-    if not stage_s:
+    if not (stage_s if stage_snapshots else final_s):
         return 0.0, 0, "evaluations not counted (none has run yet)"
-    per_stage = statistics.median(stage_s)
+    per_stage = statistics.median(stage_s) if stage_s else 0.0
     per_final = statistics.median(final_s) if final_s else 5 * per_stage
     todo_stage = todo_final = 0
     for name in models:
         folder = Path(workdir) / "results" / name
-        todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in stages[:-1])
+        if stage_snapshots:
+            todo_stage += sum(not (folder / "stages" / f"stage{s}.metrics.json").exists() for s in stages[:-1])
         todo_final += not (folder / "metrics.json").exists()
     basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
-             f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})")
+             f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})"
+             if stage_snapshots else f"{todo_final} evaluation{'s' * (todo_final != 1)} at {per_final / 60:.0f} min each "
+                                  f"(measured)")
     return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
 
 
-def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None) -> str:
-    """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation."""
+def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None,
+           repo: Path | None = None) -> str:
+    """Each model's stage, epoch and speed, what runs, and the projected finish of training and evaluation (the
+    stage snapshots' evaluations counted where the run's budget, in its pinned config or ``repo``'s, has them)."""
     workdir = Path(workdir)
     results = workdir / "results"
     stacked = stacks(results)
@@ -250,7 +267,9 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
     lines += [f"  {n}" for n in notes]
     if seconds is not None:
         stages = next((m.stages for m in models if m.stages), list(range(8)))
-        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages)
+        budget = next((m.budget for m in models if m.budget), None)
+        snapshots = budget_config(workdir, budget, repo or REPO).get("eval_stages", True)
+        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages, snapshots)
         total = seconds + eval_s / max(cores, 1)
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
         lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
