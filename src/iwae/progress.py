@@ -235,8 +235,8 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
         todo_final += not (folder / "metrics.json").exists()
     basis = (f"{todo_stage} stage and {todo_final} final evaluations at {per_stage / 60:.0f} and "
              f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})"
-             if stage_snapshots else f"{todo_final} evaluation{'s' * (todo_final != 1)} at {per_final / 60:.0f} min each "
-                                  f"(measured)")
+             if stage_snapshots else
+             f"{todo_final} evaluation{'s' * (todo_final != 1)} at {per_final / 60:.0f} min each (measured)")
     return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
 
 
