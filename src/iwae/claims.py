@@ -157,12 +157,12 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
                 parts.append(f"{counts} (no verdict from one training seed)")
             else:
                 diff, low, high = mean_ci(a - b)
-                # stats.verdict of VAE - IWAE (more units for IWAE puts it below zero: the wording of "supports")
-                v = verdict(dict(over="seeds", low=-high, high=-low))
                 if np.ptp(a - b) == 0:  # a t interval of no width: the seeds show nothing of how a count varies
                     parts.append(f"{counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} units at every "
                                  f"seed: an interval of no width, so no verdict from {len(seeds)} seeds")
                     continue
+                # stats.verdict of VAE - IWAE (more units for IWAE puts it below zero: the wording of "supports")
+                v = verdict(dict(over="seeds", low=-high, high=-low))
                 parts.append(f"{counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} units [95% CI "
                              f"{low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE has more "
                              f"active units")

@@ -3,6 +3,7 @@ the projected finish of its training and evaluation (``status``; ``make cpu-pape
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from dataclasses import dataclass
@@ -38,6 +39,17 @@ class Model:
 
 
 def read_or_none(path: Path) -> dict | None:
+    """The file ``checkpoint.read`` reads at ``path``, or None where it cannot. A file unchanged since its last read
+    (the same size and time) is not read again: ``status`` reads a stack's checkpoint for each of its members."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return _read(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str, size: int, mtime_ns: int) -> dict | None:
     from iwae import checkpoint
 
     try:
@@ -181,27 +193,24 @@ def _hms(seconds: float) -> str:
     return f"{h} h {rem // 60:02d} min"
 
 
+def run_config(workdir: Path, repo: Path) -> tuple[dict, Path]:
+    """The run's config (config/config.yaml of its pinned code, or of the checkout ``repo``) and its folder."""
+    import yaml
+
+    folder = (Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)) / "config"
+    return yaml.safe_load((folder / "config.yaml").read_text()), folder
+
+
 def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
     """The models (names as in ``status``) a run of ``budget`` trains, from the run's pinned config (or the
     checkout's)."""
-    import yaml
-
     from iwae import pipeline
 
-    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
-    config = yaml.safe_load((folder / "config" / "config.yaml").read_text())
+    config, folder = run_config(workdir, repo)
     if budget not in config["budgets"]:
-        raise SystemExit(f"budget {budget!r} is not one of {sorted(config['budgets'])} in {folder / 'config'}")
+        raise SystemExit(f"budget {budget!r} is not one of {sorted(config['budgets'])} in {folder}")
     config["budget"] = budget
     return [r.removeprefix("results/") for r in pipeline.runs(config)]
-
-
-def budget_config(workdir: Path, budget: str | None, repo: Path) -> dict:
-    """The settings of budget ``budget`` in the run's pinned config (or the checkout's); {} for an unknown name."""
-    import yaml
-
-    folder = Path(workdir) / CODE if (Path(workdir) / CODE).is_dir() else Path(repo)
-    return yaml.safe_load((folder / "config" / "config.yaml").read_text())["budgets"].get(budget) or {}
 
 
 def evaluation_load(workdir: Path, models: list[str], stages: list[int],
@@ -268,7 +277,7 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
     if seconds is not None:
         stages = next((m.stages for m in models if m.stages), list(range(8)))
         budget = next((m.budget for m in models if m.budget), None)
-        snapshots = budget_config(workdir, budget, repo or REPO).get("eval_stages", True)
+        snapshots = (run_config(workdir, repo or REPO)[0]["budgets"].get(budget) or {}).get("eval_stages", True)
         eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages, snapshots)
         total = seconds + eval_s / max(cores, 1)
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
