@@ -338,3 +338,52 @@ def test_a_lost_checkpoint_never_trains_a_runs_finished_stages_again(fake_data_d
     run = train_mod.Run([TrainConfig(k=2, train_subset=200)], fake_data_dir, [tmp_path / "all"], CPU, until_stage=3,
                         progress=False)  # the default stages (all 8): to the end of stage 3 = 1 + 3 + 9 + 27 epochs
     assert run.end == 40
+
+
+def test_a_killed_whole_schedule_job_puts_back_the_snapshots_its_scheduler_removed(fake_data_dir, tmp_path):
+    """A stack trained through three stages in one job (as the pipeline's train rule does), SIGKILLed in stage 2; its
+    declared outputs removed as Snakemake removes them (after the failure and again before it runs the job anew);
+    the same command resumes, puts the stage 0 and 1 snapshots back from their kept copies, and ends with every
+    snapshot equal to an uninterrupted run's, its checkpoint and kept copies gone."""
+    over = dict(objectives=STACK["objectives"], seeds=STACK["seeds"])
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_train_cmd(fake_data_dir, ref / STACK["out_pattern"], **over), check=True, capture_output=True)
+    proc = subprocess.Popen(_train_cmd(fake_data_dir, killed / STACK["out_pattern"], **over),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "vae" / "seed0" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # stage 1 ends at epoch 4 (1 + 3 epochs): wait for a checkpoint in stage 2
+        try:
+            if torch.load(ckpt, weights_only=False)["epoch"] >= 5:
+                break
+        except Exception:  # not there yet, or being replaced right now
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=60)
+    folders = [killed / o / f"seed{s}" for o in ("vae", "iwae") for s in (0, 1)]
+    declared = [p for f in folders for p in [f / "model.pt", *(f / "stages" / f"stage{i}.pt" for i in range(3))]]
+    assert not (folders[0] / "model.pt").exists(), "the run finished before it could be killed"
+    assert sum(p.exists() for p in declared) == 8  # stages 0 and 1 of 4 members
+    for p in declared:  # what Snakemake does to a failed job's outputs
+        p.unlink(missing_ok=True)
+
+    done = subprocess.run(_train_cmd(fake_data_dir, killed / STACK["out_pattern"], **over), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    for p in declared:
+        a, b = _params(ref / p.relative_to(killed)), _params(p)
+        assert all(torch.equal(a[n], b[n]) for n in a), p
+    assert not ckpt.exists() and not any((f / "checkpoint-stages").exists() for f in folders)
+
+
+def test_a_resumed_run_missing_a_snapshot_it_cannot_put_back_stops_before_training(fake_data_dir, tmp_path):
+    """A checkpoint past stage 0 whose stage 0 snapshot and kept copy are both gone: refused at once, naming the
+    file and the fix, instead of training to the end and leaving a pipeline an output it lacks."""
+    run = tmp_path / "run"
+    subprocess.run(_train_cmd(fake_data_dir, run, until_stage=1), check=True, capture_output=True)
+    (run / "stages" / "stage0.pt").unlink()
+    shutil.rmtree(run / "checkpoint-stages")
+    lost = subprocess.run(_train_cmd(fake_data_dir, run), capture_output=True, text=True)
+    assert lost.returncode != 0 and "stage0.pt is missing" in lost.stderr and "delete the checkpoint" in lost.stderr
+    assert (run / "checkpoint.pt").exists() and not (run / "stages" / "stage2.pt").exists()

@@ -6,7 +6,11 @@ Files (``torch.save`` dicts, always read onto the CPU):
   (``state_dict``, ``optimizer``, ``generator``, ``partial``, ``order``, ``train_config``, ``history``);
 - ``model.pt`` in each member's folder: ``state_dict``, ``model_config``, ``metadata`` and ``training_state``
   (optimiser state, generator state, epochs: what Table 2 continues);
-- ``stages/stage<i>.pt``: a snapshot at the end of stage i, a model file without ``training_state``.
+- ``stages/stage<i>.pt``: a snapshot at the end of stage i, a model file without ``training_state``;
+- ``checkpoint-stages/stage<i>.pt``, beside ``stages/`` while the member trains: the snapshot's kept copy (a hard
+  link where the file system allows), in a folder no pipeline declares. Snakemake removes a job's declared outputs
+  when the job fails or is killed and again before it runs it anew, so the snapshots of the stages a killed
+  whole-schedule job had finished would be gone when it resumes; the resumed run puts them back from these copies.
 
 The trainer only says "save now", "resume if there is a checkpoint" and "write the models"; evaluation,
 figures and the SNR experiment read models with ``load_model``, which imports no training code (the stack
@@ -16,6 +20,7 @@ passed to the save functions is used through its attributes only).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     from iwae.stack import Stack
 
 CHECKPOINT = "checkpoint.pt"
+KEPT = "checkpoint-stages"  # a training member's kept copies of its stage snapshots (see the module's docstring)
 # Raised whenever what a checkpoint holds changes (3: per-member files, optimiser state by parameter
 # name in Theano's order with the pending gradient, one generator per member).
 FORMAT = 3
@@ -193,6 +199,43 @@ def trained_as(path: Path, cfg: TrainConfig) -> bool:
         return read(path).get("metadata", {}).get("train_config") == asdict(cfg)
     except RuntimeError:
         return False
+
+
+# ----------------------------------------------------------------------------- kept copies of stage snapshots
+def kept_copy(snapshot: Path) -> Path:
+    """Where the kept copy of the stage snapshot ``<member>/stages/stage<i>.pt`` lives while its member trains."""
+    return snapshot.parent.parent / KEPT / snapshot.name
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)  # no second copy of the bytes
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def keep(snapshot: Path) -> None:
+    """Keep a copy of a just-written stage snapshot where no scheduler removes it."""
+    _link_or_copy(snapshot, kept_copy(snapshot))
+
+
+def put_back(snapshot: Path, cfg: TrainConfig) -> bool:
+    """A missing stage snapshot put back from its kept copy, if that copy was written by configuration ``cfg``.
+    -> whether the snapshot is there now."""
+    if snapshot.exists():
+        return True
+    kept = kept_copy(snapshot)
+    if kept.exists() and trained_as(kept, cfg):
+        _link_or_copy(kept, snapshot)
+        return True
+    return False
+
+
+def drop_kept(member: Path) -> None:
+    """A member's kept copies, once it has finished training (or before it starts afresh: an older run's)."""
+    shutil.rmtree(Path(member) / KEPT, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- model files

@@ -138,6 +138,8 @@ class Run:
                 f"stages/ folders first.")
         print(f"starting afresh: no checkpoint {self.ckpt} ({len(cfgs)} member(s), {len(self.plan)} epochs)",
               flush=True)
+        for o in self.outs:
+            checkpoint.drop_kept(o)  # an older run's kept snapshots
         if continued:
             checkpoint.continue_training(self.stack, continued)
 
@@ -146,18 +148,37 @@ class Run:
         """Whether the whole schedule is trained (not only up to ``until_stage``)."""
         return self.epoch == len(self.plan)
 
+    def _stage_last_epoch(self, stage: int) -> int:
+        return max(i for i, (st, _) in enumerate(self.plan) if st == stage)
+
     def _write_missing_snapshots(self) -> None:
-        """Resumed exactly at a stage's end: that stage's snapshots, where missing (a scheduler removes a killed
-        job's outputs, and the checkpoint of the stage's end may have been saved just before the kill)."""
-        if self.epoch == 0 or self.first_step:
-            return
-        stage = self.plan[self.epoch - 1][0]
-        if self.epoch < len(self.plan) and self.plan[self.epoch][0] == stage:
-            return
-        for m, o in enumerate(self.outs):
-            path = o / "stages" / f"stage{stage}.pt"
-            if not path.exists():
+        """The snapshots of every stage the checkpoint is past, where missing: put back from their kept copies (a
+        scheduler removes a killed job's outputs, and Snakemake removes them again before it runs the job anew), or,
+        resumed exactly at a stage's end, written from the state (its checkpoint may have been saved just before the
+        kill). A snapshot that neither gives stops the run before it trains: a pipeline would otherwise find the
+        output missing after all the training and remove the rest."""
+        for stage in sorted({stage for stage, _ in self.plan[: self.epoch]}):
+            last = self._stage_last_epoch(stage)
+            if last >= self.epoch:
+                continue  # the stage the checkpoint is in
+            at_its_end = last == self.epoch - 1 and not self.first_step
+            for m, o in enumerate(self.outs):
+                path = o / "stages" / f"stage{stage}.pt"
+                if checkpoint.put_back(path, self.cfgs[m]):
+                    continue
+                if not at_its_end:
+                    raise RuntimeError(
+                        f"{path} is missing and neither its kept copy ({checkpoint.kept_copy(path)}) nor the "
+                        f"checkpoint {self.ckpt} (epoch {self.epoch}, past the end of stage {stage}) can give it back. "
+                        f"Restore it from a copy, or delete the checkpoint and the stages/ folders to train the run "
+                        f"again.")
                 checkpoint.write_model(path, self.stack, m, self.metadata(m), final=False)
+                checkpoint.keep(path)
+
+    def missing_snapshots(self) -> list[Path]:
+        """The stage snapshots of a finished schedule that are not on disk (none, unless something removed them)."""
+        stages = sorted({stage for stage, _ in self.plan})
+        return [p for o in self.outs for p in (o / "stages" / f"stage{st}.pt" for st in stages) if not p.exists()]
 
     def steps(self, should_stop=lambda: False):
         """The loop: every remaining step up to ``self.end`` (the schedule's end, or ``until_stage``'s), yielding
@@ -203,7 +224,9 @@ class Run:
             stage_ends = epoch + 1 == len(self.plan) or self.plan[epoch + 1][0] != stage
             if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
                 for m, o in enumerate(self.outs):
-                    checkpoint.write_model(o / "stages" / f"stage{stage}.pt", st, m, self.metadata(m), final=False)
+                    snapshot = o / "stages" / f"stage{stage}.pt"
+                    checkpoint.write_model(snapshot, st, m, self.metadata(m), final=False)
+                    checkpoint.keep(snapshot)
             stop = should_stop()
             self.epoch = epoch + 1
             if epoch + 1 < len(self.plan) and (stage_ends or save_due(stop)):
@@ -353,5 +376,10 @@ def train_together(runs: list[Run], should_stop=lambda: False) -> list[list[dict
         raise kind("; ".join(str(e) for e in errors.values()))
     for r in runs:
         if r.finished:
+            if missing := r.missing_snapshots():  # never the case; if it were, the checkpoint stays to mend it
+                raise RuntimeError(f"trained to the end but {', '.join(map(str, missing))} are missing; the checkpoint "
+                                   f"{r.ckpt} and the kept copies stay: run the same command again.")
             r.ckpt.unlink(missing_ok=True)
+            for o in r.outs:
+                checkpoint.drop_kept(o)
     return metas

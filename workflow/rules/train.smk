@@ -1,7 +1,9 @@
 # Training. One job trains a whole group -- every objective and seed of one (dataset, layers, K) -- as one stack
 # (`iwae train --objectives ... --seeds ...`); each member still writes its own model.pt. A killed job leaves
 # checkpoint.pt in its first member's folder; running the workflow again resumes from it, because the checkpoint
-# is not a declared output and is never deleted. Budgets may instead train each data set's groups in one process
+# is not a declared output and is never deleted. Snakemake does delete the stage snapshots such a job had written
+# (a failed job's outputs, and again before it reruns it): the resumed job puts them back from the kept copies in
+# each member's checkpoint-stages/ (undeclared, gone when the member is trained). Budgets may instead train each data set's groups in one process
 # (train_together: one CUDA stream per group), or each model alone, one job per stage (train_per_stage).
 
 
