@@ -89,14 +89,16 @@ cpu-paper-save: venv
 
 # The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):
-# the noise floor, the quick run with the IWAE family, the Omniglot stand-in's 2-layer cell at the quick budget on
-# its binary copy (experiments/omniglot_binary.py: are the grey levels why IWAE trails there?) and as it is, three
-# seeds, to 40 epochs (its 4-epoch snapshots the same cell on the grey images), the noise floor with independent
-# initial weights, the long run (and the gradient SNR at its IWAE after 13 and 40 epochs, as the family measures it
-# at 1 and 4); then experiments/stack_vs_alone.py (the short runs first, so that each finishes within a sitting). In the background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1
-# leaves a core to the paper run (make cpu-paper). Then each into its docs/ folder with its records (the metrics the
-# tables are written from, so that later code rewrites them without training): `make docs-publish` below
-# (docs/*/README.md, written by hand, says what each holds).
+# the noise floor, the quick run with the IWAE family, the Omniglot stand-in's 2-layer cell at the quick budget on its
+# binary copy (experiments/omniglot_binary.py: are the grey levels why IWAE trails there?) and as it is, three seeds,
+# to 40 epochs (its 4-epoch snapshots the same cell on the grey images), the noise floor with independent initial
+# weights, the long run (and the gradient SNR at its IWAE after 13 and 40 epochs, as the family measures it at 1 and
+# 4); then experiments/stack_vs_alone.py (the short runs first, so that each finishes within a sitting). In the
+# background: `nohup make docs-runs &`; the same command resumes it where it stopped. DOCS_CORES=1 leaves a core to
+# the paper run (make cpu-paper; with both cores, add SNAKE_ARGS="--set-threads train=2"); --rerun-triggers mtime: a
+# finished run stays finished when `make docs-publish` rewrites its reports with the checkout's code. Then each into
+# its docs/ folder with its records (the metrics the tables are written from, so that later code rewrites them without
+# training): `make docs-publish` below (docs/*/README.md, written by hand, says what each holds).
 DOCS_RUNS ?= runs/docs
 DOCS_CORES ?= 1
 DOCS_FLOOR := noise_floor=$(CURDIR)/$(DOCS_RUNS)/noise/results/tables/noise_floor.csv
@@ -105,7 +107,7 @@ DOCS_LONG_SNR := $(DOCS_RUNS)/snr-long/results
 # (a --config with commas goes through a variable: $(call) splits its arguments at commas)
 DOCS_OMNIGLOT_BINARY := budget=quick 'datasets=[omniglot]' 'layers=[2]' 'ks=[5]' 'seeds=[0,1,2]' table2=false \
   omniglot_file=$(CURDIR)/$(DOCS_RUNS)/omniglot-binary/input/chardata.mat 'allow_unverified=[omniglot]'
-DOCS_RUN = $(PY) -m iwae.longrun start --wait --workdir $(DOCS_RUNS)/$(1) -- --cores $(DOCS_CORES) $(SNAKE_ARGS) --config $(2)
+DOCS_RUN = $(PY) -m iwae.longrun start --wait --workdir $(DOCS_RUNS)/$(1) -- --cores $(DOCS_CORES) --rerun-triggers mtime $(SNAKE_ARGS) --config $(2)
 docs-runs: venv
 	for run in noise quick long omniglot-l2 omniglot-binary noise-seeded; do $(PY) -m iwae.longrun pin --workdir $(DOCS_RUNS)/$$run; done
 	$(call DOCS_RUN,noise,budget=noise)
