@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iwae import claims, figures, records, render, report, tables
+from iwae import claims, figures, records, render, report, stats, tables
 from iwae.evaluate import metrics_record
 from iwae.figures import figures_for
 
@@ -83,7 +83,8 @@ def test_one_seed_gives_the_image_level_interval_and_no_verdict(tmp_path):
 def test_several_seeds_give_verdicts_from_the_interval_over_seeds(tmp_path):
     df = grid(tmp_path / "a", [0, 1, 2], lambda s: 1.0 + 0.1 * s)
     k5 = next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
-    assert "over 3 training seeds" in k5 and "this run supports" in k5
+    assert "over 3 training seeds" in k5 and "in this cell after 4 epochs this run supports" in k5
+    assert "made after 3,280 epochs; a sign after 4 need not hold there" in k5  # the budget the verdict speaks for
     df = grid(tmp_path / "b", [0, 1, 2], lambda s: [1.0, -1.2, 0.3][s])  # training noise as large as the effect
     k5 = next(s for s in _claims(df) if "K=5: IWAE - VAE" in s)
     assert "does not resolve" in k5
@@ -106,6 +107,11 @@ def test_active_units_at_the_ceiling_are_not_an_ordering(tmp_path):
     df = grid(tmp_path / "c", [0, 1, 2], lambda s: 1.0, active_iwae=lambda s: (30 + 2 * s,), active_vae=(21,))
     au = next(s for s in _claims(df) if "K=5: active units" in s)
     assert "IWAE - VAE = +11.0 units [95% CI +6.0, +16.0]: this run supports the paper's claim" in au
+    assert "after 4 epochs, where a count says how far pruning has got" in au  # not the paper's converged count
+    # a seed at the ceiling is said, even where the others let the interval give a verdict
+    df = grid(tmp_path / "d", [0, 1, 2], lambda s: 1.0, active_iwae=lambda s: (40 + 5 * s,), active_vae=(21,))
+    au = next(s for s in _claims(df) if "K=5: active units" in s)
+    assert "at the counter's ceiling: IWAE in 1 of 3 seeds" in au
 
 
 def test_table2_gets_a_sentence_with_its_paired_difference(tmp_path):
@@ -177,13 +183,20 @@ def test_every_caption_is_written_once_and_the_html_report_files_come_from_it():
 def test_each_tables_caption_starts_with_its_one_caption(tmp_path):
     from iwae import captions
 
-    df = grid(tmp_path / "runs", [0, 1], lambda s: 1.0)  # two seeds: Table 1 and the noise floor
+    df = grid(tmp_path / "runs", [0, 1], lambda s: 1.0 + 0.2 * s)  # two seeds: Table 1 and the noise floor
     report.write_tables(df, tmp_path / "tables")
     for name in ("table1", "table2", "wallclock", "noise_floor"):
         text = (tmp_path / "tables" / f"{name}.md").read_text()
         if name == "table2" and "not part of this run" in text:
             continue
         assert text.startswith(captions.table(name)), name
+    # the floor printed with its own interval (an sd over 2 seeds: chi-square, 1 degree of freedom) and its seeds'
+    # initial weights
+    floor = pd.read_csv(tmp_path / "tables" / "noise_floor.csv").iloc[-1]  # the last row of the table below
+    low, high = stats.sd_interval(floor.iwae_minus_vae_sd, 2)
+    assert high / floor.iwae_minus_vae_sd > 30  # one degree of freedom: the upper end 31.9 times the estimate
+    row = (tmp_path / "tables" / "noise_floor.md").read_text().splitlines()[-1]
+    assert f"{floor.iwae_minus_vae_sd:.2f} [{low:.2f}, {high:.2f}]" in row and "the authors' (shared by every seed)" in row
 
 
 def test_tex_escape_makes_every_special_character_printable():

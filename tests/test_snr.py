@@ -81,3 +81,21 @@ def test_no_signal_is_found_where_there_is_none_even_with_few_draws():
     s1, s2 = _sums(np.zeros(20_000), np.ones(20_000), 20, rng)
     estimate = snr.summary(s1.sum(0), s2.sum(0), 20)["snr"]
     assert estimate < 0.03 and snr.jackknife_interval(estimate, snr.jackknife(s1, s2, 20))[0] <= 0
+
+
+def test_an_undefined_snr_is_told_apart_from_one_without_signal():
+    """A zero gradient at every draw (RWS-DReG's recognition gradient at K = 1) has no SNR at all; a K whose interval
+    reaches zero has one indistinguishable from zero. The fit leaves both out and names them apart, and slopes
+    fitted before the two were told apart are split the same way from the summaries."""
+    import pandas as pd
+
+    def row(k, value, low):
+        return dict(checkpoint="trained", estimator="rws_dreg", network="recognition", k=k, snr=value, low=low,
+                    high=value * 1.1 if math.isfinite(value) else math.nan)
+
+    rows = [row(1, math.nan, math.nan), row(10, 0.01, -0.02), row(100, 0.2, 0.18), row(1000, 0.4, 0.37)]
+    (fit,) = snr.slopes(rows)
+    assert (fit["ks_undefined"], fit["ks_without_signal"], fit["ks_fitted"]) == ("1", "10", "100,1000")
+    old = pd.DataFrame([dict(fit, ks_without_signal="1,10")]).drop(columns="ks_undefined")  # an older slopes file
+    split = snr.split_undefined(pd.DataFrame(rows), old).iloc[0]
+    assert (split.ks_undefined, split.ks_without_signal) == ("1", "10")

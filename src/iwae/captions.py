@@ -29,11 +29,13 @@ FIGURES = {
              "difference with its 95% interval (negative: IWAE better), on one set of test images; crosses: the "
              "paper's after its 3,280 epochs.",
     "wallclock": "Milliseconds per update of each Table 1 training job (a stack of members sharing every update; "
-                 "Table 2's continuations are in the cost table) against K, on the device that trained them.",
+                 "a run's Table 2 continuations, if it has any, are in the cost table) against K, on the device that trained them.",
     "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
            "generative networks, at the trained model and at its first-stage snapshot, the floor of a zero-mean "
            "gradient removed, with 95% jackknife intervals: the K with signal and the least-squares line through "
-           "them (the slope and its interval in the legend); the K without signal hollow, left out.",
+           "them (the slope and its interval in the legend); a K without signal as a hollow triangle on the axis' floor "
+           "(its SNR is below the axis, indistinguishable from zero), left out; an undefined SNR (a zero gradient) "
+           "not drawn.",
 }
 TABLES = {
     "table1": "Table 1 in the paper's layout: test NLL in nats (active units per layer) of VAE and IWAE, ours beside "
@@ -56,7 +58,10 @@ TABLES = {
     "curve": "Learning curve: test NLL of each model after each stage of the schedule, and IWAE - VAE paired "
              "(negative: IWAE better) with its 95% interval.",
     "noise_floor": "The run-to-run noise floor: the sd over training seeds of each model's test NLL and of the "
-                   "paired IWAE - VAE difference, with its 95% interval over the seeds.",
+                   "paired IWAE - VAE difference (its mean with the mean's 95% interval over the seeds; its sd with "
+                   "the sd's own 95% interval, chi-square with seeds - 1 degrees of freedom: the floor's uncertainty); "
+                   "'initial weights' says whether the seeds shared the authors' (then the sd leaves out the noise "
+                   "of the initial weights) or drew their own.",
     "wallclock": "Cost: the wall-clock of every training job (a stack of members sharing every update; several "
                  "stacks in one process share it too), evaluation seconds per model, and the paper budget projected "
                  "on the same device from these measurements.",

@@ -9,12 +9,24 @@ import pandas as pd
 
 from iwae import records
 from iwae.records import OBJ_LABEL, base_runs, compare, label
-from iwae.render import ks_text, over_note
+from iwae.render import SNR_UNDEFINED, ks_text, over_note
+from iwae.schedule import schedule
 from iwae.stats import mean_ci, sd_interval, verdict
 from iwae.tables import table2
 
-
 CLAIM_WORD = {"below": "supports", "above": "contradicts", "unresolved": "does not resolve"}
+PAPER_EPOCHS = sum(s.epochs for s in schedule())  # the paper's claims are about models trained this long (3,280)
+
+
+def _after(epochs: int) -> str:
+    """" after N epochs", the budget a verdict speaks for, where it is short of the paper's."""
+    return f" after {epochs:,} epochs" if epochs < PAPER_EPOCHS else ""
+
+
+def _made_after(epochs: int) -> str:
+    """Where a verdict comes from a shorter budget: that the paper's claim is about its own."""
+    return (f"made after {PAPER_EPOCHS:,} epochs; a sign after {epochs:,} need not hold there; "
+            if epochs < PAPER_EPOCHS else "")
 
 
 def _units(mean: float) -> str:
@@ -102,8 +114,9 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
                 out.append(f"{head}: no verdict from one training seed"
                            f"{floor_note(floor, dataset, layers, r.k, r.minus_vae, here)} (the paper: {paper:+.2f}).")
             else:
-                out.append(f"{head}: in this cell this run {CLAIM_WORD[v]} the paper's claim that IWAE beats VAE "
-                           f"(made for every K > 1; the paper here: {paper:+.2f}).")
+                out.append(f"{head}: in this cell{_after(int(r.epochs))} this run {CLAIM_WORD[v]} the paper's claim "
+                           f"that IWAE beats VAE ({_made_after(int(r.epochs))}made for every K > 1; the paper here: "
+                           f"{paper:+.2f}).")
         for obj in ("vae", "iwae"):
             ks = sorted(g[g.objective == obj].k)
             steps = [(k1, k2, compare(base, dict(dataset=dataset, n_layers=layers, objective=obj, k=k2),
@@ -136,6 +149,9 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
     interval over two or more seeds."""
     out = []
     cell = base[(base.dataset == dataset) & (base.n_layers == layers)]
+    epochs = int(cell.epochs.max())
+    budget = (f"; after {epochs:,} epochs, where a count says how far pruning has got (the paper's come after "
+              f"{PAPER_EPOCHS:,})" if epochs < PAPER_EPOCHS else "")
     for k in sorted(g.k.unique()):
         per = {o: cell[(cell.k == k) & (cell.objective == o)].set_index("seed").active for o in ("iwae", "vae")}
         seeds = sorted(set(per["iwae"].index) & set(per["vae"].index))
@@ -151,7 +167,7 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
             if (a == units).all() or (b == units).all():
                 who = "both" if (a == units).all() and (b == units).all() else "IWAE" if (a == units).all() else "VAE"
                 parts.append(f"{counts} ({mean}{who} at the counter's ceiling, every unit active, where the count "
-                             f"can show no more; the paper's counts come after 3,280 epochs"
+                             f"can show no more; the paper's counts come after {PAPER_EPOCHS:,} epochs"
                              + (", and with one training seed there is no verdict)" if len(seeds) < 2 else ")"))
             elif len(seeds) < 2:
                 parts.append(f"{counts} (no verdict from one training seed)")
@@ -163,9 +179,12 @@ def _active_unit_claims(g: pd.DataFrame, base: pd.DataFrame, where: str, dataset
                     continue
                 # stats.verdict of VAE - IWAE (more units for IWAE puts it below zero: the wording of "supports")
                 v = verdict(dict(over="seeds", low=-high, high=-low))
-                parts.append(f"{counts} (mean over {len(seeds)} seeds); IWAE - VAE = {diff:+.1f} units [95% CI "
-                             f"{low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE has more "
-                             f"active units")
+                full = [f"{who} in {int((x == units).sum())} of {len(seeds)} seeds"
+                        for who, x in (("IWAE", a), ("VAE", b)) if (x == units).any()]
+                ceiling = f"; at the counter's ceiling: {', '.join(full)}" if full else ""
+                parts.append(f"{counts} (mean over {len(seeds)} seeds{ceiling}); IWAE - VAE = {diff:+.1f} units [95% "
+                             f"CI {low:+.1f}, {high:+.1f}]: this run {CLAIM_WORD[v]} the paper's claim that IWAE has "
+                             f"more active units{budget}")
         out.append(f"{where}, K={k}: active units, " + "; ".join(parts) + ".")
     return out
 
@@ -237,6 +256,8 @@ def family_claims(t3: pd.DataFrame | None = None, te: pd.DataFrame | None = None
             exp = EXPECTED_SLOPE.get((r.estimator, r.network))
             where = f"SNR, {label(r.estimator)}, {r.network} network, {r.checkpoint}"
             none = f"; no signal at K = {ks_text(r.ks_without_signal)}, left out" if ks_text(r.ks_without_signal) else ""
+            if ks_text(getattr(r, "ks_undefined", "")):
+                none += f"; {SNR_UNDEFINED} at K = {ks_text(r.ks_undefined)}, left out"
             if not np.isfinite(r.slope):
                 out.append(f"{where}: no slope (signal at fewer than two K{none}).")
                 continue

@@ -183,7 +183,7 @@ def cmd_report(args) -> None:
         if args.snr:  # the slopes `iwae snr` fitted, beside its summaries
             rows = pd.read_csv(args.snr)
             fitted = pd.read_csv(Path(args.snr).with_name(Path(args.snr).stem + "_slopes.csv"))
-            rows, fitted = snr.name_with_epochs(rows, fitted)
+            rows, fitted = snr.name_with_epochs(rows, snr.split_undefined(rows, fitted))
             report.write_snr_table(rows, fitted, out / "tables" / "snr")
             figures.snr_figure(rows, fitted, out / "figures" / "snr")
         report.write_family_claims(t3, te, fitted, out / "tables" / "family_claims")

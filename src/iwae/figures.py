@@ -95,8 +95,8 @@ def nll_vs_k(df: pd.DataFrame, stem: Path) -> None:
                   "the paper's IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="x", ls="", ms=5),
                   "the paper's IWAE - VAE": Line2D([], [], color="0.45", marker="x", ls="", ms=5)}, ncol=3)
     save(fig, stem, f"{captions.figure('nll_vs_k')} Left: each model with its own {_interval_kind(base)} (overlapping "
-                    f"intervals of two models are not a test of their difference); crosses after the paper's 3,280 "
-                    f"epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
+                    f"intervals of two models are not a test of their difference); right: IWAE - VAE paired, with its "
+                    f"{_interval_kind(base)}; crosses after the paper's 3,280 epochs. {coincide_note(df)} Ours: {budget_note(base_runs(df))}.")
 
 
 def active_units(df: pd.DataFrame, stem: Path) -> None:
@@ -326,7 +326,9 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
                   "its 95% interval": Line2D([], [], color="0.8", lw=6),
-                  "the paper's (3,280 epochs)": Line2D([], [], color="0.4", marker="x", ls="", ms=5)})
+                  "the paper's (3,280 epochs, its whole test set)": tuple(
+                      Line2D([], [], color=color, marker="x", ls="", ms=5)
+                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4"))})
     save(fig, stem, f"{captions.figure('curve')} {_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: "
                     f"{budget_note(curve_df)}.")
 
@@ -395,7 +397,8 @@ def samples(model_paths: list[str], stem: Path, side: int = 5, seed: int = 0) ->
 def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
     """SNR of each estimator's gradient against K on log-log axes (the floor of a zero-mean gradient removed, with
     jackknife intervals): the K with signal (filled) and the line fitted through them, whose slope and interval the
-    legend gives; a K without signal (its interval reaches zero) hollow at the axis' bottom, left out of the fit."""
+    legend gives; a K without signal (its interval reaches zero) a hollow triangle on the axis' floor (below it),
+    left out of the fit."""
     from iwae.snr import models_note
     from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
@@ -429,14 +432,16 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
                 ax.errorbar(on.k, on.snr, yerr=[on.snr - on["low"], on["high"] - on.snr], fmt="o", ms=3, capsize=2,
                             color=color, label=name)
                 off = off[off.snr.notna()]  # an undefined SNR (no gradient at all, as RWS-DReG's at K = 1): not drawn
-                if len(off):  # no signal: drawn at the bottom, hollow, left out of the fit
-                    ax.plot(off.k, np.full(len(off), bottom), "o", ms=3, mfc="none", color=color)
+                if len(off):  # no signal: a hollow triangle pointing down on the axis' floor, left out of the fit
+                    ax.plot(off.k, np.full(len(off), bottom), "v", ms=4, mfc="none", color=color, clip_on=False)
                 if has:  # the fitted line through the K with signal
                     lx, ly = np.log(on.k.to_numpy(float)), np.log(on.snr.to_numpy(float))
                     ks = np.array([on.k.min(), on.k.max()], dtype=float)
                     ax.plot(ks, np.exp(ly.mean() + f.slope * (np.log(ks) - lx.mean())), "--", lw=1, color=color)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            if ax.get_ylim()[0] < bottom * 1.01:  # a K without signal: its triangle on the axis' floor
+                ax.set_ylim(bottom=bottom)
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0,)))
             ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a tick or more even within a decade
             for axis in (ax.xaxis, ax.yaxis):

@@ -100,8 +100,11 @@ def verified(df: pd.DataFrame, dataset: str) -> bool:
 
 
 def legend(fig, handles: dict, ncol: int = 4) -> None:
+    """The figure's legend above its panels; a tuple of handles is drawn side by side under one label."""
+    from matplotlib.legend_handler import HandlerTuple
+
     fig.legend(list(handles.values()), list(handles), loc="outside upper center", ncol=min(ncol, len(handles)),
-               frameon=False)
+               frameon=False, handler_map={tuple: HandlerTuple(ndivide=None)})
 
 
 def panel_grid(plt, n: int, max_cols: int, row_height: float, extra: float):

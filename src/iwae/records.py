@@ -112,8 +112,8 @@ def base_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def data_status(df: pd.DataFrame) -> str:
     bad = sorted(df[~df.data_verified].dataset.unique())
-    return ("all data verified" if not bad else f"{', '.join(bad)}: UNVERIFIED stand-in data (a paper's number beside "
-                                                 f"it is for the paper's own file, other data)")
+    return ("all data verified" if not bad else f"{', '.join(bad)}: UNVERIFIED stand-in data (where a paper's number "
+                                                 f"is beside it, it is for the paper's own file, other data)")
 
 
 def seeds_note(df: pd.DataFrame) -> str:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
+from iwae.stats import sd_interval
 
 PAPER = "'paper': Burda et al. 2016, arXiv:1509.00519 v4 (reference data)"
 
@@ -22,6 +24,19 @@ def interval(d: float, low: float, high: float) -> str:
 def intervals(t: pd.DataFrame, diff: str, low: str = "low", high: str = "high") -> list[str]:
     """A column of paired differences as printed (``interval`` of each row)."""
     return [interval(*row) for row in t.reindex(columns=[diff, low, high]).itertuples(index=False)]
+
+
+def sd_cell(sd: float, n: int) -> str:
+    """A standard deviation over ``n`` seeds with its own 95% interval: "0.17 [0.09, 1.08]"."""
+    low, high = sd_interval(sd, int(n))
+    return f"{sd:.2f} [{low:.2f}, {high:.2f}]" if np.isfinite(low) else number(sd)
+
+
+# an SNR estimate where the gradient is zero at every draw (RWS-DReG's recognition gradient at K = 1)
+SNR_UNDEFINED = "SNR undefined (a zero gradient)"
+
+# the ``init`` option in words, for tables and the protocol sentence
+INIT_SHOWN = {"authors": "the authors' (shared by every seed)", "seeded": "drawn per seed (init: seeded)"}
 
 
 def nll_cell(nll: float, sd: float, au: str = "") -> str:

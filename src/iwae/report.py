@@ -17,10 +17,34 @@ import pandas as pd
 from iwae import captions, records
 from iwae.claims import claims, family_claims, floor_summary
 from iwae.records import base_runs, budget_note, label, sign
-from iwae.render import (PAPER, fmt_table, interval_note, intervals, ks_text, latex_table, nll_cell, number,
-                         tex_escape)
-from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, noise_floor, projection, protocol, table1_long,
-                         table1_paper, table2, table2_paper, table3)
+from iwae.render import (
+    INIT_SHOWN,
+    PAPER,
+    SNR_UNDEFINED,
+    fmt_table,
+    interval_note,
+    intervals,
+    ks_text,
+    latex_table,
+    nll_cell,
+    number,
+    sd_cell,
+    tex_escape,
+)
+from iwae.tables import (
+    curve_shown,
+    estimators,
+    jobs,
+    jobs_shown,
+    noise_floor,
+    projection,
+    protocol,
+    table1_long,
+    table1_paper,
+    table2,
+    table2_paper,
+    table3,
+)
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
@@ -96,7 +120,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     if len(nf):
         shown = pd.DataFrame({"data": nf.dataset.str.upper(), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
                               "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
-                              "IWAE - VAE": intervals(nf, "iwae_minus_vae"), "its sd": nf.iwae_minus_vae_sd})
+                              "IWAE - VAE": intervals(nf, "iwae_minus_vae"),
+                              "its sd [95% CI]": [sd_cell(sd, n) for sd, n in zip(nf.iwae_minus_vae_sd, nf.seeds)],
+                              "initial weights": nf.init.map(INIT_SHOWN).fillna(nf.init)})
         write_table(nf, shown, out_dir / "noise_floor",
                     f"{captions.table('noise_floor')} {sign('IWAE', 'VAE')}. Ours: {note}.")
     sentences = claims(t1, df, floor)
@@ -162,6 +188,8 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
             text = f"{r.slope:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
             if ks_text(r.ks_without_signal):
                 text += f" (no signal at K={ks_text(r.ks_without_signal)})"
+            if ks_text(getattr(r, "ks_undefined", "")):
+                text += f" ({SNR_UNDEFINED} at K={ks_text(r.ks_undefined)})"
         else:
             text = "no slope: signal at fewer than 2 K"
         cells[(r.estimator, r.network, r.checkpoint)] = text

@@ -26,6 +26,7 @@ import torch
 
 from iwae import objectives
 from iwae.model import IWAEModel
+from iwae.render import SNR_UNDEFINED
 
 ESTIMATORS = ("iwae", "iwae_stl", "iwae_dreg", "rws", "rws_dreg")
 BLOCKS = 20  # the draws are kept as this many block sums: the jackknife's units
@@ -170,9 +171,11 @@ def slopes(rows: list[dict]) -> list[dict]:
         rs = sorted(rs, key=lambda r: int(r["k"]))
         signal = [r for r in rs if math.isfinite(float(r["snr"])) and float(r["snr"]) > 0
                   and float(r.get("low", r["snr"])) > 0]
-        left_out = [int(r["k"]) for r in rs if r not in signal]
+        undefined = [int(r["k"]) for r in rs if not math.isfinite(float(r["snr"]))]
+        left_out = [int(r["k"]) for r in rs if r not in signal and int(r["k"]) not in undefined]
         row = dict(checkpoint=ckpt, estimator=est, network=net, slope=math.nan, low=math.nan, high=math.nan,
-                   ks_fitted=",".join(str(r["k"]) for r in signal), ks_without_signal=",".join(map(str, left_out)))
+                   ks_fitted=",".join(str(r["k"]) for r in signal), ks_without_signal=",".join(map(str, left_out)),
+                   ks_undefined=",".join(map(str, undefined)))
         if len(signal) > 1:
             ks = [int(r["k"]) for r in signal]
             row["slope"] = fitted_slope(ks, [float(r["snr"]) for r in signal])
@@ -220,7 +223,24 @@ def main(args) -> None:
     for s in fitted:
         print(f"{s['checkpoint']} {s['estimator']} {s['network']}: SNR ~ K^{s['slope']:+.2f} "
               f"[{s['low']:+.2f}, {s['high']:+.2f}] over K = {s['ks_fitted']}"
-              + (f"; no signal at K = {s['ks_without_signal']}" if s["ks_without_signal"] else ""))
+              + (f"; no signal at K = {s['ks_without_signal']}" if s["ks_without_signal"] else "")
+              + (f"; {SNR_UNDEFINED} at K = {s['ks_undefined']}" if s["ks_undefined"] else ""))
+
+
+def split_undefined(rows, fitted):
+    """``fitted`` (a DataFrame of slopes) with the K whose SNR is undefined -- no gradient at all, NaN in ``rows``,
+    as RWS-DReG's recognition gradient at K = 1 -- in ``ks_undefined``, apart from the K whose interval reaches zero
+    (``ks_without_signal``): slopes fitted before the two were told apart name both as without signal."""
+    def listed(value) -> list[int]:
+        return [int(float(k)) for k in str(value).split(",") if k.strip() and k.strip() != "nan"]
+
+    undefined, no_signal = [], []
+    for r in fitted.itertuples():
+        sub = rows[(rows.checkpoint == r.checkpoint) & (rows.estimator == r.estimator) & (rows.network == r.network)]
+        nan = sorted(set(sub[sub.snr.isna()].k.astype(int)))
+        undefined.append(",".join(map(str, nan)))
+        no_signal.append(",".join(str(k) for k in listed(r.ks_without_signal) if k not in nan))
+    return fitted.assign(ks_undefined=undefined, ks_without_signal=no_signal)
 
 
 def name_with_epochs(rows, fitted):
