@@ -33,7 +33,7 @@ def sd_cell(sd: float, n: int) -> str:
 
 
 # an SNR estimate where the gradient is zero at every draw (RWS-DReG's recognition gradient at K = 1)
-SNR_UNDEFINED = "SNR undefined (a zero gradient)"
+SNR_UNDEFINED = "zero gradient, no SNR,"
 
 # the ``init`` option in words, for tables and the protocol sentence
 INIT_SHOWN = {"authors": "the authors' (shared by every seed)", "seeded": "drawn per seed (init: seeded)"}
