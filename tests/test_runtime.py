@@ -37,3 +37,18 @@ def test_jobs_side_by_side_take_the_least_busy_gpu(tmp_path):
     for p in procs:
         p.kill()
         p.wait()
+
+
+def test_a_pinned_copy_of_the_code_records_the_commit_it_was_copied_at(tmp_path):
+    """A long run's pinned code sits inside the checkout's (ignored) run folder, where git would name the
+    checkout's current commit; its records name the commit in code/COMMIT instead."""
+    from pathlib import Path
+
+    from iwae import runtime
+
+    package = tmp_path / "code" / "src" / "iwae"
+    package.mkdir(parents=True)
+    (tmp_path / "code" / "COMMIT").write_text("3fe7761\n")
+    assert runtime.code_version(package).endswith("+3fe7761 (pinned copy)")
+    here = Path(runtime.__file__).resolve().parent  # the checkout: its git commit, not a COMMIT file's
+    assert "(pinned copy)" not in runtime.code_version(here)

@@ -100,11 +100,16 @@ def peak_memory_mb(device: torch.device) -> float:
     return rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 2**20
 
 
-def code_version() -> str:
-    """The package version plus the git commit (and '-dirty') when run from a checkout."""
+def code_version(here: Path | None = None) -> str:
+    """The package version plus the git commit (and '-dirty') when run from a checkout; for a long run's pinned
+    copy of the code (``<run>/code/src/iwae``, ``iwae.longrun.pinned_code``), the commit it was copied at, from
+    ``code/COMMIT``: git would name the commit of the checkout the run folder sits in, which moves on."""
     from iwae import __version__
 
-    here = Path(__file__).resolve().parent
+    here = Path(here) if here is not None else Path(__file__).resolve().parent
+    pinned = here.parent.parent / "COMMIT"
+    if pinned.is_file():
+        return f"{__version__}+{pinned.read_text().strip()} (pinned copy)"
     try:
         commit = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
