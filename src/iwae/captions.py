@@ -31,7 +31,7 @@ FIGURES = {
     "wallclock": "Milliseconds per update of each Table 1 training job (a stack of members sharing every update; "
                  "a run's Table 2 continuations, if it has any, are in the cost table) against K, on the device that trained them.",
     "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
-           "generative networks, at the trained model and at its first-stage snapshot, the floor of a zero-mean "
+           "generative networks, at each checkpoint (a trained model and an earlier snapshot of it: their epochs below), the floor of a zero-mean "
            "gradient removed, with 95% jackknife intervals: the K with signal and the least-squares line through "
            "them (the slope and its interval in the legend); a K without signal as a hollow triangle on the axis' floor "
            "(its SNR is below the axis, indistinguishable from zero), left out; an undefined SNR (a zero gradient) "

@@ -404,7 +404,7 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
 
     plt, _ = setup()
     checkpoints = list(dict.fromkeys(rows.checkpoint))
-    fig = new_figure(plt, PAGE, 2.2 * len(checkpoints) + 0.3)
+    fig = new_figure(plt, PAGE, 3.0 * len(checkpoints) + 0.3)
     axes = fig.subplots(len(checkpoints), 2, squeeze=False)
     fits = {(r.checkpoint, r.estimator, r.network): r for r in fitted.itertuples()}
     for i, ckpt in enumerate(checkpoints):
@@ -450,7 +450,8 @@ def snr_figure(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> None:
             ax.set_xlabel("K")
             ax.set_ylabel("SNR (rms, floor removed)")
             ax.set_title(f"{net} network, {ckpt}")
-            ax.legend(frameon=False, fontsize=6)
+            # below the panel, where it hides no point
+            ax.legend(frameon=False, fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     save(fig, stem, f"{captions.figure('snr')} SNR: the root mean square over the parameters of |E g| / sd g over "
                     f"{int(rows.draws.iloc[0])} draws on {int(rows.images.iloc[0])} training images, minus the floor "
                     f"of a zero-mean gradient (1/draws in SNR^2); a K without signal: its interval reaches zero. "
