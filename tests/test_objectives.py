@@ -144,5 +144,6 @@ def test_snr_slope_is_the_power_of_k_over_the_ks_where_it_is_defined():
              for k in (1, 10, 100, 1000)]
     fitted = {r["estimator"]: r for r in slopes(rows)}
     assert fitted["iwae"]["slope"] == pytest.approx(-0.5, abs=1e-9)
-    assert fitted["rws_dreg"]["slope"] == pytest.approx(0.5, abs=1e-9) and fitted["rws_dreg"]["ks_without_signal"] == "1"
+    assert fitted["rws_dreg"]["slope"] == pytest.approx(0.5, abs=1e-9) and fitted["rws_dreg"]["ks_undefined"] == "1"
+    assert fitted["rws_dreg"]["ks_without_signal"] == ""  # undefined is named apart from "no signal"
     assert fitted["rws"]["ks_fitted"] == "100,1000" and fitted["rws"]["ks_without_signal"] == "1,10"
