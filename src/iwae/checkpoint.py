@@ -202,6 +202,11 @@ def trained_as(path: Path, cfg: TrainConfig) -> bool:
 
 
 # ----------------------------------------------------------------------------- kept copies of stage snapshots
+def snapshot(member: Path, stage: int) -> Path:
+    """The snapshot of ``member`` (its output folder) at the end of ``stage``: ``<member>/stages/stage<i>.pt``."""
+    return Path(member) / "stages" / f"stage{stage}.pt"
+
+
 def kept_copy(snapshot: Path) -> Path:
     """Where the kept copy of the stage snapshot ``<member>/stages/stage<i>.pt`` lives while its member trains."""
     return snapshot.parent.parent / KEPT / snapshot.name

@@ -17,34 +17,10 @@ import pandas as pd
 from iwae import captions, records
 from iwae.claims import claims, family_claims, floor_summary
 from iwae.records import base_runs, budget_note, label, sign
-from iwae.render import (
-    INIT_SHOWN,
-    PAPER,
-    SNR_UNDEFINED,
-    fmt_table,
-    interval_note,
-    intervals,
-    ks_text,
-    latex_table,
-    nll_cell,
-    number,
-    sd_cell,
-    tex_escape,
-)
-from iwae.tables import (
-    curve_shown,
-    estimators,
-    jobs,
-    jobs_shown,
-    noise_floor,
-    projection,
-    protocol,
-    table1_long,
-    table1_paper,
-    table2,
-    table2_paper,
-    table3,
-)
+from iwae.render import (INIT_SHOWN, PAPER, SNR_UNDEFINED, fmt_table, interval_note, intervals, ks_text,
+                         latex_table, nll_cell, number, sd_cell, tex_escape)
+from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, noise_floor, projection, protocol, table1_long,
+                         table1_paper, table2, table2_paper, table3)
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:

@@ -11,14 +11,7 @@ import pandas as pd
 
 from iwae import records
 from iwae.projection import paper_jobs, project
-from iwae.records import (
-    OBJ_LABEL,
-    at_ceiling,
-    base_runs,
-    compare,
-    label,
-    paper_reference,
-)
+from iwae.records import OBJ_LABEL, at_ceiling, base_runs, compare, label, paper_reference
 from iwae.render import INIT_SHOWN, interval, intervals, nll_cell
 from iwae.stats import paired_difference
 
@@ -281,7 +274,8 @@ def protocol(df: pd.DataFrame) -> str:
             f"({int(base.updates.max()):,} updates per model of the largest data set), {records.seeds_note(base)}; "
             f"initial weights / data "
             f"order / optimiser: {'; '.join(' / '.join(o) for o in opts)} (initial weights "
-            f"{'; '.join(INIT_SHOWN.get(i, i) for i in sorted({o[0] for o in opts}))}); test NLL with K={int(df.eval_k.max())} "
-            f"on {' / '.join(sorted(df.images.unique()))}; trained on {', '.join(sorted(df.train_device.unique()))}; "
+            f"{'; '.join(INIT_SHOWN.get(i, i) for i in sorted({o[0] for o in opts}))}); test NLL with "
+            f"K={int(df.eval_k.max())} on {' / '.join(sorted(df.images.unique()))}; trained on "
+            f"{', '.join(sorted(df.train_device.unique()))}; "
             f"{records.data_status(df)}.")
 

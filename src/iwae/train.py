@@ -97,8 +97,7 @@ class Run:
             raise ValueError(f"--until-stage {until_stage} is not one of the run's stages {stages}")
         # the epoch this process trains up to: the end of the schedule, or of stage ``until_stage`` (a pipeline
         # trains the stages as a chain of jobs, each resuming the checkpoint the one before left at its end)
-        self.end = len(self.plan) if until_stage is None else 1 + max(
-            i for i, (stage, _) in enumerate(self.plan) if stage == until_stage)
+        self.end = len(self.plan) if until_stage is None else 1 + self._stage_last_epoch(until_stage)
         for o in self.outs:
             o.mkdir(parents=True, exist_ok=True)
         self.ckpt = self.outs[0] / checkpoint.CHECKPOINT  # one for the whole stack, in the first member's folder
@@ -163,7 +162,7 @@ class Run:
                 continue  # the stage the checkpoint is in
             at_its_end = last == self.epoch - 1 and not self.first_step
             for m, o in enumerate(self.outs):
-                path = o / "stages" / f"stage{stage}.pt"
+                path = checkpoint.snapshot(o, stage)
                 if checkpoint.put_back(path, self.cfgs[m]):
                     continue
                 if not at_its_end:
@@ -178,7 +177,7 @@ class Run:
     def missing_snapshots(self) -> list[Path]:
         """The stage snapshots of a finished schedule that are not on disk (none, unless something removed them)."""
         stages = sorted({stage for stage, _ in self.plan})
-        return [p for o in self.outs for p in (o / "stages" / f"stage{st}.pt" for st in stages) if not p.exists()]
+        return [p for o in self.outs for p in (checkpoint.snapshot(o, st) for st in stages) if not p.exists()]
 
     def steps(self, should_stop=lambda: False):
         """The loop: every remaining step up to ``self.end`` (the schedule's end, or ``until_stage``'s), yielding
@@ -224,9 +223,9 @@ class Run:
             stage_ends = epoch + 1 == len(self.plan) or self.plan[epoch + 1][0] != stage
             if stage_ends:  # a snapshot of every member, loadable as a model (learning curves, the SNR experiment)
                 for m, o in enumerate(self.outs):
-                    snapshot = o / "stages" / f"stage{stage}.pt"
-                    checkpoint.write_model(snapshot, st, m, self.metadata(m), final=False)
-                    checkpoint.keep(snapshot)
+                    path = checkpoint.snapshot(o, stage)
+                    checkpoint.write_model(path, st, m, self.metadata(m), final=False)
+                    checkpoint.keep(path)
             stop = should_stop()
             self.epoch = epoch + 1
             if epoch + 1 < len(self.plan) and (stage_ends or save_due(stop)):
