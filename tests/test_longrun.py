@@ -189,6 +189,32 @@ def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_res
     assert runstate.write_curve(run, tmp_path / "curve")[:2] == ["curve.csv", "curve.md"]
 
 
+def test_stage_times_add_up_to_the_models_total_and_carry_the_machines_load(tmp_path):
+    """stage_times: each stage's hours are the sum of its epochs' seconds and the 'all' row the sum of the stages';
+    the machine's load per stage is the median of its epochs' (empty in stages trained before it was recorded)."""
+    import pandas as pd
+
+    from iwae import checkpoint
+    from iwae.config import TrainConfig
+    from iwae.stack import build
+
+    out = tmp_path / "run" / "results" / "mnist" / "L1" / "iwae-k5" / "seed0"
+    (out / "stages").mkdir(parents=True)
+    cfg = TrainConfig(k=5, stages=[0, 1, 2], init="seeded")
+    history = [dict(epoch=0, stage=0, seconds=360.0, train_objective=-150.0),  # trained before loads were recorded
+               *[dict(epoch=e, stage=1, seconds=720.0, train_objective=-120.0, load=v, cores=2)
+                 for e, v in zip(range(1, 4), [1.0, 2.2, 2.0])],
+               dict(epoch=4, stage=2, seconds=1800.0, train_objective=-110.0, load=3.0, cores=2)]
+    checkpoint.save(out / "checkpoint.pt", build([cfg], torch.rand(40, 784).round(), lr=1e-3), [cfg],
+                    [Path("results/mnist/L1/iwae-k5/seed0")], [history], epoch=5, step=0, elapsed=5760.0)
+    assert runstate.write_curve(tmp_path / "run", tmp_path / "out") == ["stage_times.csv", "stage_times.md"]
+    t = pd.read_csv(tmp_path / "out" / "stage_times.csv").set_index("stage")
+    assert list(t.hours) == [0.1, 0.6, 0.5, 1.2] and list(t.epochs_in_stage) == [1, 3, 1, 5]
+    assert t.machine_load.isna().tolist() == [True, False, False, True]  # 'all' is not a stage's median
+    assert list(t.machine_load.dropna()) == [2.0, 3.0]
+    assert "machine_load: the median" in (tmp_path / "out" / "stage_times.md").read_text()
+
+
 def test_the_finished_models_are_set_beside_the_paper_with_the_target_and_the_floor(tmp_path):
     """Known answers: the VAE 0.10 nats above the paper's 86.47 meets the 0.3-nat target, the IWAE 1.50 above its
     85.54 misses it by 1.20 and is flagged; IWAE - VAE paired over the images beside the paper's -0.93 and the

@@ -225,6 +225,30 @@ def test_the_cost_table_projects_the_paper_budget_from_the_measured_steps(tmp_pa
     assert "Not measured by this run: mnist L1 K=50" in sentences[0]
 
 
+def test_the_cost_table_says_when_other_work_shared_the_machine(tmp_path):
+    """A one-thread job whose median load is half a core or more above its thread was slowed by other work: the
+    cost table prints its load against the cores and the projection's sentence says so; a job at its own thread
+    is not named, and records from before the load was recorded say so instead of a number."""
+    def job(loads, k):
+        path = write_metrics(tmp_path, k=k)
+        m = json.loads(path.read_text())
+        m["train"]["device"] = "CPU (AMD EPYC, 1 thread)"
+        m["train"]["history"] = [dict(h, load=v, cores=2) for h, v in zip(m["train"]["history"], loads)]
+        path.write_text(json.dumps(m))
+        return path
+
+    quiet, shared = job([1.0, 1.0, 0.9, 1.2], 1), job([2.1, 1.9, 2.0, 0.9], 5)
+    j = tables.jobs(records.collect([quiet, shared]))
+    assert list(tables.jobs_shown(j)["machine load"]) == ["1.0 of 2 cores", "1.9 of 2 cores"]  # medians
+    sentence = tables.projection(j)[1][0]
+    assert "Other work shared the machine while 1 of these 2 jobs trained (their median load 1.9 to 1.9 of 2 " \
+           "cores, above their 1 thread)" in sentence
+    assert "shared the machine while" not in tables.projection(tables.jobs(records.collect([quiet])))[1][0]
+    old = tables.jobs(records.collect([write_metrics(tmp_path / "old", k=5)]))
+    assert list(tables.jobs_shown(old)["machine load"]) == ["not recorded"]
+    assert "shared the machine while" not in tables.projection(old)[1][0]
+
+
 def test_a_k1_cell_trained_once_fills_both_columns_as_the_paper_prints_it(tmp_path):
     """At K=1 VAE and IWAE are one objective: a run that trains the cell once (the cpu_paper budget's vae-k1) prints
     it under both, with the paper's number beside each, and IWAE - VAE as identical."""

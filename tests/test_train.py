@@ -165,6 +165,22 @@ def test_the_first_checkpoint_comes_early_and_the_start_says_afresh_or_resuming(
     assert "starting afresh: no checkpoint" in capsys.readouterr().out
 
 
+def test_each_epoch_records_the_machines_load_and_a_model_its_median(fake_data_dir, tmp_path, monkeypatch):
+    """The load average read at each epoch's end goes into that epoch's history, and the model's record carries
+    the median over its epochs (the cost table's "machine load": whether other work shared the machine)."""
+    from iwae import records
+
+    loads = iter([3.0, 0.5, 2.0, 1.0])  # one per epoch: stages 0 and 1 are 1 + 3 epochs
+    monkeypatch.setattr(os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    train(TrainConfig(k=2, stages=[0, 1], train_subset=200), fake_data_dir, tmp_path, CPU, progress=False)
+    history = load_model(tmp_path / "model.pt").metadata["history"]
+    assert [h["load"] for h in history] == [3.0, 0.5, 2.0, 1.0]
+    assert {h["cores"] for h in history} == {len(os.sched_getaffinity(0))}
+    assert records.machine_load(history)["load"] == 1.5  # the median of the four
+    assert records.machine_load([dict(epoch=0, seconds=1.0)])["load"] != records.machine_load(
+        [dict(epoch=0, seconds=1.0)])["load"]  # a record from before the trainer read the load: NaN, not 0
+
+
 def test_finished_run_is_not_redone(fake_data_dir, tmp_path):
     subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), check=True, capture_output=True)
     again = subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), capture_output=True, text=True)

@@ -97,12 +97,21 @@ def collect(paths: list[str | Path], first_images: int | None = None) -> pd.Data
             data_verified=m["data"]["verified"], code_version=tr.get("code_version", "?"),
             train_subset=tc.get("train_subset"),
             activity_images=ev.get("eval_config", {}).get("active_units_n", np.nan),  # the training images of A_u
+            **machine_load(tr["history"]),
         ))
     if not rows:
         raise ValueError("no metrics files given")
     df = pd.DataFrame(rows)
     df["stack_ms_per_update"] = 1e3 * df.train_seconds / df.updates  # the whole stack's wall-clock per update
     return df
+
+
+def machine_load(history: list[dict]) -> dict:
+    """The machine's median 1-minute load average at the ends of a model's epochs and its cores (NaN for records
+    written before the trainer recorded them): above the job's own threads, other work shared the machine."""
+    loads = [h["load"] for h in history if "load" in h]
+    cores = [h["cores"] for h in history if "cores" in h]
+    return dict(load=float(np.median(loads)) if loads else np.nan, cores=max(cores) if cores else np.nan)
 
 
 def base_runs(df: pd.DataFrame) -> pd.DataFrame:

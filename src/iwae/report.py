@@ -70,7 +70,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     proj, sentences = projection(j)
     write_table(j, jobs_shown(j), out_dir / "wallclock",
                 f"{captions.table('wallclock')} ms/update is the whole stack's (where several stacks ran in one "
-                f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). Ours: {note}.",
+                f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). Machine load: the "
+                f"median over the job's epochs of the machine's 1-minute load average at an epoch's end, against its "
+                f"cores; above the job's own threads, other work shared the machine and slowed the job. Ours: {note}.",
                 size="footnotesize")  # right under its section's heading
     shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
                                "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(

@@ -141,14 +141,25 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
             rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
                              hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
                              seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
-                             train_objective=round(hs[-1]["train_objective"], 3)))
+                             train_objective=round(hs[-1]["train_objective"], 3),
+                             **({"machine_load": round(statistics.median(h["load"] for h in hs if "load" in h), 2)}
+                                if any("load" in h for h in hs) else {})))
+        if history:  # the model's total so far
+            rows.append(dict(model=rows[-1]["model"], stage="all", epochs_in_stage=len(history),
+                             last_epoch=history[-1]["epoch"] + 1,
+                             hours=round(sum(h["seconds"] for h in history) / 3600, 3),
+                             seconds_per_epoch=round(statistics.median(h["seconds"] for h in history), 2),
+                             train_objective=round(history[-1]["train_objective"], 3)))
     if rows:
         t = pd.DataFrame(rows)
         out.mkdir(parents=True, exist_ok=True)
         t.to_csv(out / "stage_times.csv", index=False)
         (out / "stage_times.md").write_text(
-            "Training wall-clock per stage (hours of one CPU thread, saving excluded; `epochs_in_stage` below the "
-            "stage's 3^i while it trains; train_objective: the last epoch's mean bound on the training images)\n\n"
+            "Training wall-clock per stage and in total (stage 'all'; hours of one CPU thread, saving excluded; "
+            "`epochs_in_stage` below the stage's 3^i while it trains; train_objective: the last epoch's mean bound on the training images"
+            + ("; machine_load: the median of the machine's 1-minute load average at the stage's epochs' ends, "
+               "empty where not recorded: above the job's one thread, other work shared the machine"
+               if "machine_load" in t else "") + ")\n\n"
             + t.to_markdown(index=False) + "\n")
         written += ["stage_times.csv", "stage_times.md"]
     return written

@@ -92,6 +92,18 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({cpu}, {n} thread{'s' if n != 1 else ''})"
 
 
+def machine_load() -> dict | None:
+    """The machine's 1-minute load average and its cores (those this process may run on), or None where the
+    system does not say: beside a job's own threads, how much else ran on the machine while it trained (a job's
+    wall-clock on a shared machine is not its cost on a quiet one)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return dict(load=round(load, 2), cores=cores)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory allocated by torch on CUDA; peak resident set size of the process on CPU."""
     if device.type == "cuda":

@@ -4,6 +4,7 @@ estimators. CSV rows are long and complete; the ``*_paper``/``*_shown`` function
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,13 @@ def jobs(df: pd.DataFrame) -> pd.DataFrame:
                          device=device, path=g.train_path.iloc[0], updates=int(g.updates.iloc[0]),
                          stack_ms_per_update=float(g.stack_ms_per_update.iloc[0]), train_minutes=seconds / 60,
                          eval_seconds_per_model=float(g.eval_seconds.mean()), dataset=dataset, n_layers=layers, k=k,
-                         continued=cont))
+                         continued=cont, load=_median(g.load), cores=_median(g.cores)))
     return pd.DataFrame(rows)
+
+
+def _median(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.median()) if len(values) else np.nan
 
 
 def jobs_shown(j: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +173,9 @@ def jobs_shown(j: pd.DataFrame) -> pd.DataFrame:
         "job": j.job, "models": j.models, "members": j.members, "updates": j.updates.map(lambda v: f"{v:,}"),
         "stacks": j.together, "ms/update": j.stack_ms_per_update.map(lambda v: f"{v:.2f}"),
         "train (min)": j.train_minutes.map(lambda v: f"{v:.1f}"),
-        "eval (s/model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}")})
+        "eval (s/model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}"),
+        "machine load": [f"{load:.1f} of {cores:.0f} cores" if np.isfinite(load) else "not recorded"
+                         for load, cores in zip(j.load, j.cores)]})
 
 
 def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -194,8 +202,22 @@ def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"On {device}, the paper budget's training (3,280 epochs per Table 1 job, 2,187 per Table 2 job) with "
             f"this run's stacks, {how}: {p['train_hours']:,.1f} hours for the {p['measured']} of {p['jobs']} jobs "
             f"this run measured (evaluation not included).{missing} A projection from this run's steps only: jobs "
-            f"that shared the device, another thread count or another day's speed give another.")
+            f"that shared the device, another thread count or another day's speed give another.{shared_note(g, device)}")
     return pd.DataFrame(rows), sentences
+
+
+def shared_note(g: pd.DataFrame, device: str) -> str:
+    """" The machine was shared ...": where a CPU job's median load (``records.machine_load``) was above its own
+    threads (in the device's name) by half a core or more, so that its wall-clock is slower than a quiet machine's."""
+    threads = re.search(r"(\d+) threads?\)", device)
+    if not threads or "load" not in g or not np.isfinite(g.load).any():
+        return ""
+    over = g[g.load >= int(threads.group(1)) + 0.5]
+    if not len(over):
+        return ""
+    return (f" Other work shared the machine while {len(over)} of these {len(g)} jobs trained (their median load "
+            f"{over.load.min():.1f} to {over.load.max():.1f} of {int(g.cores.max())} cores, above their "
+            f"{threads.group(1)} thread{'s' if threads.group(1) != '1' else ''}): a quiet machine trains them faster.")
 
 
 def curve_shown(c: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,7 @@ import torch
 from iwae import checkpoint
 from iwae import data as data_mod
 from iwae.config import TrainConfig, check_stack
-from iwae.runtime import code_version, device_name, peak_memory_mb
+from iwae.runtime import code_version, device_name, machine_load, peak_memory_mb
 from iwae.schedule import epoch_plan, schedule
 from iwae.stack import build, resolve_step_mode
 
@@ -215,8 +215,10 @@ class Run:
             self._check_finite(epoch, n)
             self._tick()
             means = (st.partial.sum(1) / (n * self.cfgs[0].batch_size)).tolist()
+            load = machine_load()  # at the epoch's end: whether the machine was shared while it trained
             for m, history in enumerate(self.histories):
-                history.append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=self.epoch_time))
+                history.append(dict(epoch=epoch, stage=stage, lr=lr, train_objective=means[m], seconds=self.epoch_time,
+                                    **(load or {})))
             self.log.epoch(epoch, stage, lr, [-v for v in means], self.epoch_time, n)
             st.partial.zero_()
             self.first_step = 0
