@@ -181,6 +181,26 @@ def test_each_epoch_records_the_machines_load_and_a_model_its_median(fake_data_d
         [dict(epoch=0, seconds=1.0)])["load"]  # a record from before the trainer read the load: NaN, not 0
 
 
+def test_the_epochs_seconds_add_up_to_the_training_time_through_a_stop_mid_epoch(fake_data_dir, tmp_path):
+    """A run stopped in the middle of an epoch and resumed records that epoch's whole training time (before and
+    after the stop), so that the epochs' seconds (stage_times, the status' speed) add up to the run's training
+    seconds, as they do without a stop."""
+    cfg = TrainConfig(k=2, stages=[0, 1], train_subset=400)
+    polls = {"n": 0}
+
+    def stop_mid_epoch():  # polled after every step: 20 steps per epoch at this subset, stop after the 6th
+        polls["n"] += 1
+        return polls["n"] == 6
+
+    with pytest.raises(train_mod.Interrupted):
+        train(cfg, fake_data_dir, tmp_path, CPU, progress=False, checkpoint_minutes=1e6, should_stop=stop_mid_epoch)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 6  # stopped inside an epoch
+    train(cfg, fake_data_dir, tmp_path, CPU, progress=False)
+    meta = load_model(tmp_path / "model.pt").metadata
+    assert len(meta["history"]) == 4
+    assert sum(h["seconds"] for h in meta["history"]) == pytest.approx(meta["train_seconds"], rel=1e-9)
+
+
 def test_finished_run_is_not_redone(fake_data_dir, tmp_path):
     subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), check=True, capture_output=True)
     again = subprocess.run(_train_cmd(fake_data_dir, tmp_path, stages="0"), capture_output=True, text=True)

@@ -135,19 +135,22 @@ def _load_optimiser(st: Stack, states: list[dict]) -> None:
 
 # ----------------------------------------------------------------------------- a stack's checkpoint
 def save(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path], histories: list[list], epoch: int,
-         step: int, elapsed: float) -> None:
-    """The whole stack's training state, resumable with ``restore`` (every member in a single model's layout)."""
+         step: int, elapsed: float, epoch_seconds: float = 0.0) -> None:
+    """The whole stack's training state, resumable with ``restore`` (every member in a single model's layout);
+    ``epoch_seconds``: the training time of the unfinished epoch so far (``step`` > 0), so that the epoch's
+    recorded seconds after a resume are the whole epoch's."""
     members = [dict(state_dict=member_state_dict(st.model, m), optimizer=optimiser_state(st, m),
                     generator=st.gens[m].get_state(), partial=st.partial[m].cpu(), order=st.order[m].cpu(),
                     train_config=asdict(c), history=histories[m]) for m, c in enumerate(cfgs)]
     save_atomic(dict(format=FORMAT, stack=[str(o) for o in outs], members=members, epoch=epoch, step=step,
-                     elapsed=elapsed), path)
+                     elapsed=elapsed, epoch_seconds=epoch_seconds), path)
 
 
 @torch.no_grad()
-def restore(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path]) -> tuple[int, int, float, list]:
-    """Load the checkpoint at ``path`` into ``st``; -> (epoch, step, elapsed seconds, histories). Refuses, with the
-    fix, a checkpoint of another format, configuration or stack."""
+def restore(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path]) -> tuple[int, int, float, list, float]:
+    """Load the checkpoint at ``path`` into ``st``; -> (epoch, step, elapsed seconds, histories, the unfinished
+    epoch's seconds so far: 0 in checkpoints written before they were kept). Refuses, with the fix, a checkpoint
+    of another format, configuration or stack."""
     ck = read(path)
     found = ck.get("format", 1)
     if found != FORMAT:
@@ -169,7 +172,8 @@ def restore(path: Path, st: Stack, cfgs: list[TrainConfig], outs: list[Path]) ->
         st.partial[m].copy_(state["partial"])
         st.order[m].copy_(state["order"])
     _load_optimiser(st, [state["optimizer"] for state in ck["members"]])
-    return ck["epoch"], ck["step"], ck["elapsed"], [state["history"] for state in ck["members"]]
+    return (ck["epoch"], ck["step"], ck["elapsed"], [state["history"] for state in ck["members"]],
+            ck.get("epoch_seconds", 0.0))
 
 
 def continued_states(cfgs: list[TrainConfig]) -> list[dict] | None:

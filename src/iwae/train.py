@@ -121,8 +121,9 @@ class Run:
         continued = checkpoint.continued_states(cfgs)  # read first: a bad init_from fails before the stack is built
         self.stack = build(cfgs, train_x, lr=self.plan[0][1])  # initial weights, or the init_from models' weights
         self.epoch, self.first_step, self.elapsed, self.histories = 0, 0, 0.0, [[] for _ in cfgs]
+        self.epoch_time = 0.0  # the training time of the epoch under way (restored with a mid-epoch checkpoint)
         if self.ckpt.exists():
-            self.epoch, self.first_step, self.elapsed, self.histories = checkpoint.restore(
+            self.epoch, self.first_step, self.elapsed, self.histories, self.epoch_time = checkpoint.restore(
                 self.ckpt, self.stack, cfgs, self.outs)
             print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
                   f"({self.elapsed:.0f} s trained)", flush=True)
@@ -197,8 +198,9 @@ class Run:
         for epoch in range(self.epoch, self.end):
             stage, lr = self.plan[epoch]
             st.start_epoch(lr, self.first_step)
-            self.clock, self.epoch_time = time.perf_counter(), 0.0  # saving is not counted (other stacks' steps in
+            # a resumed epoch goes on from its time before the stop; saving is not counted (other stacks' steps in
             # the same process are: train_together)
+            self.clock, self.epoch_time = time.perf_counter(), (self.epoch_time if self.first_step else 0.0)
             for s in range(self.first_step, n):
                 st.step()
                 yield
@@ -243,7 +245,8 @@ class Run:
 
     def _save(self, epoch: int, step: int, stop: bool) -> None:
         """A checkpoint to resume at (epoch, step); its writing is not counted as training time."""
-        checkpoint.save(self.ckpt, self.stack, self.cfgs, self.outs, self.histories, epoch, step, self.elapsed)
+        checkpoint.save(self.ckpt, self.stack, self.cfgs, self.outs, self.histories, epoch, step, self.elapsed,
+                        self.epoch_time if step else 0.0)
         self.clock = time.perf_counter()
         if stop:
             raise Interrupted(f"stopped at epoch {epoch}, step {step}; checkpoint saved in {self.ckpt}")
