@@ -288,8 +288,12 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
                     f"{budget_note(base_runs(df), test=False)}.")
 
 
+CLOSE_UP = 3  # a cell evaluated at 5 or more stages gets a close-up of its last 3 (the full scale hides their gaps)
+
+
 def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
-    """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval."""
+    """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval;
+    a cell with 5 or more evaluated stages also gets its last ``CLOSE_UP`` stages close up, beside the paper's."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
@@ -297,19 +301,33 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
     ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"]).nll
     end = 3280  # the paper's epochs: its numbers are drawn there
     cells = list(t[["dataset", "n_layers", "k"]].drop_duplicates().itertuples(index=False, name=None))
+    long = [len(t[(t.dataset == d) & (t.n_layers == n) & (t.k == k)]) >= 5 for d, n, k in cells]
     fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
-    axes = fig.subplots(len(cells), 2, squeeze=False)
-    for (dataset, layers, k), (a, b) in zip(cells, axes):
-        c = t[(t.dataset == dataset) & (t.n_layers == layers) & (t.k == k)]
+    axes = fig.subplots(len(cells), 3 if any(long) else 2, squeeze=False)
+
+    def nll(ax, c, dataset, layers, k):
         for obj in ("vae", "iwae"):
             if f"nll_{obj}" in c:
-                a.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
-                           marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
+                ax.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
+                            marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
                 if (dataset, layers, k, obj) in ref.index:
-                    a.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
-        a.set_xscale("log")
-        a.set_ylabel("test NLL (nats)")
+                    ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
+        ax.set_ylabel("test NLL (nats)")
+
+    for (dataset, layers, k), row, close in zip(cells, axes, long):
+        a, b = row[0], row[-1]
+        c = t[(t.dataset == dataset) & (t.n_layers == layers) & (t.k == k)].sort_values("epochs")
+        nll(a, c, dataset, layers, k)
         a.set_title(f"{title(dataset, layers, verified(curve_df, dataset))}, K={k}")
+        k_axis(a, sorted(set(t.epochs.unique()) | {end}), "epochs")
+        if len(row) == 3:
+            if close:
+                last = c.iloc[-CLOSE_UP:]
+                nll(row[1], last, dataset, layers, k)
+                row[1].set_title(f"its last {CLOSE_UP} stages, close up")
+                k_axis(row[1], sorted(set(last.epochs) | {end}), "epochs")
+            else:
+                row[1].axis("off")
         if "iwae_minus_vae" in c:
             b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
             b.fill_between(c.epochs, c.low, c.high, color="0.8")
@@ -317,16 +335,17 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                 b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
                        color="0.4")
         b.axhline(0, color="0.4", ls=":", lw=0.8)
-        b.set_xscale("log")
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
-    for ax in axes.flat:  # a tick at each evaluated epoch, and at the paper's
-        k_axis(ax, sorted(set(t.epochs.unique()) | {end}), "epochs")
+        k_axis(b, sorted(set(t.epochs.unique()) | {end}), "epochs")
+    for ax in axes.flat:  # many stages: the epochs' labels slanted, so that 364, 1093 and 3280 do not collide
+        if len(ax.get_xticks()) > 6:
+            ax.tick_params(axis="x", labelrotation=40)
     legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
                   "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
                   "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
-                  "its 95% interval": Line2D([], [], color="0.8", lw=6),
-                  "the paper's (3,280 epochs, its whole test set)": tuple(
+                  "its paired 95% interval": Line2D([], [], color="0.8", lw=6),
+                  "the paper's (3,280 epochs, its whole test set, no interval)": tuple(
                       Line2D([], [], color=color, marker="x", ls="", ms=5)
                       for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4"))})
     save(fig, stem, f"{captions.figure('curve')} {_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: "
