@@ -64,8 +64,8 @@ noise: venv
 
 # The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; 18-30 h of 2 cores): started, or resumed
 # where it stopped, in the background in its own folder; on a machine without that folder, from the committed
-# state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state and the
-# curve so far into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit.
+# state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state, the
+# curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit.
 CPU_PAPER_DIR ?= runs/cpu-paper
 CPU_PAPER_BUDGET ?= cpu_paper
 # CPU_PAPER_CORES=1 leaves a core to other work (make docs-runs)
@@ -86,6 +86,8 @@ cpu-paper-stop: venv
 
 cpu-paper-save: venv
 	$(LONGRUN) save --state $(CPU_PAPER_STATE)
+	$(LONGRUN) status --cores $(CPU_PAPER_CORES) --budget $(CPU_PAPER_BUDGET) --rates docs/paper-cpu/bench_cpu_paper.csv \
+	  > $(dir $(CPU_PAPER_STATE))status.txt
 
 # The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):

@@ -183,6 +183,7 @@ def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_res
     fetch("mnist", elsewhere / "data", mirror=mirror)  # fetched after the run: newer than its models
     restored = runstate.restore(state, elsewhere)
     assert "results/mnist/L2/vae-k1/seed0/model.pt" in restored
+    assert "logs/pipeline.log" in restored  # each start's time and cores go with the state
     out = snakemake(repo, "-n", "--directory", str(elsewhere), *args[2:])
     counts = job_counts(out.stdout)
     assert not any(name.startswith(("train", "evaluate")) for name in counts), counts
