@@ -3,10 +3,11 @@
 The learning curve of the CPU paper-budget run (docs/paper-cpu) evaluates every stage snapshot on the first 2,000
 test images, the paper reports all 10,000. Given models evaluated on all 10,000 (metrics.json of `iwae evaluate`
 without --test-subset), this prints and writes, per model, the test NLL on all 10,000, on the first 2,000, on the
-first and the last 5,000 (LeCun's notes say the first 5,000 come from NIST's training writers and are the cleaner
-ones), and the first 2,000's offset from all 10,000 beside what a random 2,000 of them would give (95%: 1.96 x the
-standard error of a 2,000-image mean drawn without replacement from these 10,000): a yardstick for a 2,000-image
-number set beside a 10,000-image one, whatever the offset's cause. For a VAE and an IWAE of the same cell, IWAE -
+first and the last 5,000 (the MNIST page, yann.lecun.com/exdb/mnist, says the first 5,000 come from NIST's
+training set, Census employees, and are cleaner and easier than the last 5,000, from its test set), and the
+first 2,000's offset from all 10,000 beside what a random 2,000 of them would give (95%: 1.96 x the standard error
+of a 2,000-image mean drawn without replacement from these 10,000): a yardstick for a 2,000-image number set
+beside a 10,000-image one, whatever the offset's cause. For a VAE and an IWAE of the same cell, IWAE -
 VAE paired over all 10,000 images and over the first 2,000.
 
 The offset of one model is a fact about these images, not a sampling error: the K=5000 estimator's own noise on a
