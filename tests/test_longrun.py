@@ -232,9 +232,13 @@ def test_the_finished_models_are_set_beside_the_paper_with_the_target_and_the_fl
     floor = pd.DataFrame([dict(dataset="mnist", n_layers=1, k=5, budget="noise", epochs=4, seeds=3,
                                images="the first 1,000 test images (binarisation seed 1234)", nll_sd_vae=0.2,
                                nll_sd_iwae=0.2, iwae_minus_vae=-1.1, iwae_minus_vae_sd=0.17, low=-1.5, high=-0.7)])
-    text = runstate.final_beside_the_paper(records.collect(paths), floor)
+    df = records.collect(paths)
+    text = runstate.final_beside_the_paper(df, floor, first=100)
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| MNIST")}
     assert "| +0.10 | within 0.3 |" in rows["| MNIST 1L VAE K=5"]
+    vae = df[df.objective == "vae"].iloc[0]  # the curve's first 100 images beside all 300, the offset against all
+    on_first = -vae.ll[:100].mean()
+    assert rows["| MNIST 1L VAE K=5"].endswith(f"| {on_first:.2f} ({on_first - vae.nll:+.2f} against all) |")
     assert "| +1.50 | missed by 1.20 (above 1 nat: a bug until shown otherwise) |" in rows["| MNIST 1L IWAE K=5"]
     k5 = next(line for line in text.splitlines() if line.startswith("MNIST 1L K=5, IWAE - VAE"))
     assert k5.startswith("MNIST 1L K=5, IWAE - VAE: +0.47 nats") and "over 300 images" in k5
