@@ -211,6 +211,12 @@ def snapshot(member: Path, stage: int) -> Path:
     return Path(member) / "stages" / f"stage{stage}.pt"
 
 
+def snapshots(member: Path) -> list[Path]:
+    """The stage snapshots ``member`` has written so far, in the order of their stages."""
+    found = Path(member).glob("stages/stage[0-9]*.pt")
+    return sorted((p for p in found if p.stem[5:].isdigit()), key=lambda p: int(p.stem[5:]))
+
+
 def kept_copy(snapshot: Path) -> Path:
     """Where the kept copy of the stage snapshot ``<member>/stages/stage<i>.pt`` lives while its member trains."""
     return snapshot.parent.parent / KEPT / snapshot.name

@@ -74,8 +74,10 @@ def latest(folder: Path, stack: Path | None = None) -> tuple[Path | None, list, 
     """The furthest record of the model in run folder ``folder``: its model.pt, else its checkpoint (or ``stack``,
     the checkpoint of the stack it trains in), else its latest stage snapshot; -> (that file, the training
     history, the training config), (None, [], None) for none."""
+    from iwae import checkpoint
+
     for src in [folder / "model.pt", stack or folder / "checkpoint.pt",
-                *sorted((folder / "stages").glob("stage[0-9].pt"), reverse=True)]:
+                *reversed(checkpoint.snapshots(folder))]:
         blob = read_or_none(src) if src.exists() else None
         if blob is None:
             continue

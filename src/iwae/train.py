@@ -128,7 +128,7 @@ class Run:
             print(f"resuming {self.ckpt} ({len(cfgs)} member(s)) from epoch {self.epoch}, step {self.first_step} "
                   f"({self.elapsed:.0f} s trained)", flush=True)
             return
-        done = [str(p) for c, o in zip(cfgs, self.outs) for p in sorted((o / "stages").glob("stage[0-9].pt"))
+        done = [str(p) for c, o in zip(cfgs, self.outs) for p in checkpoint.snapshots(o)
                 if checkpoint.trained_as(p, c)]  # this configuration's snapshots (another budget's are overwritten)
         if done:
             raise RuntimeError(
