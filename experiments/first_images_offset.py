@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     shown = pd.DataFrame({
         "model": t.model, "epochs": t.epochs.map(lambda v: f"{v:,}"), "all": t.nll_all.map(lambda v: f"{v:.2f}"),
         f"first {args.first:,}": t.nll_first.map(lambda v: f"{v:.2f}"),
-        "first half": t.nll_first_half.map(lambda v: f"{v:.2f}"), "last half": t.nll_last_half.map(lambda v: f"{v:.2f}"),
+        "first half": t.nll_first_half.map(lambda v: f"{v:.2f}"),
+        "last half": t.nll_last_half.map(lambda v: f"{v:.2f}"),
         f"first {args.first:,} - all": t.first_minus_all.map(lambda v: f"{v:+.2f}"),
         f"a random {args.first:,}: 95% within": t.random_subset_95.map(lambda v: f"±{v:.2f}")})
     text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on all its test images, on the first "
             f"{args.first:,} (the learning curve's images), on the first and the last half; 'a random "
             f"{args.first:,}: 95% within': how far the mean of {args.first:,} images drawn at random from these "
             f"would fall from all of them (95%), the yardstick for the offset beside it.\n\n"
-            + shown.to_markdown(index=False, disable_numparse=True) + "\n\n" + "\n".join(differences(models, args.first))
-            + "\n")
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n\n"
+            + "\n".join(differences(models, args.first)) + "\n")
     print(text)
     if args.out:
         out = Path(args.out)

@@ -140,7 +140,8 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
         _, history, _ = latest(folder)
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
-            rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs), last_epoch=hs[-1]["epoch"] + 1,
+            rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs),
+                             last_epoch=hs[-1]["epoch"] + 1,
                              hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
                              seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
                              train_objective=round(hs[-1]["train_objective"], 3),
@@ -158,7 +159,8 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
         t.to_csv(out / "stage_times.csv", index=False)
         (out / "stage_times.md").write_text(
             "Training wall-clock per stage and in total (stage 'all'; hours of one CPU thread, saving excluded; "
-            "`epochs_in_stage` below the stage's 3^i while it trains; train_objective: the last epoch's mean bound on the training images"
+            "`epochs_in_stage` below the stage's 3^i while it trains; train_objective: the last epoch's mean bound "
+            "on the training images"
             + ("; machine_load: the median of the machine's 1-minute load average at the stage's epochs' ends, "
                "empty where not recorded: above the job's one thread, other work shared the machine"
                if "machine_load" in t else "") + ")\n\n"

@@ -202,7 +202,8 @@ def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             f"On {device}, the paper budget's training (3,280 epochs per Table 1 job, 2,187 per Table 2 job) with "
             f"this run's stacks, {how}: {p['train_hours']:,.1f} hours for the {p['measured']} of {p['jobs']} jobs "
             f"this run measured (evaluation not included).{missing} A projection from this run's steps only: jobs "
-            f"that shared the device, another thread count or another day's speed give another.{shared_note(g, device)}")
+            f"that shared the device, another thread count or another day's speed give another."
+            + shared_note(g, device))
     return pd.DataFrame(rows), sentences
 
 
