@@ -352,6 +352,42 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                     f"{budget_note(curve_df)}.")
 
 
+def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str) -> None:
+    """A long run's training loss per epoch from its models' histories (finished or still training): every epoch
+    on a log axis, and the latest stage on a linear one with a 25-epoch running median, so that whether the loss
+    still falls in a stage thousands of epochs long can be seen before its end is evaluated."""
+    from matplotlib.lines import Line2D
+
+    plt, _ = setup()
+    fig = new_figure(plt, PAGE, 2.6)
+    whole, last = fig.subplots(1, 2)
+    latest = max((h[-1]["stage"] for h in histories.values() if h), default=0)
+    colours = {}
+    for i, (name, history) in enumerate(sorted(histories.items())):
+        if not history:
+            continue
+        objective = name.split("/")[2].split("-")[0]
+        colour = PALETTE.get(OBJ_LABEL.get(objective, ""), f"C{i + 2}")
+        colours[name] = colour
+        t = pd.DataFrame([dict(epoch=h["epoch"] + 1, stage=h["stage"], loss=-h["train_objective"]) for h in history])
+        whole.plot(t.epoch, t.loss, color=colour, lw=0.8)
+        s = t[t.stage == latest]
+        if len(s):
+            last.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
+            last.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, lw=1.4)
+    ends = [1]  # a tick at each stage's end: 1, 4, 13, ... (3^i epochs per stage)
+    while ends[-1] < max((h[-1]["epoch"] + 1 for h in histories.values() if h), default=1):
+        ends.append(3 * ends[-1] + 1)
+    k_axis(whole, ends, "epoch")
+    whole.tick_params(axis="x", labelrotation=40)
+    whole.set_ylabel("training loss (nats)")
+    whole.set_title("every epoch")
+    last.set_xlabel("epoch")
+    last.set_title(f"stage {latest} so far (thick: 25-epoch running median)")
+    legend(fig, {name: Line2D([], [], color=c) for name, c in colours.items()}, ncol=2)
+    save(fig, stem, f"{captions.figure('training_so_far')} {note}")
+
+
 def write_figures(df: pd.DataFrame, out: Path, curve_df: pd.DataFrame | None = None) -> list[str]:
     """Every figure of ``figures_for`` the run under ``out``; -> their names."""
     draw = dict(nll_vs_k=nll_vs_k, active_units=active_units, activity_hist=activity_hist, bounds=bounds,

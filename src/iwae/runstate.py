@@ -135,9 +135,11 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
         (out / "beside_the_paper.md").write_text(beside_the_paper(df) + (final_beside_the_paper(
             records.collect(finals), floor, first=int(df.n_test.min())) if finals else ""))
         written.append("beside_the_paper.md")
-    rows = []
+    rows, histories, budgets = [], {}, set()
     for folder in folders:
-        _, history, _ = latest(folder)
+        _, history, cfg = latest(folder)
+        histories[str(folder.relative_to(workdir / "results"))] = history
+        budgets.add((cfg or {}).get("budget"))
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
             rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs),
@@ -166,6 +168,11 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
                if "machine_load" in t else "") + ")\n\n"
             + t.to_markdown(index=False) + "\n")
         written += ["stage_times.csv", "stage_times.md"]
+        figures.training_so_far(histories, out / "training_so_far",
+                                f"Ours: budget {', '.join(sorted(str(b) for b in budgets))}; "
+                                f"{sum(bool(h) for h in histories.values())} models trained so far; training seeds "
+                                f"{', '.join(sorted({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h}))}.")
+        written += ["training_so_far.pdf", "training_so_far.png"]
     return written
 
 
