@@ -147,7 +147,7 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
                              hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
                              seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
                              train_objective=round(hs[-1]["train_objective"], 3),
-                             **({"machine_load": round(statistics.median(h["load"] for h in hs if "load" in h), 2)}
+                             **({"machine_load": round(records.machine_load(hs)["load"], 2)}
                                 if any("load" in h for h in hs) else {})))
         if history:  # the model's total so far
             rows.append(dict(model=rows[-1]["model"], stage="all", epochs_in_stage=len(history),
