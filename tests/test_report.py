@@ -190,6 +190,8 @@ def test_each_tables_caption_starts_with_its_one_caption(tmp_path):
         if name == "table2" and "not part of this run" in text:
             continue
         assert text.startswith(captions.table(name)), name
+    cost = (tmp_path / "tables" / "wallclock.md").read_text()  # records without the machine's load say so once
+    assert "load is not in these records" in cost and "machine load" not in cost
     # the floor printed with its own interval (an sd over 2 seeds: chi-square, 1 degree of freedom) and its seeds'
     # initial weights
     floor = pd.read_csv(tmp_path / "tables" / "noise_floor.csv").iloc[-1]  # the last row of the table below
@@ -205,7 +207,9 @@ def test_tex_escape_makes_every_special_character_printable():
     assert tex_escape("50% of a_b & #1 in p(x|h) >= 0.01, 'paper' -> ours ± 0.1") == (
         "50\\% of a\\_b \\& \\#1 in p(x$|$h) $\\geq$ 0.01, `paper' $\\to$ ours $\\pm$ 0.1")
     assert tex_escape("a\\b") == "a\\textbackslash{}b"
-    assert tex_escape("SNR^2 ~ 1/draws") == "SNR\\textasciicircum{}2 \\textasciitilde{} 1/draws"
+    assert tex_escape("SNR^2 ~ 1/draws, x^y") == "SNR$^{2}$ \\textasciitilde{} 1/draws, x\\textasciicircum{}y"
+    assert tex_escape("Var_x E_q[u|x], sum_k w_k, {objective} $5") == (
+        "$\\mathrm{Var}_{x}$ $E_{q}$[u$|$x], $\\sum_{k}$ $w_{k}$, \\{objective\\} \\$5")
     # the paper's subscripted symbols as math, an identifier's underscore still escaped, a hyphen not a minus
     assert tex_escape("-L_1 >= -L_5000 (A_u of eval_k, IWAE-L_64)") == (
         "$-L_{1}$ $\\geq$ $-L_{5000}$ ($A_{u}$ of eval\\_k, IWAE-$L_{64}$)")
@@ -245,7 +249,9 @@ def test_the_cost_table_says_when_other_work_shared_the_machine(tmp_path):
            "cores, above their 1 thread)" in sentence
     assert "shared the machine while" not in tables.projection(tables.jobs(records.collect([quiet])))[1][0]
     old = tables.jobs(records.collect([write_metrics(tmp_path / "old", k=5)]))
-    assert list(tables.jobs_shown(old)["machine load"]) == ["not recorded"]
+    assert "machine load" not in tables.jobs_shown(old)  # a column of "not recorded" would say nothing
+    assert list(tables.jobs_shown(tables.jobs(records.collect([quiet, write_metrics(tmp_path / "old", k=50)])))[
+        "machine load"]) == ["1.0 of 2 cores", "not recorded"]  # a run resumed by newer code: each job's own
     assert "shared the machine while" not in tables.projection(old)[1][0]
 
 
@@ -259,3 +265,46 @@ def test_a_k1_cell_trained_once_fills_both_columns_as_the_paper_prints_it(tmp_pa
     assert k1["IWAE: ours"] == "= VAE (one objective at K=1)" and k1["IWAE: paper"] == "86.76 (19)"
     assert k1["IWAE - VAE [95% CI]"] == "identical (K=1)"
     assert t[t.K == 5].iloc[0]["IWAE - VAE [95% CI]"].startswith("-1.00")
+
+
+def test_the_learning_curves_caption_says_what_its_panels_show(tmp_path):
+    """One training seed: each model has its own interval bars; several: a point is the seeds' mean and has none;
+    the close-up panel is named only where a cell has 5 or more stages (the figure draws it only then)."""
+    from iwae import figures
+
+    def run(seeds, epochs):
+        return records.collect([write_metrics(tmp_path / f"s{len(seeds)}e{len(epochs)}" / f"ep{e}", objective=o,
+                                              seed=s, epochs=e, shift=5.0 / e)
+                                for s in seeds for e in epochs for o in ("vae", "iwae")])
+
+    captions_of = {}
+    for name, df in {"one seed, 4 stages": run([0], [1, 4, 13, 40]),
+                     "one seed, 5 stages": run([0], [1, 4, 13, 40, 121]),
+                     "three seeds, 4 stages": run([0, 1, 2], [1, 4, 13, 40])}.items():
+        figures.learning_curve(df, tmp_path / name / "curve")
+        captions_of[name] = (tmp_path / name / "curve.caption.tex").read_text()
+    assert "Bars: each model" in captions_of["one seed, 4 stages"] and "close up" not in captions_of["one seed, 4 stages"]
+    assert "Bars: each model" in captions_of["one seed, 5 stages"] and "last 3 stages close up" in captions_of[
+        "one seed, 5 stages"]
+    many = captions_of["three seeds, 4 stages"]
+    assert "mean over the seeds, without bars" in many and "Bars" not in many and "close up" not in many
+
+
+def test_the_snr_tables_left_out_ks_are_lettered_notes_under_it(tmp_path):
+    """A K left out of a slope's fit is named once under the table, its letter in each cell it applies to, so that
+    the table stays narrow enough to print at a legible size; a cell without one has no letter."""
+    rows = pd.DataFrame(dict(checkpoint=["trained"] * 2, model=["m.pt"] * 2, k=[1, 10], draws=[200] * 2,
+                             images=[5] * 2))
+    fitted = pd.DataFrame(dict(estimator=["iwae", "rws", "rws_dreg", "rws_dreg"],
+                               network=["recognition", "recognition", "recognition", "generative"],
+                               checkpoint=["trained"] * 4, slope=[-0.5, 0.2, 0.1, 0.5], low=[-0.6, 0.1, 0.0, 0.4],
+                               high=[-0.4, 0.3, 0.2, 0.6], ks_without_signal=["", "1", "1", ""],
+                               ks_undefined=["", "", "1", "1"]))
+    report.write_snr_table(rows, fitted, tmp_path / "snr")
+    lines = (tmp_path / "snr.md").read_text().splitlines()
+    caption, table = lines[0], [line for line in lines if line.startswith("| ")]
+    assert "(a): no signal at K=1, left out of the fit; (b): zero gradient, no SNR, at K=1, left out" in caption
+    cells = {line.split("|")[1].strip(): line for line in table[1:]}
+    assert "-0.50 [-0.60, -0.40] " in cells["IWAE"] and "(a)" not in cells["IWAE"]
+    assert "+0.20 [+0.10, +0.30] (a)" in cells["RWS"]
+    assert "+0.10 [+0.00, +0.20] (a) (b)" in cells["RWS-DReG"] and "+0.50 [+0.40, +0.60] (b)" in cells["RWS-DReG"]

@@ -4,6 +4,7 @@ a non-finite loss stops cleanly; it learns."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -423,3 +425,68 @@ def test_a_resumed_run_missing_a_snapshot_it_cannot_put_back_stops_before_traini
     lost = subprocess.run(_train_cmd(fake_data_dir, run), capture_output=True, text=True)
     assert lost.returncode != 0 and "stage0.pt is missing" in lost.stderr and "delete the checkpoint" in lost.stderr
     assert (run / "checkpoint.pt").exists() and not (run / "stages" / "stage2.pt").exists()
+
+
+def test_a_runs_models_as_they_are_now_are_its_snapshots_at_a_stage_end_and_move_on_within_a_stage(fake_data_dir,
+                                                                                                   tmp_path):
+    """`iwae peek` writes the models a checkpoint holds as model files: at a stage's end (the chain's checkpoint)
+    each member's is its own stage snapshot, weights and epochs, found from the first member's folder also after
+    the run folder moved; inside a stage its epochs and updates are the checkpoint's, its weights are no snapshot's,
+    `iwae evaluate` reads it and the record says where it was taken; a model file or a member without a snapshot
+    is refused with the fix."""
+    from iwae.checkpoint import models_so_far
+
+    over = dict(objectives=STACK["objectives"], seeds=STACK["seeds"], until_stage=0)
+    run = tmp_path / "run"
+    subprocess.run(_train_cmd(fake_data_dir, run / STACK["out_pattern"], **over), check=True, capture_output=True)
+    moved = tmp_path / "moved"
+    run.rename(moved)  # the stack's folders are recorded as they were given; the checkpoint finds them from its own
+    members = [moved / o / f"seed{s}" for s in (0, 1) for o in ("vae", "iwae")]
+    ckpt = next(m / "checkpoint.pt" for m in members if (m / "checkpoint.pt").exists())
+    outs = [tmp_path / f"now{m}.pt" for m in range(len(members))]
+    peek = subprocess.run([sys.executable, "-m", "iwae", "peek", str(ckpt), "--out", *map(str, outs)],
+                          capture_output=True, text=True)
+    assert peek.returncode == 0, peek.stderr
+    stack = torch.load(ckpt, weights_only=False)["stack"]
+    for out, name in zip(outs, stack):  # the stack's order, each member against its own snapshot
+        snap = load_model(moved / Path(name).relative_to(run) / "stages" / "stage0.pt")
+        now = load_model(out)
+        assert all(torch.equal(now.state_dict()[n], t) for n, t in snap.state_dict().items())
+        assert now.metadata["epochs"] == snap.metadata["epochs"] == 1
+        assert now.metadata["updates"] == snap.metadata["updates"]
+        assert now.metadata["train_config"] == snap.metadata["train_config"]
+        assert now.metadata["in_training"]["step"] == 0
+    assert len({load_model(o).state_dict()["p_x.head.bias"].sum().item() for o in outs}) == len(outs)
+
+    single = tmp_path / "single"
+    cfg = TrainConfig(k=2, stages=[0, 1], train_subset=400)
+    polls = {"n": 0}
+
+    def stop_in_stage_1():  # 20 steps per epoch at this subset: inside epoch 1 (stage 1)
+        polls["n"] += 1
+        return polls["n"] == 25
+
+    with pytest.raises(train_mod.Interrupted):
+        train(cfg, fake_data_dir, single, CPU, progress=False, checkpoint_minutes=1e6, should_stop=stop_in_stage_1)
+    (now,) = models_so_far(single / "checkpoint.pt")
+    snap = load_model(single / "stages" / "stage0.pt")
+    step = torch.load(single / "checkpoint.pt", weights_only=False)["step"]
+    assert 0 < step < 20 and now["metadata"]["epochs"] == 1 and now["metadata"]["updates"] == 20 + step
+    assert now["metadata"]["in_training"] == dict(checkpoint=str(single / "checkpoint.pt"), epoch=1, step=step,
+                                                  stage=1)
+    assert not torch.equal(now["state_dict"]["p_x.head.bias"], snap.state_dict()["p_x.head.bias"])
+    torch.save(now, tmp_path / "mid.pt")
+    ev = subprocess.run([sys.executable, "-m", "iwae", "evaluate", "--model", str(tmp_path / "mid.pt"), "--out",
+                         str(tmp_path / "mid.json"), "--data-dir", str(fake_data_dir), "--k", "10", "--test-subset",
+                         "20", "--no-active-only", "--threads", "1"], capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads((tmp_path / "mid.json").read_text())["train"]["in_training"]["step"] == step
+
+    for path, said in ((snap_path := single / "stages" / "stage0.pt", "is read by `iwae evaluate` as it is"),):
+        out = subprocess.run([sys.executable, "-m", "iwae", "peek", str(path), "--out", "x.pt"], capture_output=True,
+                             text=True, cwd=tmp_path)
+        assert out.returncode != 0 and said in out.stderr
+    snap_path.unlink()
+    shutil.rmtree(single / "checkpoint-stages", ignore_errors=True)
+    with pytest.raises(RuntimeError, match="has no stage snapshot yet"):
+        models_so_far(single / "checkpoint.pt")

@@ -29,11 +29,10 @@ FIGURES = {
                        "objective (the VAE's L_1, the IWAE's L_K): the levels of two objectives are not comparable, their slopes are.",
     "samples": "Samples: Bernoulli means of p(x|h) for h drawn from each generative model (the same draws for all); "
                "one matrix per data set and architecture, rows the objectives, columns K.",
-    "curve": "Learning curve of each cell with stage snapshots: test NLL after each stage (bars: each model's own "
-             "95% interval, not paired: two models' bars may overlap where their paired difference excludes 0), "
-             "its last 3 stages close up where it has 5 or more, and the paired IWAE - VAE difference with its 95% "
-             "interval (negative: IWAE better); every point of ours on the same test images; crosses: the paper's "
-             "numbers after its 3,280 epochs on its whole test set (no interval given).",
+    "curve": "Learning curve of each cell with stage snapshots: test NLL after each stage, and the paired IWAE - VAE "
+             "difference with its 95% interval (negative: IWAE better); every point of ours on the same test "
+             "images; crosses: the paper's numbers after its 3,280 epochs on its whole test set (no interval "
+             "given).",
     "wallclock": "Milliseconds per update of each Table 1 training job (a stack of members sharing every update; "
                  "a run's Table 2 continuations, if it has any, are in the cost table) against K, on the device that trained them.",
     "snr": "Gradient signal-to-noise ratio of each estimator against K (Rainforth et al. 2018), recognition and "
@@ -45,9 +44,8 @@ FIGURES = {
 }
 TABLES = {
     "table1": "Table 1 in the paper's layout: test NLL in nats (active units per layer) of VAE and IWAE, ours (on "
-              "the test images named below) beside the paper's (on its whole test set: a subset's mean need not be "
-              "the whole set's; on MNIST the first 2,000 gave about half a nat less than all 10,000, "
-              "docs/paper-cpu), and IWAE - VAE paired over the same test images and matched by seed (negative: IWAE "
+              "the test images named below) beside the paper's (on its whole test set; a subset's mean need not be "
+              "the whole set's: docs/paper-cpu/first_images), and IWAE - VAE paired over the same test images and matched by seed (negative: IWAE "
               "better), with its 95% interval over the seeds, or over the test images of one seed (no verdict).",
     "table2": "Table 2: MNIST 1-layer models trained further with the other objective at lr 1e-4, continuing the "
               "first run's optimiser and random state as the authors did; ours beside the paper's, and after - "
@@ -80,6 +78,19 @@ RECORDS = {"figure": "The budget, epochs, test images and training seeds are in 
                     "run's own records)."}
 
 
+def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> str:
+    """What the learning curve's panels show besides its caption, as a figure has them (None: both cases, for a
+    caption written before the run, the HTML report's)."""
+    bars = ("Bars: each model's own 95% interval (not paired: two models' bars may overlap where their paired "
+            "difference excludes 0)")
+    mean = "each model's point is the mean over the seeds, without bars"
+    parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}." if one_seed is False else
+             f"{bars}, with one training seed; with several, {mean}."]
+    if close_up or close_up is None:
+        parts.append("Middle: the last 3 stages close up" + (" (a cell with 5 or more)." if close_up is None else "."))
+    return " ".join(parts)
+
+
 def figure(name: str) -> str:
     return FIGURES[name]
 
@@ -90,7 +101,8 @@ def table(name: str) -> str:
 
 def rst_files() -> dict[str, str]:
     """The HTML report's caption files: {file name: text}."""
-    out = {f"figure_{n}.rst": f"{c} {RECORDS['figure']}\n" for n, c in FIGURES.items()}
+    out = {f"figure_{n}.rst": f"{c}{' ' + curve_panels() if n == 'curve' else ''} {RECORDS['figure']}\n"
+           for n, c in FIGURES.items()}
     out.update({f"table_{n}.rst": f"{c} {RECORDS['table']}\n" for n, c in TABLES.items()})
     return out
 

@@ -79,7 +79,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> I
     blob = read(path)
     if not isinstance(blob, dict) or "model_config" not in blob:
         what = (f"the checkpoint of a run in training (epoch {blob.get('epoch')}): evaluate its stage snapshots "
-                f"(stages/stage<i>.pt) or wait for its model.pt" if isinstance(blob, dict) and "members" in blob
+                f"(stages/stage<i>.pt), or write its models as they are now with `iwae peek {path} --out "
+                f"<model.pt, one per member>`, or wait for its model.pt" if isinstance(blob, dict) and "members" in blob
                 else f"a {type(blob).__name__} without a model's config: give a model.pt written by `iwae train`")
         raise RuntimeError(f"{path} is not a model file: it holds {what}.")
     model = IWAEModel(ModelConfig(**blob["model_config"]))
@@ -251,6 +252,61 @@ def put_back(snapshot: Path, cfg: TrainConfig) -> bool:
 def drop_kept(member: Path) -> None:
     """A member's kept copies, once it has finished training (or before it starts afresh: an older run's)."""
     shutil.rmtree(Path(member) / KEPT, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- a run in training, as it is now
+def member_folders(path: Path, ck: dict) -> list[Path]:
+    """The member folders of the stack whose checkpoint is at ``path``: the checkpoint lies in the first member's
+    folder, and the others are where the stack names them, relative to that folder where the run was moved."""
+    path = Path(path)
+    first = Path(ck["stack"][0])
+    return [path.parent if m == 0 else Path(o) if Path(o).is_dir() else path.parent / os.path.relpath(o, first)
+            for m, o in enumerate(ck["stack"])]
+
+
+def _stage_of(train_config: dict, epoch: int) -> int:
+    """The stage the schedule of ``train_config`` trains epoch ``epoch`` (0-based) in (the last one past its end)."""
+    from iwae.schedule import epoch_plan, schedule
+
+    plan = epoch_plan(schedule(train_config["stages"], train_config["epoch_scale"]))
+    return plan[min(epoch, len(plan) - 1)][0]
+
+
+def models_so_far(path: str | os.PathLike) -> list[dict]:
+    """The models of a run in training as its checkpoint at ``path`` holds them: one model file's content per
+    member (``write_model``'s layout, without the training state), so that a long stage can be evaluated before it
+    ends. Their metadata is the member's latest stage snapshot's (data, device, code) with the training so far
+    (history, epochs, updates, seconds) and ``in_training``: the checkpoint's epoch and step and the stage that epoch
+    is in (a model between stage ends: its epochs are the finished ones, the step the minibatches of the next one). Refuses, with the fix, a file
+    that is no checkpoint and a member without a stage snapshot yet."""
+    ck = read(path)
+    if not isinstance(ck, dict) or "members" not in ck:
+        raise RuntimeError(f"{path} is not the checkpoint of a run in training; a model file (model.pt or "
+                           f"stages/stage<i>.pt) is read by `iwae evaluate` as it is.")
+    found = ck.get("format", 1)
+    if found != FORMAT:
+        raise RuntimeError(f"{path} was written in checkpoint format {found}; this version reads {FORMAT}: use the "
+                           f"version that wrote it.")
+    blobs = []
+    for folder, state in zip(member_folders(path, ck), ck["members"]):
+        done = snapshots(folder)
+        if not done:
+            raise RuntimeError(f"{folder} has no stage snapshot yet (stages/stage<i>.pt), whose record of the data "
+                               f"and device the model file takes: wait for its first stage's end (1 epoch).")
+        latest = read(done[-1])
+        base = latest["metadata"]
+        history = list(state["history"])
+        epochs = len(history)
+        per_epoch = base["updates"] // max(base["epochs"], 1)  # minibatches per epoch
+        share = base["train_seconds_per_member"] / base["train_seconds"] if base["train_seconds"] else 1.0
+        metadata = dict(base, train_config=state["train_config"], history=history, epochs=epochs,
+                        updates=epochs * per_epoch + ck["step"], train_seconds=ck["elapsed"],
+                        train_seconds_per_member=ck["elapsed"] * share,
+                        seconds_per_epoch=ck["elapsed"] / max(epochs, 1),
+                        in_training=dict(checkpoint=str(path), epoch=ck["epoch"], step=ck["step"],
+                                         stage=_stage_of(state["train_config"], ck["epoch"])))
+        blobs.append(dict(state_dict=state["state_dict"], model_config=latest["model_config"], metadata=metadata))
+    return blobs
 
 
 # ----------------------------------------------------------------------------- model files

@@ -166,6 +166,22 @@ def cmd_evaluate(args) -> None:
               f"({result['eval_seconds']:.1f} s on {metrics['eval']['device']})", flush=True)
 
 
+def cmd_peek(args) -> None:
+    from iwae.checkpoint import models_so_far, save_atomic
+
+    blobs = models_so_far(args.checkpoint)
+    if len(blobs) != len(args.out):
+        raise ValueError(f"{args.checkpoint} holds a stack of {len(blobs)} model(s) but {len(args.out)} --out "
+                         f"file(s) were given: give one per member, in the stack's order")
+    for blob, out in zip(blobs, args.out):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save_atomic(blob, Path(out))
+        at = blob["metadata"]["in_training"]
+        print(f"{out}: {blob['metadata']['train_config']['objective']} K={blob['metadata']['train_config']['k']} "
+              f"seed {blob['metadata']['train_config']['seed']} as trained so far ({blob['metadata']['epochs']:,} "
+              f"epochs and {at['step']:,} minibatches of the next, in stage {at['stage']})", flush=True)
+
+
 def cmd_report(args) -> None:
     import pandas as pd
 
@@ -339,6 +355,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     e.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     e.set_defaults(func=cmd_evaluate)
+
+    pk = sub.add_parser("peek", formatter_class=_Help,
+                       help="the models of a run in training as they are now (from its checkpoint) -> model files",
+                       description="Write the models a run's checkpoint.pt holds as model files that `iwae evaluate` "
+                                   "and `iwae report samples` read, to see a long stage's progress before it ends. "
+                                   "The run is not touched; a model file says where it was taken (in_training).")
+    pk.add_argument("checkpoint", help="checkpoint.pt of a run in training (in its first member's folder)")
+    pk.add_argument("--out", required=True, nargs="+", help="model file(s) to write, one per member of the stack")
+    pk.set_defaults(func=cmd_peek)
 
     r = sub.add_parser("report", help="tables, figures and sample images from metrics and model files",
                        formatter_class=_Help)

@@ -310,7 +310,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
             if f"nll_{obj}" in c:
                 ax.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
-                if (dataset, layers, k, obj) in ref.index:
+                if (dataset, layers, k, obj) in ref.index:  # (the caption's bars: captions.curve_panels)
                     ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
         ax.set_ylabel("test NLL (nats)")
 
@@ -348,8 +348,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                   "the paper's (3,280 epochs, its whole test set, no interval)": tuple(
                       Line2D([], [], color=color, marker="x", ls="", ms=5)
                       for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4"))})
-    save(fig, stem, f"{captions.figure('curve')} {_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: "
-                    f"{budget_note(curve_df)}.")
+    save(fig, stem, f"{captions.figure('curve')} {captions.curve_panels(bool(t.seeds.max() == 1), any(long))} "
+                    f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}.")
 
 
 def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str) -> None:

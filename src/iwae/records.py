@@ -170,7 +170,8 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dataset, layers, k, epochs), g in df.groupby(["dataset", "n_layers", "k", "epochs"]):
         row = dict(dataset=dataset, n_layers=layers, k=k, epochs=epochs, seeds=g.seed.nunique(),
-                   images=" / ".join(sorted(g.images.unique())))
+                   images=" / ".join(sorted(g.images.unique())),
+                   data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)")
         for obj, h in g.groupby("objective"):
             row[f"nll_{obj}"] = float(h.nll.mean())
             row[f"err_{obj}"] = float(h.nll.std()) if len(h) > 1 else float(h.nll_sem.mean())

@@ -96,16 +96,21 @@ def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-TEX = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "±": "$\\pm$", "->": "$\\to$",
+TEX = {"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "$": "\\$", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "±": "$\\pm$", "->": "$\\to$",
        ">=": "$\\geq$", ">": "$>$", "<": "$<$", "|": "$|$", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
-# the paper's symbols written with a subscript in plain text (A_u, L_K, -L_64) are set as math
-_SYMBOL = r"(?:(?<!\w)(?P<minus>-))?\b(?P<symbol>[AL])_(?P<sub>[A-Za-z0-9]+)\b"
+# the symbols written with a subscript in plain text (A_u, L_K, -L_64, Var_x, E_q, sum_k, w_k) are set as math,
+# and a power (SNR^2)
+_MATH = {"A": "A", "L": "L", "E": "E", "w": "w", "Var": "\\mathrm{Var}", "sum": "\\sum"}
+_SYMBOL = (r"(?:(?<!\w)(?P<minus>-))?\b(?P<symbol>" + "|".join(_MATH) + r")_(?P<sub>[A-Za-z0-9]+)\b"
+           r"|(?<=\w)\^(?P<power>[0-9]+)\b")
 _TEX = re.compile(_SYMBOL + "|" + "|".join(re.escape(k) for k in sorted(TEX, key=len, reverse=True)))
 
 
 def _tex_piece(m: re.Match) -> str:
     if m.group("symbol"):
-        return f"${m.group('minus') or ''}{m.group('symbol')}_{{{m.group('sub')}}}$"
+        return f"${m.group('minus') or ''}{_MATH[m.group('symbol')]}_{{{m.group('sub')}}}$"
+    if m.group("power"):
+        return f"$^{{{m.group('power')}}}$"
     return TEX[m.group(0)]
 
 
@@ -120,7 +125,9 @@ def latex_table(t: pd.DataFrame, caption: str, size: str = "small") -> str:
     """A booktabs table at a legible size, in the text's flow right where it is written (as the report's figures
     are: nothing floats, so a table and a figure never overrun a page together), unnumbered: its caption names it
     (the paper's Table 1, 2, Rainforth's Table 3, ...), so LaTeX's own numbers cannot collide with the papers'."""
-    body = fmt_table(t).to_latex(index=False, escape=True, column_format="l" * len(t.columns)).replace("±", "$\\pm$")
+    shown = fmt_table(t).map(lambda v: tex_escape(v) if isinstance(v, str) else v)  # cells and headers as the
+    shown.columns = [tex_escape(str(c)) for c in shown.columns]  # captions are: -L_64 as math
+    body = shown.to_latex(index=False, escape=False, column_format="l" * len(t.columns))
     # a table wider than the text is shrunk to its width (graphicx), never cut off at the page's edge
     body = f"\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{%\n{body.rstrip()}%\n}}\n"
     # in a minipage: the caption never ends a page that its table begins the next

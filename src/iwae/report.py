@@ -19,8 +19,8 @@ from iwae.claims import claims, family_claims, floor_summary
 from iwae.records import base_runs, budget_note, label, sign
 from iwae.render import (INIT_SHOWN, PAPER, SNR_UNDEFINED, fmt_table, interval_note, intervals, ks_text,
                          latex_table, nll_cell, number, sd_cell, tex_escape)
-from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, noise_floor, projection, protocol, table1_long,
-                         table1_paper, table2, table2_paper, table3)
+from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, load_recorded, noise_floor, projection, protocol,
+                         table1_long, table1_paper, table2, table2_paper, table3)
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
@@ -70,9 +70,12 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
     proj, sentences = projection(j)
     write_table(j, jobs_shown(j), out_dir / "wallclock",
                 f"{captions.table('wallclock')} ms/update is the whole stack's (where several stacks ran in one "
-                f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). Machine load: the "
-                f"median over the job's epochs of the machine's 1-minute load average at an epoch's end, against its "
-                f"cores; above the job's own threads, other work shared the machine and slowed the job. Ours: {note}.",
+                f"process, taking turns, 'stacks' says how many, and ms/update is all of theirs). "
+                + ("Machine load: the median over the job's epochs of the machine's 1-minute load average at an "
+                   "epoch's end, against its cores; above the job's own threads, other work shared the machine and "
+                   "slowed the job." if load_recorded(j) else
+                   "The machine's load is not in these records (the code that trained them predates it), so they "
+                   "cannot say whether other work shared the machine.") + f" Ours: {note}.",
                 size="footnotesize")  # right under its section's heading
     shown_proj = pd.DataFrame({"device": proj.get("device"), "job": proj.get("job"), "members": proj.get("members"),
                                "ms/update (measured)": proj.get("stack_ms_per_update", pd.Series(dtype=float)).map(
@@ -96,7 +99,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                     f"{budget_note(curve_df)}.")
     nf = noise_floor(t1)
     if len(nf):
-        shown = pd.DataFrame({"data": nf.dataset.str.upper(), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
+        shown = pd.DataFrame({"data": nf.dataset.str.upper() + np.where(nf.data == "verified", "", "*"), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
                               "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
                               "IWAE - VAE": intervals(nf, "iwae_minus_vae"),
                               "its sd [95% CI]": [sd_cell(sd, n) for sd, n in zip(nf.iwae_minus_vae_sd, nf.seeds)],
@@ -160,14 +163,18 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
     from iwae.snr import models_note
 
     models = ", ".join(f"{c} = {m}" for c, m in dict(zip(rows.checkpoint, rows.model)).items())
-    cells = {}
+    cells, notes = {}, {}  # a K left out is a note under the table, its letter in the cell (a narrow table)
+
+    def mark(note: str) -> str:
+        return f" ({notes.setdefault(note, 'abcdefghijklmnopqrstuvwxyz'[len(notes) % 26])})"
+
     for r in fitted.itertuples():
         if np.isfinite(r.slope):
             text = f"{r.slope:+.2f} [{r.low:+.2f}, {r.high:+.2f}]"
             if ks_text(r.ks_without_signal):
-                text += f" (no signal at K={ks_text(r.ks_without_signal)})"
+                text += mark(f"no signal at K={ks_text(r.ks_without_signal)}")
             if ks_text(getattr(r, "ks_undefined", "")):
-                text += f" ({SNR_UNDEFINED} at K={ks_text(r.ks_undefined)})"
+                text += mark(f"{SNR_UNDEFINED} at K={ks_text(r.ks_undefined)}")
         else:
             text = "no slope: signal at fewer than 2 K"
         cells[(r.estimator, r.network, r.checkpoint)] = text
@@ -180,7 +187,9 @@ def write_snr_table(rows: pd.DataFrame, fitted: pd.DataFrame, stem: Path) -> Non
                 f"floor of a zero-mean gradient removed; intervals: each block of draws left out in turn (jackknife); "
                 f"least squares over the K = {', '.join(map(str, sorted(rows.k.unique())))} with signal (a K whose "
                 f"SNR interval reaches zero is left out and named), {int(rows.draws.iloc[0])} draws on "
-                f"{int(rows.images.iloc[0])} training images. Models: {models}.{models_note(rows)}")
+                f"{int(rows.images.iloc[0])} training images"
+                + "".join(f"; ({letter}): {note}, left out of the fit" for note, letter in notes.items())
+                + f". Models: {models}.{models_note(rows)}")
 
 
 def write_family_claims(t3: pd.DataFrame | None, te: pd.DataFrame | None, fitted: pd.DataFrame | None,

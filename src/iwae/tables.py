@@ -168,14 +168,22 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if len(values) else np.nan
 
 
+def load_recorded(j: pd.DataFrame) -> bool:
+    """Whether any job's records carry the machine's load (code from 2026-12-06 records it at each epoch's end)."""
+    return bool(np.isfinite(j.load).any()) if "load" in j and len(j) else False
+
+
 def jobs_shown(j: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
+    """The cost table as printed; the machine load column only where some job recorded it (a column of "not
+    recorded" says nothing the caption cannot)."""
+    shown = pd.DataFrame({
         "job": j.job, "models": j.models, "members": j.members, "updates": j.updates.map(lambda v: f"{v:,}"),
         "stacks": j.together, "ms/update": j.stack_ms_per_update.map(lambda v: f"{v:.2f}"),
         "train (min)": j.train_minutes.map(lambda v: f"{v:.1f}"),
         "eval (s/model)": j.eval_seconds_per_model.map(lambda v: f"{v:.0f}"),
         "machine load": [f"{load:.1f} of {cores:.0f} cores" if np.isfinite(load) else "not recorded"
                          for load, cores in zip(j.load, j.cores)]})
+    return shown if load_recorded(j) else shown.drop(columns="machine load")
 
 
 def projection(j: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -224,7 +232,8 @@ def shared_note(g: pd.DataFrame, device: str) -> str:
 def curve_shown(c: pd.DataFrame) -> pd.DataFrame:
     """The learning curve as printed: NLL and active units of both objectives, the paired difference."""
     return pd.DataFrame({
-        "data": c.dataset.str.upper(), "layers": c.n_layers, "K": c.k, "epochs": c.epochs,
+        "data": c.dataset.str.upper() + np.where(c.data == "verified", "", "*"), "layers": c.n_layers, "K": c.k,
+        "epochs": c.epochs,
         "VAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_vae", pd.Series(np.nan, index=c.index))],
         "IWAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_iwae", pd.Series(np.nan, index=c.index))],
         "AU VAE / IWAE": [f"{a} / {b}" for a, b in c.reindex(columns=["au_vae", "au_iwae"]).fillna("-").itertuples(
@@ -243,7 +252,8 @@ def noise_floor(long: pd.DataFrame) -> pd.DataFrame:
         if not (len(iw) and len(va)):
             continue
         iw, va = iw.iloc[0], va.iloc[0]
-        rows.append(dict(dataset=dataset, n_layers=layers, k=k, budget=iw.budget, epochs=iw.epochs, seeds=iw.seeds,
+        rows.append(dict(dataset=dataset, n_layers=layers, k=k, data=iw.data, budget=iw.budget, epochs=iw.epochs,
+                         seeds=iw.seeds,
                          images=iw.images, nll_sd_vae=va.nll_sd, nll_sd_iwae=iw.nll_sd,
                          iwae_minus_vae=iw.minus_vae, iwae_minus_vae_sd=iw.minus_vae_seed_sd,
                          low=iw.minus_vae_low, high=iw.minus_vae_high, init=iw.init, data_order=iw.data_order))
