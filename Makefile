@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv smoke reproduce family long noise docs-runs docs-publish test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save
+.PHONY: venv smoke reproduce family long noise docs-runs docs-publish test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save cpu-paper-peek
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -65,7 +65,9 @@ noise: venv
 # The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; 18-30 h of 2 cores): started, or resumed
 # where it stopped, in the background in its own folder; on a machine without that folder, from the committed
 # state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state, the
-# curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit.
+# curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit;
+# cpu-paper-peek: the models in training as they are now, on all 10,000 test images (about 10 min each on one thread
+# beside the run), into docs/paper-cpu/midway with progress.md (commit it).
 CPU_PAPER_DIR ?= runs/cpu-paper
 CPU_PAPER_BUDGET ?= cpu_paper
 # CPU_PAPER_CORES=1 leaves a core to other work (make docs-runs)
@@ -83,6 +85,9 @@ cpu-paper-status: venv
 
 cpu-paper-stop: venv
 	$(LONGRUN) stop
+
+cpu-paper-peek: venv
+	$(LONGRUN) peek --out $(dir $(CPU_PAPER_STATE))midway --also $(dir $(CPU_PAPER_STATE))first_images
 
 cpu-paper-save: venv
 	$(LONGRUN) save --state $(CPU_PAPER_STATE)

@@ -244,3 +244,76 @@ def test_the_finished_models_are_set_beside_the_paper_with_the_target_and_the_fl
     assert k5.startswith("MNIST 1L K=5, IWAE - VAE: +0.47 nats") and "over 300 images" in k5
     assert "no verdict" in k5 and "the paper: -0.93" in k5
     assert "0.17 nats" in k5 and "not at this run's 3,280 epochs and the first 300 test images" in k5
+
+
+def _metrics(path, objective, updates, ll, step=0, seed=1234, epochs=None):
+    """An evaluation on all the test images as `iwae evaluate` records it (the fields progress reads)."""
+    import json
+
+    train = dict(epochs=epochs if epochs is not None else updates // 10, updates=updates)
+    if step:
+        train["in_training"] = dict(epoch=train["epochs"], step=step, stage=7)
+    path.write_text(json.dumps(dict(
+        run=dict(dataset="mnist", n_layers=1, objective=objective, k=5, seed=0), train=train,
+        eval=dict(test_ll_per_image=list(ll), eval_k=5000, active_units=[20], eval_config=dict(seed=seed)))))
+    return path
+
+
+def test_progress_pairs_each_model_with_its_previous_evaluation_and_sets_it_beside_the_paper(tmp_path):
+    """Each model's evaluations in the order of their updates: the change since the previous one is the mean of the
+    per-image differences with Student's t interval over the images (scipy), the gap is ours minus the paper's
+    86.47 / 85.54 (MNIST 1 layer K=5), IWAE - VAE only where both have the same updates; evaluations on other binary
+    images (another --seed) or on other numbers of images are refused."""
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    base = -86.0 + rng.normal(0, 20, 500)
+    fall = rng.normal(0.5, 1.0, 500)  # per image, nats
+    files = [_metrics(tmp_path / "v1.metrics.json", "vae", 10_930, base),
+             _metrics(tmp_path / "v2.metrics.json", "vae", 20_000, base + fall, step=70, epochs=1_993),
+             _metrics(tmp_path / "i1.metrics.json", "iwae", 10_930, base + 1.0)]
+    t, text = runstate.progress(list(reversed(files)))
+    assert list(zip(t.model, t.epochs)) == [("MNIST 1L VAE K=5", 1_093), ("MNIST 1L VAE K=5", 1_993),
+                                            ("MNIST 1L IWAE K=5", 1_093)]
+    d = -fall  # NLL after minus before
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    row = t.iloc[1]
+    assert row.change == pytest.approx(d.mean()) and row.change_low == pytest.approx(d.mean() - half)
+    assert row.change_high == pytest.approx(d.mean() + half) and row.since_epochs == 1_093
+    assert row.minus_paper == pytest.approx(-(base + fall).mean() - 86.47)
+    assert t.iloc[2].minus_paper == pytest.approx(-(base + 1.0).mean() - 85.54) and np.isnan(t.iloc[2].change)
+    assert "1,993 + 70/10 minibatches" in text
+    assert text.count("IWAE - VAE over 500 test images: -1.00") == 1  # the 1,093-epoch pair only
+    _metrics(tmp_path / "other.metrics.json", "vae", 30_000, base, seed=4321)
+    with pytest.raises(ValueError, match="different --seed"):
+        runstate.progress(files + [tmp_path / "other.metrics.json"])
+    _metrics(tmp_path / "few.metrics.json", "vae", 30_000, base[:100])
+    with pytest.raises(ValueError, match="different numbers of test images"):
+        runstate.progress(files + [tmp_path / "few.metrics.json"])
+
+
+def test_peek_evaluates_each_model_in_training_under_its_name_and_epochs(fake_data_dir, tmp_path):
+    """`make cpu-paper-peek`: a run folder with one model in training (its checkpoint at stage 0's end) and one
+    finished: only the one in training is peeked, evaluated into a file named by its cell, seed and epochs, its
+    record saying where it was taken; progress.md is written from it."""
+    work = tmp_path / "run"
+    (work / "data").parent.mkdir(parents=True, exist_ok=True)
+    (work / "data").symlink_to(fake_data_dir)
+    training = work / "results/mnist/L1/iwae-k3/seed7"
+    cmd = [sys.executable, "-m", "iwae", "train", "--data-dir", str(fake_data_dir), "--out", str(training),
+           "--dataset", "mnist", "--layers", "1", "--objective", "iwae", "--k", "3", "--seed", "7", "--stages", "0,1",
+           "--train-subset", "400", "--threads", "1", "--no-progress", "--until-stage", "0"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    finished = work / "results/mnist/L1/vae-k3/seed7"
+    finished.mkdir(parents=True)
+    (finished / "model.pt").write_bytes(b"")  # a finished model: nothing to peek
+    written = runstate.peek(work, tmp_path / "midway", k=10, test_subset=50)
+    assert [p.name for p in written] == ["mnist-L1-iwae-k3-seed7-epoch1.metrics.json"]
+    import json
+
+    record = json.loads(written[0].read_text())
+    assert record["train"]["in_training"]["epoch"] == 1 and record["train"]["epochs"] == 1
+    assert record["eval"]["n_test"] == 50
+    md = runstate.write_progress([tmp_path / "midway"], tmp_path / "midway" / "progress")
+    assert "| MNIST 1L IWAE K=3 | 7 " in md.read_text()

@@ -91,3 +91,21 @@ def test_the_interval_of_an_sd_from_three_seeds_covers_the_true_sd_95_times_in_1
     assert abs(covered / trials - 0.95) < 0.01
     low, high = stats.sd_interval(1.0, 3)
     assert low == pytest.approx(math.sqrt(2 / 7.3778), rel=1e-3) and high == pytest.approx(math.sqrt(2 / 0.050636), rel=1e-3)
+
+
+def test_evaluation_noise_covers_the_mean_over_draws_as_often_as_it_says():
+    """A simulation with a known answer: grey images with their own NLL (mean over draws) and each evaluation's draw
+    noise of a known per-image sd (sd 6 here, as a binarisation gives on MNIST): the sd of one evaluation's mean is
+    6 / sqrt(N), and over many simulated pairs the two half-widths cover one evaluation's distance from the mean
+    over draws, and two evaluations' gap, about 95% of the time."""
+    rng = np.random.default_rng(3)
+    n, sims = 2_000, 400
+    truth = 86.0 + rng.normal(0, 20, n)
+    hits_one = hits_two = 0
+    for _ in range(sims):
+        first, second, third = (truth + rng.normal(0, 6.0, n) for _ in range(3))
+        noise = stats.evaluation_noise(first, second)
+        assert noise["sd_one"] == pytest.approx(6.0 / math.sqrt(n), rel=0.1)
+        hits_one += abs(third.mean() - truth.mean()) <= noise["one"]
+        hits_two += abs(third.mean() - first.mean()) <= noise["two"]
+    assert 0.92 <= hits_one / sims <= 0.98 and 0.92 <= hits_two / sims <= 0.98

@@ -16,7 +16,10 @@ that it never shares outputs with other runs of the working tree. Commands (``py
 - ``save``: the run's state (stage snapshots, their metrics, the latest checkpoints, the final models without
   their optimiser state, logs) into a folder to commit, with the learning curve so far;
 - ``restore``: that state back into a run folder that lacks it (a new machine), with the files' times in the
-  order Snakemake needs to see the finished jobs as finished.
+  order Snakemake needs to see the finished jobs as finished;
+- ``peek``: the models still in training, as they are now, evaluated on all the test images (one thread, beside
+  the run) into ``--out``, and every evaluation there (and in ``--also``) in the order of its updates beside the
+  paper's final numbers (``--out``/progress.md).
 """
 
 from __future__ import annotations
@@ -242,7 +245,7 @@ def stop(workdir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore"])
+    ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore", "peek"])
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
     ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")
@@ -252,12 +255,15 @@ def main(argv: list[str] | None = None) -> None:
                                                    "start)")
     ap.add_argument("--wait", action="store_true", help="start: wait for the pipeline to end; exit with its status "
                                                          "(a chain of runs, one after another)")
+    ap.add_argument("--out", default=None, help="peek: the folder for the evaluations and progress.md")
+    ap.add_argument("--also", nargs="*", default=[], help="peek: other folders of evaluations on all the test "
+                                                          "images, for progress.md")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     from iwae.progress import bench_rates, expected_models, status
     import pandas as pd
 
-    from iwae.runstate import restore, save, write_curve
+    from iwae.runstate import peek, restore, save, write_curve, write_progress
 
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
@@ -275,6 +281,13 @@ def main(argv: list[str] | None = None) -> None:
         stop(workdir)
     elif args.command == "unlock":
         print(unlock_if_stale(workdir))
+    elif args.command == "peek":
+        if not args.out:
+            sys.exit("iwae.longrun peek: give --out FOLDER (e.g. docs/paper-cpu/midway)")
+        written = peek(workdir, Path(args.out))
+        print(f"peek: {len(written)} model(s) in training evaluated into {args.out}"
+              + ("" if written else " (none is in training)"))
+        print(f"progress: {write_progress([Path(args.out)] + [Path(a) for a in args.also], Path(args.out) / 'progress')}")
     elif args.command in ("save", "restore"):
         if not args.state:
             sys.exit(f"iwae.longrun {args.command}: give --state FOLDER (the committed state, e.g. docs/paper-cpu/state)")

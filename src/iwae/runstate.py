@@ -1,7 +1,9 @@
 """A long run's state kept in a folder to commit, and back: every stage snapshot and its metrics, each unfinished
 model's latest checkpoint, the final models without their optimiser state, the logs, with the files' times in the
 order Snakemake needs (``save``, ``restore``); and the learning curve so far beside the paper's numbers
-(``write_curve``). ``make cpu-paper-save`` writes them under docs/paper-cpu."""
+(``write_curve``). ``make cpu-paper-save`` writes them under docs/paper-cpu. Between the curve's points, the models
+in training as they are now evaluated on all the test images (``peek``) and every such evaluation in the order of
+its updates beside the paper's final numbers (``progress``): ``make cpu-paper-peek``."""
 
 from __future__ import annotations
 
@@ -261,3 +263,132 @@ def final_beside_the_paper(df, floor=None, first: int | None = None) -> str:
                         if r.minus_vae_over == "images" else "")
                      + f"{paper}{floor_note(floor, r.dataset, r.n_layers, r.k, r.minus_vae, where)}.")
     return "\n".join(lines) + "\n"
+
+
+def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset: int | None = None) -> list[Path]:
+    """The models of a run still in training, as their checkpoints hold them now (``checkpoint.models_so_far``),
+    evaluated by ``iwae evaluate`` (K=``k``, all the test images unless ``test_subset``, no second estimate without
+    the inactive units, ``threads`` CPU threads: beside the run) into ``out`` as
+    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>.metrics.json``; the model files are kept in the run
+    folder (``peek/``). -> the metrics files written (none when no model is in training)."""
+    import subprocess
+    import sys
+
+    from iwae import checkpoint
+
+    workdir, out = Path(workdir), Path(out)
+    written = []
+    for folder in run_folders(workdir):
+        ckpt = folder / checkpoint.CHECKPOINT
+        if not ckpt.exists():
+            continue
+        for blob in checkpoint.models_so_far(ckpt):
+            tc, meta = blob["metadata"]["train_config"], blob["metadata"]
+            name = (f"{tc['dataset']}-L{blob['model_config']['n_layers']}-{tc['objective']}-k{tc['k']}-"
+                    f"seed{tc['seed']}-epoch{meta['epochs']}")
+            model = workdir / "peek" / f"{name}.pt"
+            model.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.save_atomic(blob, model)
+            metrics = out / f"{name}.metrics.json"
+            out.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "iwae", "evaluate", "--model", str(model), "--out", str(metrics),
+                   "--data-dir", str(workdir / "data"), "--k", str(k), "--no-active-only", "--threads", str(threads)]
+            subprocess.run(cmd + (["--test-subset", str(test_subset)] if test_subset else []), check=True)
+            written.append(metrics)
+    return written
+
+
+def _on_all_images(path: Path) -> dict:
+    blob = json.loads(Path(path).read_text())
+    run, ev, tr = blob["run"], blob["eval"], blob["train"]
+    step = (tr.get("in_training") or {}).get("step", 0)
+    import numpy as np
+
+    return dict(dataset=run["dataset"], n_layers=run["n_layers"], objective=run["objective"], k=run["k"],
+                seed=run["seed"], epochs=tr["epochs"], step=step, updates=tr["updates"],
+                per_epoch=(tr["updates"] - step) // max(tr["epochs"], 1),
+                ll=np.asarray(ev["test_ll_per_image"], dtype=float), eval_k=ev["eval_k"],
+                eval_seed=(ev.get("eval_config") or {}).get("seed"), active="+".join(str(a) for a in ev["active_units"]))
+
+
+def progress(paths: list[Path]):
+    """Models evaluated on all the test images (stage snapshots, models peeked in training), each model's in the
+    order of its updates: its test NLL (active units) beside the paper's final number (reference data) and the gap,
+    and the change since the same model's previous evaluation, paired over the images (one training seed: the
+    images' sampling noise). -> (the table, its markdown with IWAE - VAE where both have the same updates)."""
+    import numpy as np
+    import pandas as pd
+
+    from iwae.records import paper_reference
+    from iwae.stats import paired_difference
+
+    models = [_on_all_images(p) for p in paths]
+    if len({len(m["ll"]) for m in models}) > 1:
+        raise ValueError("the models were evaluated on different numbers of test images; evaluate each on all of "
+                         "them (`iwae evaluate` without --test-subset)")
+    if len({m["eval_seed"] for m in models}) > 1:  # other binary images: nothing would be paired
+        raise ValueError(f"the models were evaluated with different --seed ({sorted({str(m['eval_seed']) for m in models})}"
+                         f"), so on other binary images; keep one seed's evaluations in the folders given")
+    ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"])
+    order = {"vae": 0, "iwae": 1}  # the paper's order
+
+    def key(m):
+        return m["dataset"], m["n_layers"], m["k"], order.get(m["objective"], 2), m["objective"], m["seed"]
+
+    rows = []
+    for m in sorted(models, key=lambda m: key(m) + (m["updates"],)):
+        before = [p for p in models if key(p) == key(m) and p["updates"] < m["updates"]]
+        prev = max(before, key=lambda p: p["updates"]) if before else None
+        change = paired_difference([-m["ll"]], [-prev["ll"]]) if prev is not None else None
+        paper = ref.nll.get((m["dataset"], m["n_layers"], m["k"], m["objective"]), np.nan)
+        nll = float(-m["ll"].mean())
+        rows.append(dict(model=f"{m['dataset'].upper()} {m['n_layers']}L {m['objective'].upper()} K={m['k']}",
+                         seed=m["seed"], epochs=m["epochs"], step=m["step"], per_epoch=m["per_epoch"],
+                         images=len(m["ll"]), nll=nll, active_units=m["active"], paper=paper, minus_paper=nll - paper,
+                         since_epochs=prev["epochs"] if prev else np.nan,
+                         since_step=prev["step"] if prev else np.nan,
+                         change=change["diff"] if change else np.nan, change_low=change["low"] if change else np.nan,
+                         change_high=change["high"] if change else np.nan))
+    t = pd.DataFrame(rows)
+
+    def when(e, s, n):
+        return f"{int(e):,}" + (f" + {int(s):,}/{int(n):,} minibatches" if s else "")
+
+    shown = pd.DataFrame({
+        "model": t.model, "seed": t.seed, "epochs": [when(e, s, n) for e, s, n in zip(t.epochs, t.step, t.per_epoch)],
+        "NLL (AU)": [f"{v:.2f} ({a})" for v, a in zip(t.nll, t.active_units)],
+        "paper (3,280 epochs)": t.paper.map(lambda v: f"{v:.2f}"),
+        "ours - paper's": t.minus_paper.map(lambda v: f"{v:+.2f}"),
+        "change [95% CI]": [f"{c:+.2f} [{lo:+.2f}, {hi:+.2f}] since {when(e, s, n)}" if np.isfinite(c) else ""
+                            for c, lo, hi, e, s, n in zip(t.change, t.change_low, t.change_high, t.since_epochs,
+                                                          t.since_step, t.per_epoch)]})
+    by = {(m["dataset"], m["n_layers"], m["k"], m["seed"], m["updates"], m["objective"]): m for m in models}
+    pairs = []
+    for (dataset, layers, k, seed, updates, obj), iwae in by.items():
+        vae = by.get((dataset, layers, k, seed, updates, "vae"))
+        if obj == "iwae" and vae is not None:
+            d = paired_difference([-iwae["ll"]], [-vae["ll"]])
+            pairs.append(f"{dataset.upper()} {layers}L K={k}, {when(iwae['epochs'], iwae['step'], iwae['per_epoch'])} "
+                         f"epochs, IWAE - VAE over {len(iwae['ll']):,} test images: {d['diff']:+.2f} [95% CI "
+                         f"{d['low']:+.2f}, {d['high']:+.2f}] (one training seed: the images' sampling noise)")
+    text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on all {len(models[0]['ll']):,} test images, "
+            f"beside the paper's final number (Burda et al. 2016, Table 1, reference data: after 3,280 epochs on all "
+            f"its test images); change: this model minus its previous evaluation, paired over the images (one "
+            f"training seed: the interval is the images' sampling noise, not training's); a model taken inside an "
+            f"epoch (`iwae peek`) shows its finished epochs + the minibatches of the next it had trained.\n\n"
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n"
+            + "".join(f"\n{line}\n" for line in pairs))
+    return t, text
+
+
+def write_progress(folders: list[Path], out: Path) -> Path:
+    """``progress`` of every metrics file in ``folders`` into ``out``.md and .csv. -> the markdown file."""
+    paths = sorted(p for f in folders for p in Path(f).glob("*.metrics.json"))
+    if not paths:
+        raise FileNotFoundError(f"no *.metrics.json in {', '.join(map(str, folders))}: run `make cpu-paper-peek` "
+                                f"(or `iwae evaluate` on all the test images) first")
+    t, text = progress(paths)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t.to_csv(out.with_suffix(".csv"), index=False)
+    out.with_suffix(".md").write_text(text)
+    return out.with_suffix(".md")

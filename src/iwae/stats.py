@@ -62,6 +62,17 @@ def sd_interval(sd: float, n: int, level: float = LEVEL) -> tuple[float, float]:
     return (sd * math.sqrt(df / sps.chi2.ppf(0.5 + level / 2, df)), sd * math.sqrt(df / sps.chi2.ppf(0.5 - level / 2, df)))
 
 
+def evaluation_noise(first: np.ndarray, second: np.ndarray, level: float = LEVEL) -> dict:
+    """How much one evaluation's mean over N images moves with its random draws (binarisation, samples), from one
+    model evaluated twice on the same images with other draws: the per-image differences have twice one
+    evaluation's per-image variance. -> dict(diff: second - first, sd_one: the sd of one evaluation's mean about
+    the mean over draws, one: its ``level`` half-width, two: the half-width of a gap between two evaluations)."""
+    d = np.asarray(second, dtype=float) - np.asarray(first, dtype=float)
+    sd_one = float(np.std(d, ddof=1) / np.sqrt(2 * len(d)))
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    return dict(diff=float(d.mean()), sd_one=sd_one, one=z * sd_one, two=z * np.sqrt(2) * sd_one)
+
+
 def verdict(d: dict | None) -> str:
     """From a paired difference: 'below' (a seed-level interval below 0), 'above', 'unresolved' (it contains 0),
     or 'one seed' (an interval over the images of one training seed: no verdict either way)."""

@@ -1,0 +1,82 @@
+"""How far another binarisation of the test images moves a model's test NLL: the yardstick for a gap to the paper.
+
+MNIST's test images are grey; every evaluation binarises them (each pixel on with its grey level's probability) and
+draws its K=5000 samples, from its seed (`iwae evaluate --seed`). The paper's number comes from its own draw, ours
+from another, so a gap between the two holds the difference of two binarisations even for the same model. Given
+one model evaluated twice on all the test images with two seeds (the same grey images, other binary images and
+samples), this prints and writes: both means, their difference, and from the per-image differences the sd of one
+evaluation's mean about the mean over binarisations (sd of an image's difference / sqrt(2), over sqrt(N) images)
+with its 95% half-width, and the 95% half-width of a difference between two such evaluations (the gap between two
+binarisations of one model: sqrt(2) times the sd): a gap to the paper inside it is what the binarisations alone
+would give.
+
+Usage: python experiments/binarisation_yardstick.py A_seed1.json A_seed2.json [B_seed1.json B_seed2.json ...]
+       --out docs/paper-cpu/binarisation/yardstick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from iwae.stats import evaluation_noise  # noqa: E402
+
+
+def read(path: str) -> dict:
+    blob = json.loads(Path(path).read_text())
+    run, ev, tr = blob["run"], blob["eval"], blob["train"]
+    return dict(model=f"{run['dataset'].upper()} {run['n_layers']}L {run['objective'].upper()} K={run['k']}",
+                epochs=tr["epochs"], updates=tr["updates"], seed=ev["eval_config"]["seed"],
+                nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
+
+
+def yardstick(a: dict, b: dict) -> dict:
+    if (a["model"], a["updates"]) != (b["model"], b["updates"]) or len(a["nll"]) != len(b["nll"]):
+        raise ValueError(f"{a['model']} ({a['updates']} updates) and {b['model']} ({b['updates']} updates): give the "
+                         f"same model evaluated twice on the same number of test images")
+    if a["seed"] == b["seed"]:
+        raise ValueError(f"{a['model']}: both evaluations used --seed {a['seed']}; the second needs another seed")
+    noise = evaluation_noise(a["nll"], b["nll"])
+    return dict(model=a["model"], epochs=a["epochs"], images=len(a["nll"]), seeds=f"{a['seed']}, {b['seed']}",
+                nll_a=a["nll"].mean(), nll_b=b["nll"].mean(), b_minus_a=noise["diff"], sd_of_one_mean=noise["sd_one"],
+                one_mean_95=noise["one"], gap_of_two_95=noise["two"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("metrics", nargs="+", help="pairs: a model's metrics.json with one seed, then with another")
+    ap.add_argument("--out", default=None, help="write OUT.csv and OUT.md")
+    args = ap.parse_args(argv)
+    if len(args.metrics) % 2:
+        sys.exit("binarisation_yardstick: give the metrics files in pairs (one model, two --seed)")
+    pairs = [(read(a), read(b)) for a, b in zip(args.metrics[::2], args.metrics[1::2])]
+    t = pd.DataFrame([yardstick(a, b) for a, b in pairs])
+    shown = pd.DataFrame({
+        "model": t.model, "epochs": t.epochs.map(lambda v: f"{v:,}"), "images": t.images.map(lambda v: f"{v:,}"),
+        "seeds": t.seeds, "NLL, first seed": t.nll_a.map(lambda v: f"{v:.2f}"),
+        "NLL, second seed": t.nll_b.map(lambda v: f"{v:.2f}"), "second - first": t.b_minus_a.map(lambda v: f"{v:+.3f}"),
+        "one evaluation's mean: sd (95%)": [f"{s:.3f} (±{h:.2f})" for s, h in zip(t.sd_of_one_mean, t.one_mean_95)],
+        "two evaluations' gap: 95%": t.gap_of_two_95.map(lambda v: f"±{v:.2f}")})
+    text = ("Test NLL (nats, K=5000) of one model evaluated twice on the same grey test images with two seeds "
+            "(other binary images and samples): the gap a second binarisation makes, and from the per-image "
+            "differences the sd of one evaluation's mean about the mean over binarisations, and the 95% half-width "
+            "of a gap between two evaluations (as between ours and the paper's, each from its own binarisation).\n\n"
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        t.to_csv(out.with_suffix(".csv"), index=False)
+        out.with_suffix(".md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
