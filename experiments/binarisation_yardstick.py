@@ -33,8 +33,10 @@ from iwae.stats import evaluation_noise  # noqa: E402
 def read(path: str) -> dict:
     blob = json.loads(Path(path).read_text())
     run, ev, tr = blob["run"], blob["eval"], blob["train"]
+    step = (tr.get("in_training") or {}).get("step", 0)  # a model peeked inside an epoch: its minibatches there
     return dict(model=f"{run['dataset'].upper()} {run['n_layers']}L {run['objective'].upper()} K={run['k']}",
-                epochs=tr["epochs"], updates=tr["updates"], seed=ev["eval_config"]["seed"],
+                epochs=f"{tr['epochs']:,}" + (f" + {step:,} minibatches" if step else ""), updates=tr["updates"],
+                seed=ev["eval_config"]["seed"],
                 nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
 
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = [(read(a), read(b)) for a, b in zip(args.metrics[::2], args.metrics[1::2])]
     t = pd.DataFrame([yardstick(a, b) for a, b in pairs])
     shown = pd.DataFrame({
-        "model": t.model, "epochs": t.epochs.map(lambda v: f"{v:,}"), "images": t.images.map(lambda v: f"{v:,}"),
+        "model": t.model, "epochs": t.epochs, "images": t.images.map(lambda v: f"{v:,}"),
         "seeds": t.seeds, "NLL, first seed": t.nll_a.map(lambda v: f"{v:.2f}"),
         "NLL, second seed": t.nll_b.map(lambda v: f"{v:.2f}"), "second - first": t.b_minus_a.map(lambda v: f"{v:+.3f}"),
         "one evaluation's mean: sd (95%)": [f"{s:.3f} (±{h:.2f})" for s, h in zip(t.sd_of_one_mean, t.one_mean_95)],

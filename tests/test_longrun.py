@@ -255,7 +255,8 @@ def _metrics(path, objective, updates, ll, step=0, seed=1234, epochs=None):
         train["in_training"] = dict(epoch=train["epochs"], step=step, stage=7)
     path.write_text(json.dumps(dict(
         run=dict(dataset="mnist", n_layers=1, objective=objective, k=5, seed=0), train=train,
-        eval=dict(test_ll_per_image=list(ll), eval_k=5000, active_units=[20], eval_config=dict(seed=seed)))))
+        eval=dict(test_ll_per_image=list(ll), eval_k=5000, active_units=[20],
+                  eval_config=dict(seed=seed, test_subset=None)))))
     return path
 
 
@@ -283,7 +284,7 @@ def test_progress_pairs_each_model_with_its_previous_evaluation_and_sets_it_besi
     assert row.change_high == pytest.approx(d.mean() + half) and row.since_epochs == 1_093
     assert row.minus_paper == pytest.approx(-(base + fall).mean() - 86.47)
     assert t.iloc[2].minus_paper == pytest.approx(-(base + 1.0).mean() - 85.54) and np.isnan(t.iloc[2].change)
-    assert "1,993 + 70/10 minibatches" in text
+    assert "1,993 + 70/10 minibatches" in text and "on all 500 test images" in text
     assert text.count("IWAE - VAE over 500 test images: -1.00") == 1  # the 1,093-epoch pair only
     _metrics(tmp_path / "other.metrics.json", "vae", 30_000, base, seed=4321)
     with pytest.raises(ValueError, match="different --seed"):
@@ -316,4 +317,4 @@ def test_peek_evaluates_each_model_in_training_under_its_name_and_epochs(fake_da
     assert record["train"]["in_training"]["epoch"] == 1 and record["train"]["epochs"] == 1
     assert record["eval"]["n_test"] == 50
     md = runstate.write_progress([tmp_path / "midway"], tmp_path / "midway" / "progress")
-    assert "| MNIST 1L IWAE K=3 | 7 " in md.read_text()
+    assert "| MNIST 1L IWAE K=3 | 7 " in md.read_text() and "on the first 50 test images" in md.read_text()

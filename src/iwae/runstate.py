@@ -269,7 +269,7 @@ def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset:
     """The models of a run still in training, as their checkpoints hold them now (``checkpoint.models_so_far``),
     evaluated by ``iwae evaluate`` (K=``k``, all the test images unless ``test_subset``, no second estimate without
     the inactive units, ``threads`` CPU threads: beside the run) into ``out`` as
-    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>.metrics.json``; the model files are kept in the run
+    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>[-step<minibatches>].metrics.json``; the model files are kept in the run
     folder (``peek/``). -> the metrics files written (none when no model is in training)."""
     import subprocess
     import sys
@@ -284,8 +284,9 @@ def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset:
             continue
         for blob in checkpoint.models_so_far(ckpt):
             tc, meta = blob["metadata"]["train_config"], blob["metadata"]
+            step = meta["in_training"]["step"]  # two peeks inside one epoch are two files
             name = (f"{tc['dataset']}-L{blob['model_config']['n_layers']}-{tc['objective']}-k{tc['k']}-"
-                    f"seed{tc['seed']}-epoch{meta['epochs']}")
+                    f"seed{tc['seed']}-epoch{meta['epochs']}" + (f"-step{step}" if step else ""))
             model = workdir / "peek" / f"{name}.pt"
             model.parent.mkdir(parents=True, exist_ok=True)
             checkpoint.save_atomic(blob, model)
@@ -308,7 +309,8 @@ def _on_all_images(path: Path) -> dict:
                 seed=run["seed"], epochs=tr["epochs"], step=step, updates=tr["updates"],
                 per_epoch=(tr["updates"] - step) // max(tr["epochs"], 1),
                 ll=np.asarray(ev["test_ll_per_image"], dtype=float), eval_k=ev["eval_k"],
-                eval_seed=(ev.get("eval_config") or {}).get("seed"), active="+".join(str(a) for a in ev["active_units"]))
+                eval_seed=(ev.get("eval_config") or {}).get("seed"),
+                subset=(ev.get("eval_config") or {}).get("test_subset"), active="+".join(str(a) for a in ev["active_units"]))
 
 
 def progress(paths: list[Path]):
@@ -371,7 +373,8 @@ def progress(paths: list[Path]):
             pairs.append(f"{dataset.upper()} {layers}L K={k}, {when(iwae['epochs'], iwae['step'], iwae['per_epoch'])} "
                          f"epochs, IWAE - VAE over {len(iwae['ll']):,} test images: {d['diff']:+.2f} [95% CI "
                          f"{d['low']:+.2f}, {d['high']:+.2f}] (one training seed: the images' sampling noise)")
-    text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on all {len(models[0]['ll']):,} test images, "
+    images = (f"the first {len(models[0]['ll']):,}" if models[0]["subset"] else f"all {len(models[0]['ll']):,}")
+    text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on {images} test images, "
             f"beside the paper's final number (Burda et al. 2016, Table 1, reference data: after 3,280 epochs on all "
             f"its test images); change: this model minus its previous evaluation, paired over the images (one "
             f"training seed: the interval is the images' sampling noise, not training's); a model taken inside an "
