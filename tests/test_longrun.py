@@ -244,6 +244,11 @@ def test_the_finished_models_are_set_beside_the_paper_with_the_target_and_the_fl
     assert k5.startswith("MNIST 1L K=5, IWAE - VAE: +0.47 nats") and "over 300 images" in k5
     assert "no verdict" in k5 and "the paper: -0.93" in k5
     assert "0.17 nats" in k5 and "not at this run's 3,280 epochs and the first 300 test images" in k5
+    draws = pd.DataFrame([dict(model="MNIST 1L VAE K=5", epochs="2,016", gap_of_two_95=0.163)])
+    with_draws = runstate.final_beside_the_paper(df, floor, first=100, draws=draws)
+    rows = {line.split(" | ")[0]: line for line in with_draws.splitlines() if line.startswith("| MNIST")}
+    assert rows["| MNIST 1L VAE K=5"].endswith("| ±0.16 (measured at epoch 2,016) |")
+    assert rows["| MNIST 1L IWAE K=5"].endswith("| not measured |") and "the training seed's noise not" in with_draws
 
 
 def _metrics(path, objective, updates, ll, step=0, seed=1234, epochs=None):

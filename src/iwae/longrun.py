@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> None:
             out = Path(args.state).parent
             floor = Path(args.repo) / "docs" / "noise-floor" / "noise_floor.csv"  # the measured floor, where committed
             floor = pd.read_csv(floor) if floor.exists() else None
-            print(f"the curve so far: {', '.join(write_curve(workdir, out, floor)) or 'nothing evaluated yet'} in {out}")
+            draws = out / "binarisation" / "yardstick.csv"  # the evaluation's own noise, where measured
+            draws = pd.read_csv(draws) if draws.exists() else None
+            print(f"the curve so far: {', '.join(write_curve(workdir, out, floor, draws)) or 'nothing evaluated yet'} "
+                  f"in {out}")
 
 
 

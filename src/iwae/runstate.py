@@ -108,11 +108,12 @@ def restore(src: Path, workdir: Path) -> list[str]:
     return restored
 
 
-def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
+def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     """The learning curve so far into ``out``: every evaluated stage snapshot and finished model (curve.csv/md/tex,
     curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
     training wall-clock per stage (stage_times.csv/md); the finished models beside the paper on all their test
-    images (``final_beside_the_paper``, with the noise floor ``floor`` where given). -> the names written (none
+    images (``final_beside_the_paper``, with the noise floor ``floor`` and the evaluation's draws ``draws`` where
+    given). -> the names written (none
     before the first evaluation)."""
     import pandas as pd
 
@@ -135,7 +136,7 @@ def write_curve(workdir: Path, out: Path, floor=None) -> list[str]:
         written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
         finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
         (out / "beside_the_paper.md").write_text(beside_the_paper(df) + (final_beside_the_paper(
-            records.collect(finals), floor, first=int(df.n_test.min())) if finals else ""))
+            records.collect(finals), floor, first=int(df.n_test.min()), draws=draws) if finals else ""))
         written.append("beside_the_paper.md")
     rows, histories, budgets = [], {}, set()
     for folder in folders:
@@ -220,13 +221,15 @@ def beside_the_paper(df) -> str:
 TARGET = 0.3  # issue #25: each 3,280-epoch cell within 0.3 nats of the paper; above 1 nat a bug until shown otherwise
 
 
-def final_beside_the_paper(df, floor=None, first: int | None = None) -> str:
+def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None) -> str:
     """The finished models on all the test images they were evaluated on: each beside the paper's number, its gap
     and whether it meets the target, and (``first``: the learning curve's first N images) its NLL on those images
     too, so that the curve's last point is seen against the final number; IWAE - VAE in each cell with both, paired
     over the images, beside the paper's and the noise floor (``floor``, a noise_floor.csv table) where it has the
-    cell. The numbers are Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE - VAE
-    matched by seed)."""
+    cell; ``draws`` (the yardstick.csv of experiments/binarisation_yardstick.py): how far the evaluation's own draws
+    (binarisation of the test images, samples) alone move a gap between two evaluations, for the models it
+    measured. The numbers are Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE -
+    VAE matched by seed)."""
     import numpy as np
 
     from iwae import records
@@ -235,9 +238,15 @@ def final_beside_the_paper(df, floor=None, first: int | None = None) -> str:
 
     t = table1_long(df).dropna(subset=["nll_paper"])
     lines = ["", f"Finished models (3,280 epochs), {records.budget_note(df)}; the target: within {TARGET} nats of the "
-             f"paper; a gap above 1 nat is a bug until shown otherwise.", "",
-             "| model | ours | paper | gap | target |" + (f" first {first:,} images (the curve's) |" if first else ""),
-             "|---|---|---|---|---|" + ("---|" if first else "")]
+             f"paper; a gap above 1 nat is a bug until shown otherwise"
+             + ("; the evaluation's draws alone: the 95% half-width of a gap between two evaluations of one model "
+                "(ours and the paper's each drew a binarisation of the test images and K=5000 samples; "
+                "docs/paper-cpu/binarisation), the training seed's noise not included" if draws is not None else "")
+             + ".", "",
+             "| model | ours | paper | gap | target |" + (f" first {first:,} images (the curve's) |" if first else "")
+             + (" the evaluation's draws alone: 95% |" if draws is not None else ""),
+             "|---|---|---|---|---|" + ("---|" if first else "") + ("---|" if draws is not None else "")]
+    by_draws = {} if draws is None else {r.model: r for r in draws.itertuples()}
     on_first = {}  # (cell, objective) -> the mean over seeds of each seed's NLL on the first N images
     if first:
         for key, g in records.base_runs(df).groupby(["dataset", "n_layers", "objective", "k"]):
@@ -250,9 +259,12 @@ def final_beside_the_paper(df, floor=None, first: int | None = None) -> str:
                                                            if abs(gap) > 1 else ""))
         mine = on_first.get((r.dataset, r.n_layers, r.objective, r.k))
         curve = (f" {mine:.2f} ({mine - r.nll:+.2f} against all) |" if mine is not None else " |" if first else "")
-        lines.append(f"| {r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k} | {r.nll:.2f} "
-                     f"({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | {gap:+.2f} | {verdict} |"
-                     + curve)
+        name = f"{r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k}"
+        d = by_draws.get(name)
+        noise = ("" if draws is None else f" ±{d.gap_of_two_95:.2f} (measured at epoch {d.epochs}) |" if d is not None
+                 else " not measured |")
+        lines.append(f"| {name} | {r.nll:.2f} ({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | "
+                     f"{gap:+.2f} | {verdict} |" + curve + noise)
     for r in t[t.objective == "iwae"].dropna(subset=["minus_vae"]).itertuples():
         pv = t[(t.dataset == r.dataset) & (t.n_layers == r.n_layers) & (t.k == r.k)].set_index("objective").nll_paper
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
