@@ -27,6 +27,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from iwae.report import write_table  # noqa: E402
 from iwae.stats import evaluation_noise  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def yardstick(a: dict, b: dict) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("metrics", nargs="+", help="pairs: a model's metrics.json with one seed, then with another")
-    ap.add_argument("--out", default=None, help="write OUT.csv and OUT.md")
+    ap.add_argument("--out", default=None, help="write OUT.csv, OUT.md and OUT.tex")
     args = ap.parse_args(argv)
     if len(args.metrics) % 2:
         sys.exit("binarisation_yardstick: give the metrics files in pairs (one model, two --seed)")
@@ -67,18 +68,14 @@ def main(argv: list[str] | None = None) -> None:
         "NLL, second seed": t.nll_b.map(lambda v: f"{v:.2f}"), "second - first": t.b_minus_a.map(lambda v: f"{v:+.3f}"),
         "one evaluation's mean: sd (95%)": [f"{s:.3f} (±{h:.2f})" for s, h in zip(t.sd_of_one_mean, t.one_mean_95)],
         "two evaluations' gap: 95%": t.gap_of_two_95.map(lambda v: f"±{v:.2f}")})
-    text = ("Test NLL (nats, K=5000) of one model evaluated twice on the same grey test images with two seeds "
-            "(other binary images and samples): the gap a second binarisation makes, and from the per-image "
-            "differences the sd of one evaluation's mean about the mean over binarisations, and the 95% half-width "
-            "of a gap between two evaluations (as between ours and the paper's, each from its own binarisation).\n\n"
-            + shown.to_markdown(index=False, disable_numparse=True) + "\n")
-    print(text)
+    caption = ("Test NLL (nats, K=5000) of one model evaluated twice on the same grey test images with two seeds "
+               "(other binary images and samples): the gap a second binarisation makes, and from the per-image "
+               "differences the sd of one evaluation's mean about the mean over binarisations, and the 95% "
+               "half-width of a gap between two evaluations (as between ours and the paper's, each from its own "
+               "binarisation).")
+    print(caption + "\n\n" + shown.to_markdown(index=False, disable_numparse=True))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        t.to_csv(out.with_suffix(".csv"), index=False)
-        out.with_suffix(".md").write_text(text)
-
+        write_table(t, shown, Path(args.out), caption)  # OUT.csv, .md and .tex
 
 if __name__ == "__main__":
     main()
