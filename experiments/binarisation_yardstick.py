@@ -53,6 +53,27 @@ def yardstick(a: dict, b: dict) -> dict:
                 one_mean_95=noise["one"], gap_of_two_95=noise["two"])
 
 
+def paired_rows(pairs: list[tuple[dict, dict]]) -> list[dict]:
+    """IWAE - VAE of a cell whose VAE and IWAE were both evaluated with the same two seeds: the difference is paired
+    over the images within each evaluation, so its draws' noise is that of the per-image difference of differences."""
+    by = {(a["model"].replace("IWAE", "X").replace("VAE", "X"), "IWAE" in a["model"]): (a, b) for a, b in pairs}
+    rows = []
+    for (cell, is_iwae), (ia, ib) in by.items():
+        if not is_iwae or (cell, False) not in by:
+            continue
+        va, vb = by[(cell, False)]
+        if (ia["seed"], ib["seed"]) != (va["seed"], vb["seed"]):
+            continue
+        first, second = ia["nll"] - va["nll"], ib["nll"] - vb["nll"]
+        noise = evaluation_noise(first, second)
+        rows.append(dict(model=cell.replace(" X ", " IWAE - VAE ") + " (paired)",
+                         epochs=f"{ia['epochs']} / {va['epochs']}", images=len(first),
+                         seeds=f"{ia['seed']}, {ib['seed']}",
+                         nll_a=first.mean(), nll_b=second.mean(), b_minus_a=noise["diff"],
+                         sd_of_one_mean=noise["sd_one"], one_mean_95=noise["one"], gap_of_two_95=noise["two"]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("metrics", nargs="+", help="pairs: a model's metrics.json with one seed, then with another")
@@ -61,18 +82,20 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.metrics) % 2:
         sys.exit("binarisation_yardstick: give the metrics files in pairs (one model, two --seed)")
     pairs = [(read(a), read(b)) for a, b in zip(args.metrics[::2], args.metrics[1::2])]
-    t = pd.DataFrame([yardstick(a, b) for a, b in pairs])
+    t = pd.DataFrame([yardstick(a, b) for a, b in pairs] + paired_rows(pairs))
     shown = pd.DataFrame({
         "model": t.model, "epochs": t.epochs, "images": t.images.map(lambda v: f"{v:,}"),
         "seeds": t.seeds, "NLL, first seed": t.nll_a.map(lambda v: f"{v:.2f}"),
-        "NLL, second seed": t.nll_b.map(lambda v: f"{v:.2f}"), "second - first": t.b_minus_a.map(lambda v: f"{v:+.3f}"),
+        "NLL, second seed": t.nll_b.map(lambda v: f"{v:.2f}"),
+        "second - first": t.b_minus_a.map(lambda v: f"{v:+.3f}"),
         "one evaluation's mean: sd (95%)": [f"{s:.3f} (±{h:.2f})" for s, h in zip(t.sd_of_one_mean, t.one_mean_95)],
         "two evaluations' gap: 95%": t.gap_of_two_95.map(lambda v: f"±{v:.2f}")})
     caption = ("Test NLL (nats, K=5000) of one model evaluated twice on the same grey test images with two seeds "
                "(other binary images and samples): the gap a second binarisation makes, and from the per-image "
                "differences the sd of one evaluation's mean about the mean over binarisations, and the 95% "
                "half-width of a gap between two evaluations (as between ours and the paper's, each from its own "
-               "binarisation).")
+               "binarisation). IWAE - VAE (paired): the difference paired over the images within each evaluation, "
+               "its epochs IWAE / VAE.")
     print(caption + "\n\n" + shown.to_markdown(index=False, disable_numparse=True))
     if args.out:
         write_table(t, shown, Path(args.out), caption)  # OUT.csv, .md and .tex

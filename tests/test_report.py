@@ -283,7 +283,8 @@ def test_the_learning_curves_caption_says_what_its_panels_show(tmp_path):
                      "three seeds, 4 stages": run([0, 1, 2], [1, 4, 13, 40])}.items():
         figures.learning_curve(df, tmp_path / name / "curve")
         captions_of[name] = (tmp_path / name / "curve.caption.tex").read_text()
-    assert "Bars: each model" in captions_of["one seed, 4 stages"] and "close up" not in captions_of["one seed, 4 stages"]
+    four = captions_of["one seed, 4 stages"]
+    assert "Bars: each model" in four and "close up" not in four
     assert "Bars: each model" in captions_of["one seed, 5 stages"] and "last 3 stages close up" in captions_of[
         "one seed, 5 stages"]
     many = captions_of["three seeds, 4 stages"]

@@ -45,8 +45,9 @@ FIGURES = {
 TABLES = {
     "table1": "Table 1 in the paper's layout: test NLL in nats (active units per layer) of VAE and IWAE, ours (on "
               "the test images named below) beside the paper's (on its whole test set; a subset's mean need not be "
-              "the whole set's: docs/paper-cpu/first_images), and IWAE - VAE paired over the same test images and matched by seed (negative: IWAE "
-              "better), with its 95% interval over the seeds, or over the test images of one seed (no verdict).",
+              "the whole set's: docs/paper-cpu/first_images), and IWAE - VAE paired over the same test images and "
+              "matched by seed (negative: IWAE better), with its 95% interval over the seeds, or over the test images "
+              "of one seed (no verdict).",
     "table2": "Table 2: MNIST 1-layer models trained further with the other objective at lr 1e-4, continuing the "
               "first run's optimiser and random state as the authors did; ours beside the paper's, and after - "
               "first paired over the same test images (negative: continuing improved the NLL).",

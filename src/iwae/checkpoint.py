@@ -276,9 +276,9 @@ def models_so_far(path: str | os.PathLike) -> list[dict]:
     """The models of a run in training as its checkpoint at ``path`` holds them: one model file's content per
     member (``write_model``'s layout, without the training state), so that a long stage can be evaluated before it
     ends. Their metadata is the member's latest stage snapshot's (data, device, code) with the training so far
-    (history, epochs, updates, seconds) and ``in_training``: the checkpoint's epoch and step and the stage that epoch
-    is in (a model between stage ends: its epochs are the finished ones, the step the minibatches of the next one). Refuses, with the fix, a file
-    that is no checkpoint and a member without a stage snapshot yet."""
+    (history, epochs, updates, seconds) and ``in_training``: the checkpoint's epoch and step and the stage that
+    epoch is in (a model between stage ends: its epochs are the finished ones, the step the minibatches of the next
+    one). Refuses, with the fix, a file that is no checkpoint and a member without a stage snapshot yet."""
     ck = read(path)
     if not isinstance(ck, dict) or "members" not in ck:
         raise RuntimeError(f"{path} is not the checkpoint of a run in training; a model file (model.pt or "

@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> None:
         written = peek(workdir, Path(args.out))
         print(f"peek: {len(written)} model(s) in training evaluated into {args.out}"
               + ("" if written else " (none is in training)"))
-        print(f"progress: {write_progress([Path(args.out)] + [Path(a) for a in args.also], Path(args.out) / 'progress')}")
+        folders = [Path(args.out)] + [Path(a) for a in args.also]
+        print(f"progress: {write_progress(folders, Path(args.out) / 'progress')}")
     elif args.command in ("save", "restore"):
         if not args.state:
             sys.exit(f"iwae.longrun {args.command}: give --state FOLDER (the committed state, e.g. docs/paper-cpu/state)")

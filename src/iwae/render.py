@@ -96,8 +96,9 @@ def fmt_table(t: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-TEX = {"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "$": "\\$", "&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "±": "$\\pm$", "->": "$\\to$",
-       ">=": "$\\geq$", ">": "$>$", "<": "$<$", "|": "$|$", "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
+TEX = {"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "$": "\\$", "&": "\\&", "%": "\\%", "_": "\\_",
+       "#": "\\#", "±": "$\\pm$", "->": "$\\to$", ">=": "$\\geq$", ">": "$>$", "<": "$<$", "|": "$|$",
+       "^": "\\textasciicircum{}", "~": "\\textasciitilde{}"}
 # the symbols written with a subscript in plain text (A_u, L_K, -L_64, Var_x, E_q, sum_k, w_k) are set as math,
 # and a power (SNR^2)
 _MATH = {"A": "A", "L": "L", "E": "E", "w": "w", "Var": "\\mathrm{Var}", "sum": "\\sum"}

@@ -99,7 +99,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                     f"{budget_note(curve_df)}.")
     nf = noise_floor(t1)
     if len(nf):
-        shown = pd.DataFrame({"data": nf.dataset.str.upper() + np.where(nf.data == "verified", "", "*"), "layers": nf.n_layers, "K": nf.k, "seeds": nf.seeds,
+        star = np.where(nf.data == "verified", "", "*")  # stand-in data
+        shown = pd.DataFrame({"data": nf.dataset.str.upper() + star, "layers": nf.n_layers, "K": nf.k,
+                              "seeds": nf.seeds,
                               "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
                               "IWAE - VAE": intervals(nf, "iwae_minus_vae"),
                               "its sd [95% CI]": [sd_cell(sd, n) for sd, n in zip(nf.iwae_minus_vae_sd, nf.seeds)],

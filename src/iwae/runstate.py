@@ -281,7 +281,8 @@ def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset:
     """The models of a run still in training, as their checkpoints hold them now (``checkpoint.models_so_far``),
     evaluated by ``iwae evaluate`` (K=``k``, all the test images unless ``test_subset``, no second estimate without
     the inactive units, ``threads`` CPU threads: beside the run) into ``out`` as
-    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>[-step<minibatches>].metrics.json``; the model files are kept in the run
+    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>[-step<S>].metrics.json`` (S: the minibatches of the
+    epoch in progress); the model files are kept in the run
     folder (``peek/``). -> the metrics files written (none when no model is in training)."""
     import subprocess
     import sys
@@ -322,7 +323,8 @@ def _on_all_images(path: Path) -> dict:
                 per_epoch=(tr["updates"] - step) // max(tr["epochs"], 1),
                 ll=np.asarray(ev["test_ll_per_image"], dtype=float), eval_k=ev["eval_k"],
                 eval_seed=(ev.get("eval_config") or {}).get("seed"),
-                subset=(ev.get("eval_config") or {}).get("test_subset"), active="+".join(str(a) for a in ev["active_units"]))
+                subset=(ev.get("eval_config") or {}).get("test_subset"),
+                active="+".join(str(a) for a in ev["active_units"]))
 
 
 def progress(paths: list[Path]):
@@ -341,8 +343,9 @@ def progress(paths: list[Path]):
         raise ValueError("the models were evaluated on different numbers of test images; evaluate each on all of "
                          "them (`iwae evaluate` without --test-subset)")
     if len({m["eval_seed"] for m in models}) > 1:  # other binary images: nothing would be paired
-        raise ValueError(f"the models were evaluated with different --seed ({sorted({str(m['eval_seed']) for m in models})}"
-                         f"), so on other binary images; keep one seed's evaluations in the folders given")
+        seeds = sorted({str(m["eval_seed"]) for m in models})
+        raise ValueError(f"the models were evaluated with different --seed ({seeds}), so on other binary images; "
+                         f"keep one seed's evaluations in the folders given")
     ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"])
     order = {"vae": 0, "iwae": 1}  # the paper's order
 
