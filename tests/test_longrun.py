@@ -252,16 +252,21 @@ def test_the_finished_models_are_set_beside_the_paper_with_the_target_and_the_fl
 
 
 def _metrics(path, objective, updates, ll, step=0, seed=1234, epochs=None):
-    """An evaluation on all the test images as `iwae evaluate` records it (the fields progress reads)."""
+    """An evaluation on all the test images as `iwae evaluate` records it, with these per-image log-likelihoods,
+    updates, evaluation seed and (``step``) the minibatches of a model peeked inside an epoch."""
     import json
 
-    train = dict(epochs=epochs if epochs is not None else updates // 10, updates=updates)
+    import numpy as np
+    from test_report import write_metrics
+
+    m = json.loads(write_metrics(path.parent / path.stem, objective=objective, k=5).read_text())
+    m["train"].update(epochs=epochs if epochs is not None else updates // 10, updates=updates)
     if step:
-        train["in_training"] = dict(epoch=train["epochs"], step=step, stage=7)
-    path.write_text(json.dumps(dict(
-        run=dict(dataset="mnist", n_layers=1, objective=objective, k=5, seed=0), train=train,
-        eval=dict(test_ll_per_image=list(ll), eval_k=5000, active_units=[20],
-                  eval_config=dict(seed=seed, test_subset=None)))))
+        m["train"]["in_training"] = dict(epoch=m["train"]["epochs"], step=step, stage=7)
+    ll = np.asarray(ll, dtype=float)
+    m["eval"].update(test_ll_per_image=list(ll), test_ll=float(ll.mean()), n_test=len(ll),
+                     eval_config=dict(m["eval"]["eval_config"], seed=seed, test_subset=None))
+    path.write_text(json.dumps(m))
     return path
 
 

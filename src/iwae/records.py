@@ -89,6 +89,7 @@ def collect(paths: list[str | Path], first_images: int | None = None) -> pd.Data
             eval_k=ev["eval_k"], n_test=ev["n_test"], images=images_of(ev), active=ev["active_units"],
             active_units="+".join(str(a) for a in ev["active_units"]), active_total=ev["active_units_total"],
             activity=ev["activity"], bounds=ev["test_bounds"], epochs=tr["epochs"], updates=tr["updates"],
+            step=(tr.get("in_training") or {}).get("step", 0),  # a model `iwae peek` took inside an epoch
             train_seconds=tr["train_seconds"], stack_size=tr.get("stack_size", 1), stack=tr.get("stack", []),
             together=tr.get("trained_together_with", 0) + 1,
             seconds_per_epoch=tr["seconds_per_epoch"], eval_seconds=ev["eval_seconds"], train_device=tr["device"],

@@ -312,21 +312,6 @@ def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset:
     return written
 
 
-def _on_all_images(path: Path) -> dict:
-    blob = json.loads(Path(path).read_text())
-    run, ev, tr = blob["run"], blob["eval"], blob["train"]
-    step = (tr.get("in_training") or {}).get("step", 0)
-    import numpy as np
-
-    return dict(dataset=run["dataset"], n_layers=run["n_layers"], objective=run["objective"], k=run["k"],
-                seed=run["seed"], epochs=tr["epochs"], step=step, updates=tr["updates"],
-                per_epoch=(tr["updates"] - step) // max(tr["epochs"], 1),
-                ll=np.asarray(ev["test_ll_per_image"], dtype=float), eval_k=ev["eval_k"],
-                eval_seed=(ev.get("eval_config") or {}).get("seed"),
-                subset=(ev.get("eval_config") or {}).get("test_subset"),
-                active="+".join(str(a) for a in ev["active_units"]))
-
-
 def progress(paths: list[Path]):
     """Models evaluated on all the test images (stage snapshots, models peeked in training), each model's in the
     order of its updates: its test NLL (active units) beside the paper's final number (reference data) and the gap,
@@ -335,17 +320,17 @@ def progress(paths: list[Path]):
     import numpy as np
     import pandas as pd
 
-    from iwae.records import paper_reference
+    from iwae.records import collect, label, paper_reference
     from iwae.stats import paired_difference
 
-    models = [_on_all_images(p) for p in paths]
-    if len({len(m["ll"]) for m in models}) > 1:
+    df = collect(paths)
+    if df.n_test.nunique() > 1:
         raise ValueError("the models were evaluated on different numbers of test images; evaluate each on all of "
                          "them (`iwae evaluate` without --test-subset)")
-    if len({m["eval_seed"] for m in models}) > 1:  # other binary images: nothing would be paired
-        seeds = sorted({str(m["eval_seed"]) for m in models})
-        raise ValueError(f"the models were evaluated with different --seed ({seeds}), so on other binary images; "
-                         f"keep one seed's evaluations in the folders given")
+    if df.images.nunique() > 1:  # the same number, other binary images (records.images_of): nothing would be paired
+        raise ValueError(f"the models were evaluated with different --seed ({sorted(df.images.unique())}), so on "
+                         f"other binary images; keep one seed's evaluations in the folders given")
+    models = [dict(r._asdict(), per_epoch=(r.updates - r.step) // max(r.epochs, 1)) for r in df.itertuples()]
     ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"])
     order = {"vae": 0, "iwae": 1}  # the paper's order
 
@@ -358,10 +343,11 @@ def progress(paths: list[Path]):
         prev = max(before, key=lambda p: p["updates"]) if before else None
         change = paired_difference([-m["ll"]], [-prev["ll"]]) if prev is not None else None
         paper = ref.nll.get((m["dataset"], m["n_layers"], m["k"], m["objective"]), np.nan)
-        nll = float(-m["ll"].mean())
-        rows.append(dict(model=f"{m['dataset'].upper()} {m['n_layers']}L {m['objective'].upper()} K={m['k']}",
+        nll = float(m["nll"])
+        rows.append(dict(model=f"{m['dataset'].upper()} {m['n_layers']}L {label(m['objective'])} K={m['k']}",
                          seed=m["seed"], epochs=m["epochs"], step=m["step"], per_epoch=m["per_epoch"],
-                         images=len(m["ll"]), nll=nll, active_units=m["active"], paper=paper, minus_paper=nll - paper,
+                         images=len(m["ll"]), nll=nll, active_units=m["active_units"], paper=paper,
+                         minus_paper=nll - paper,
                          since_epochs=prev["epochs"] if prev else np.nan,
                          since_step=prev["step"] if prev else np.nan,
                          change=change["diff"] if change else np.nan, change_low=change["low"] if change else np.nan,
@@ -388,8 +374,7 @@ def progress(paths: list[Path]):
             pairs.append(f"{dataset.upper()} {layers}L K={k}, {when(iwae['epochs'], iwae['step'], iwae['per_epoch'])} "
                          f"epochs, IWAE - VAE over {len(iwae['ll']):,} test images: {d['diff']:+.2f} [95% CI "
                          f"{d['low']:+.2f}, {d['high']:+.2f}] (one training seed: the images' sampling noise)")
-    images = (f"the first {len(models[0]['ll']):,}" if models[0]["subset"] else f"all {len(models[0]['ll']):,}")
-    text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on {images} test images, "
+    text = (f"Test NLL (nats, K={models[0]['eval_k']}) of each model on {models[0]['images']}, "
             f"beside the paper's final number (Burda et al. 2016, Table 1, reference data: after 3,280 epochs on all "
             f"its test images); change: this model minus its previous evaluation, paired over the images (one "
             f"training seed: the interval is the images' sampling noise, not training's); a model taken inside an "
