@@ -85,8 +85,10 @@ def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> 
     bars = ("Bars: each model's own 95% interval (not paired: two models' bars may overlap where their paired "
             "difference excludes 0)")
     mean = "each model's point is the mean over the seeds, without bars"
-    parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}." if one_seed is False else
-             f"{bars}, with one training seed; with several, {mean}."]
+    if one_seed is None:
+        parts = [f"{bars}, with one training seed; with several, {mean}."]
+    else:
+        parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}."]
     if close_up or close_up is None:
         parts.append("Middle: the last 3 stages close up" + (" (a cell with 5 or more)." if close_up is None else "."))
     return " ".join(parts)

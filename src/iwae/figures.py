@@ -308,9 +308,10 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
     def nll(ax, c, dataset, layers, k):
         for obj in ("vae", "iwae"):
             if f"nll_{obj}" in c:
+                # bars with one training seed only (the caption says so: captions.curve_panels)
                 ax.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
-                if (dataset, layers, k, obj) in ref.index:  # (the caption's bars: captions.curve_panels)
+                if (dataset, layers, k, obj) in ref.index:
                     ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
         ax.set_ylabel("test NLL (nats)")
 

@@ -19,8 +19,8 @@ from iwae.claims import claims, family_claims, floor_summary
 from iwae.records import base_runs, budget_note, label, sign
 from iwae.render import (INIT_SHOWN, PAPER, SNR_UNDEFINED, fmt_table, interval_note, intervals, ks_text,
                          latex_table, nll_cell, number, sd_cell, tex_escape)
-from iwae.tables import (curve_shown, estimators, jobs, jobs_shown, load_recorded, noise_floor, projection, protocol,
-                         table1_long, table1_paper, table2, table2_paper, table3)
+from iwae.tables import (curve_shown, data_shown, estimators, jobs, jobs_shown, load_recorded, noise_floor, projection,
+                         protocol, table1_long, table1_paper, table2, table2_paper, table3)
 
 
 def write_table(long: pd.DataFrame, shown: pd.DataFrame, stem: Path, caption: str, size: str = "small") -> None:
@@ -99,8 +99,7 @@ def write_tables(df: pd.DataFrame, out_dir: Path, curve_df: pd.DataFrame | None 
                     f"{budget_note(curve_df)}.")
     nf = noise_floor(t1)
     if len(nf):
-        star = np.where(nf.data == "verified", "", "*")  # stand-in data
-        shown = pd.DataFrame({"data": nf.dataset.str.upper() + star, "layers": nf.n_layers, "K": nf.k,
+        shown = pd.DataFrame({"data": data_shown(nf.dataset, nf.data), "layers": nf.n_layers, "K": nf.k,
                               "seeds": nf.seeds,
                               "NLL sd: VAE": nf.nll_sd_vae, "NLL sd: IWAE": nf.nll_sd_iwae,
                               "IWAE - VAE": intervals(nf, "iwae_minus_vae"),
@@ -146,7 +145,7 @@ def write_estimators(paths, stem: Path) -> pd.DataFrame:
     dfe = records.collect(paths)
     te = estimators(dfe)
     shown = pd.DataFrame({
-        "data": te.dataset.str.upper() + np.where(te.data == "verified", "", "*"), "K": te.k, "estimator": te.label,
+        "data": data_shown(te.dataset, te.data), "K": te.k, "estimator": te.label,
         "seeds": te.seeds, "NLL (AU)": [nll_cell(v, s, a) for v, s, a in zip(te.nll, te.nll_sd, te.active_units)],
         "X - IWAE [95% CI]": intervals(te, "minus_iwae")})
     stacks = "; ".join(f"K={r.k}: {r.stack_ms_per_update:.1f} ms" for r in te.drop_duplicates("k").itertuples())

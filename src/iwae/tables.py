@@ -168,6 +168,12 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if len(values) else np.nan
 
 
+def data_shown(datasets: pd.Series, data: pd.Series) -> pd.Series:
+    """A table's data column: the data set's name, marked * where its data are the stand-in ('data' not
+    'verified', as table1_long and records.curve write it)."""
+    return datasets.str.upper() + np.where(data == "verified", "", "*")
+
+
 def load_recorded(j: pd.DataFrame) -> bool:
     """Whether any job's records carry the machine's load (code from 2026-12-06 records it at each epoch's end)."""
     return bool(np.isfinite(j.load).any()) if "load" in j and len(j) else False
@@ -232,7 +238,7 @@ def shared_note(g: pd.DataFrame, device: str) -> str:
 def curve_shown(c: pd.DataFrame) -> pd.DataFrame:
     """The learning curve as printed: NLL and active units of both objectives, the paired difference."""
     return pd.DataFrame({
-        "data": c.dataset.str.upper() + np.where(c.data == "verified", "", "*"), "layers": c.n_layers, "K": c.k,
+        "data": data_shown(c.dataset, c.data), "layers": c.n_layers, "K": c.k,
         "epochs": c.epochs,
         "VAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_vae", pd.Series(np.nan, index=c.index))],
         "IWAE NLL": [nll_cell(v, np.nan) for v in c.get("nll_iwae", pd.Series(np.nan, index=c.index))],
