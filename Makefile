@@ -63,8 +63,8 @@ noise: venv
 	snakemake --cores 1 $(SNAKE_ARGS) --report results/report.html --config budget=noise
 
 # The paper's 3,280 epochs for four MNIST models on this CPU (issue #25; 18-30 h of 2 cores): started, or resumed
-# where it stopped, in the background in its own folder; on a machine without that folder, from the committed
-# state (docs/paper-cpu/state). cpu-paper-status: progress and projected finish; cpu-paper-save: the state, the
+# where it stopped, in the background in its own folder; on a machine without its pinned code, from the committed
+# state (docs/paper-cpu/state), its code pinned from the commit that state records. cpu-paper-status: progress and projected finish; cpu-paper-save: the state, the
 # curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit;
 # cpu-paper-peek: the models in training as they are now, on all 10,000 test images (about 10 min each on one thread
 # beside the run), into docs/paper-cpu/midway with progress.md (commit it).
@@ -77,7 +77,7 @@ LONGRUN = $(PY) -m iwae.longrun --workdir $(CPU_PAPER_DIR)
 
 cpu-paper: venv
 	$(PY) -m iwae fetch mnist --data-dir $(CPU_PAPER_DIR)/data
-	@if [ -f $(CPU_PAPER_STATE)/state.json ] && [ ! -d $(CPU_PAPER_DIR)/results ]; then $(LONGRUN) restore --state $(CPU_PAPER_STATE); fi
+	@if [ -f $(CPU_PAPER_STATE)/state.json ] && [ ! -d $(CPU_PAPER_DIR)/code ]; then $(LONGRUN) restore --state $(CPU_PAPER_STATE); fi
 	$(LONGRUN) start -- --cores $(CPU_PAPER_CORES) --rerun-triggers mtime $(SNAKE_ARGS) --config budget=$(CPU_PAPER_BUDGET)
 
 cpu-paper-status: venv

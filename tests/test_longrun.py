@@ -143,6 +143,41 @@ def test_a_pipeline_waited_for_but_started_elsewhere_is_judged_by_its_log(tmp_pa
     assert longrun.ended_ok(tmp_path / "never_written.log") == 1
 
 
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_restored_run_goes_on_with_the_code_it_started_with_not_the_checkouts(tmp_path):
+    """A run pinned at commit A and saved; the checkout moves on to B; on another machine (no run folder) restore
+    pins A's code from git, as the state records it, never B's, and says what to do when A is not in the checkout."""
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    _git(tmp_path, "init", "-q", str(repo))
+    for name, text in (("Snakefile", "step = 'A'\n"), ("src/step.py", "A = 1\n"), ("notes.txt", "not code\n")):
+        (repo / name).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "A")
+    a = _git(repo, "rev-parse", "--short", "HEAD")
+    run = tmp_path / "run"
+    longrun.pinned_code(run, repo)
+    (repo / "src" / "step.py").write_text("B = 2\n")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "B")
+    assert longrun.pinned_commit(run) == a  # the checkout's commit at the first start, kept in the run folder
+
+    state = tmp_path / "state"
+    runstate.save(run, state)
+    assert runstate.saved_code(state) == a
+    elsewhere = tmp_path / "elsewhere"
+    code = longrun.pin_commit(elsewhere, repo, runstate.saved_code(state))
+    assert (code / "src" / "step.py").read_text() == "A = 1\n" and (code / "Snakefile").exists()
+    assert not (code / "notes.txt").exists() and longrun.pinned_commit(elsewhere) == a
+    dirty = longrun.pin_commit(tmp_path / "dirty", repo, f"{a}-dirty")  # only the commit's part can come back
+    assert (dirty / "src" / "step.py").read_text() == "A = 1\n"
+    with pytest.raises(SystemExit, match="fetch it .*longrun pin"):
+        longrun.pin_commit(tmp_path / "unknown", repo, "0123abc")
+    assert not (tmp_path / "unknown" / "code").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_pipeline_resumes_with_the_same_command_and_its_saved_state_restores_elsewhere(tmp_path):
     """The budget cpu_paper_tiny (cpu_paper's shape at smoke sizes) started in the background; Snakemake and its

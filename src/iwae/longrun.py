@@ -16,7 +16,8 @@ that it never shares outputs with other runs of the working tree. Commands (``py
 - ``save``: the run's state (stage snapshots, their metrics, the latest checkpoints, the final models without
   their optimiser state, logs) into a folder to commit, with the learning curve so far;
 - ``restore``: that state back into a run folder that lacks it (a new machine), with the files' times in the
-  order Snakemake needs to see the finished jobs as finished;
+  order Snakemake needs to see the finished jobs as finished, and the run's code pinned from the commit the state
+  records (``pin_commit``), not from the checkout as it is now;
 - ``peek``: the models still in training, as they are now, evaluated on all the test images (one thread, beside
   the run) into ``--out``, and every evaluation there (and in ``--also``) in the order of its updates beside the
   paper's final numbers (``--out``/progress.md).
@@ -196,7 +197,7 @@ def pinned_code(workdir: Path, repo: Path) -> Path:
         src = Path(repo) / name
         if src.is_dir():
             shutil.copytree(src, tmp / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
+        elif src.exists():
             shutil.copy2(src, tmp / name)
     try:
         commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
@@ -206,6 +207,41 @@ def pinned_code(workdir: Path, repo: Path) -> Path:
     (tmp / "COMMIT").write_text(commit + "\n")
     os.replace(tmp, code)
     print(f"pinned the code of {repo} ({commit}) in {code}: the run uses it from now on")
+    return code.resolve()
+
+
+def pinned_commit(workdir: Path) -> str | None:
+    """The commit the run's pinned code was copied from (code/COMMIT), or None before its first start."""
+    f = Path(workdir) / CODE / "COMMIT"
+    return f.read_text().strip() if f.exists() else None
+
+
+def pin_commit(workdir: Path, repo: Path, commit: str) -> Path:
+    """The run's code pinned from ``commit`` of ``repo`` (``git archive``), not from the checkout as it is now: a run
+    restored on another machine goes on with the code it started with. A commit recorded with ``-dirty`` had
+    uncommitted edits; only its committed part can be pinned (said). Kept when the run folder has its code."""
+    code = Path(workdir) / CODE
+    if code.is_dir():
+        return code.resolve()
+    base = commit.removesuffix("-dirty")
+    known = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{base}^{{commit}}"], capture_output=True)
+    if known.returncode:
+        raise SystemExit(f"the run's code is commit {base} (recorded in its saved state), which the checkout {repo} "
+                         f"does not have: fetch it (git fetch --all), or, to run the run on with this checkout's code "
+                         f"instead, run `python -m iwae.longrun pin --workdir {workdir}` before starting it")
+    tmp = Path(workdir) / (CODE + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tree = subprocess.run(["git", "-C", str(repo), "ls-tree", "--name-only", base], capture_output=True, text=True,
+                          check=True).stdout.split()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", base, "--",
+                              *[n for n in CODE_FILES if n in tree]], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    (tmp / "COMMIT").write_text(commit + "\n")
+    os.replace(tmp, code)
+    print(f"pinned the run's own code, commit {base}, from {repo} in {code}"
+          + (" (recorded as -dirty: its uncommitted edits are not in the commit, and not pinned)"
+             if base != commit else ""))
     return code.resolve()
 
 
@@ -263,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     from iwae.progress import bench_rates, expected_models, status
     import pandas as pd
 
-    from iwae.runstate import peek, restore, save, write_curve, write_progress
+    from iwae.runstate import peek, restore, save, saved_code, write_curve, write_progress
 
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
@@ -294,6 +330,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"iwae.longrun {args.command}: give --state FOLDER (the committed state, e.g. docs/paper-cpu/state)")
         files = save(workdir, Path(args.state)) if args.command == "save" else restore(Path(args.state), workdir)
         print(f"{args.command}: {len(files)} file(s) {'into' if args.command == 'save' else 'from'} {args.state}")
+        if args.command == "restore" and (commit := saved_code(Path(args.state))):
+            pin_commit(workdir, Path(args.repo), commit)  # the code the run started with, not the checkout's
         if args.command == "save":
             out = Path(args.state).parent
             floor = Path(args.repo) / "docs" / "noise-floor" / "noise_floor.csv"  # the measured floor, where committed

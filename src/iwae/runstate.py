@@ -37,10 +37,9 @@ def save(workdir: Path, dest: Path) -> list[str]:
     """The run's state into ``dest`` (to commit): each model's stage snapshots and their metrics, its metrics and
     train.json, its latest checkpoint (while it trains), its model.pt without the optimiser state (a finished
     model: what ``iwae.load_model`` reads, a third of the size), the logs of its jobs and their benchmark files,
-    the pipeline's log;
-    ``state.json`` records each file's time (git does not keep them) for ``restore``. A checkpoint of a model
-    that has finished is removed from ``dest``; a file that goes while the run goes on is skipped. -> the files
-    written (relative to dest)."""
+    the pipeline's log; ``state.json`` records each file's time (git does not keep them) for ``restore``, and the
+    commit of the run's pinned code (``code``). A checkpoint of a model that has finished is removed from ``dest``;
+    a file that goes while the run goes on is skipped. -> the files written (relative to dest)."""
     from iwae import checkpoint
 
     workdir, dest = Path(workdir), Path(dest)
@@ -66,7 +65,10 @@ def save(workdir: Path, dest: Path) -> list[str]:
             mtime = _copy(f, dest / f.relative_to(workdir)) if f.is_file() else None
             if mtime is not None:
                 times[str(f.relative_to(workdir))] = mtime
-    (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times),
+    dest.mkdir(parents=True, exist_ok=True)
+    code = workdir / "code" / "COMMIT"  # the commit of the run's pinned code (longrun.pinned_code), for restore
+    code = dict(code=code.read_text().strip()) if code.exists() else {}
+    (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times, **code),
                                               indent=1, sort_keys=True))
     return sorted(times)
 
@@ -75,6 +77,12 @@ def _progress(path: Path) -> tuple[int, int]:
     """(epoch, step) of a checkpoint; (-1, -1) where it cannot be read."""
     blob = read_or_none(path)
     return (blob["epoch"], blob["step"]) if blob else (-1, -1)
+
+
+def saved_code(src: Path) -> str | None:
+    """The commit of the run's pinned code that ``save`` recorded in ``src`` (None in a state saved before it was)."""
+    state = Path(src) / STATE_FILE
+    return json.loads(state.read_text()).get("code") if state.exists() else None
 
 
 def restore(src: Path, workdir: Path) -> list[str]:
