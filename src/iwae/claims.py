@@ -103,7 +103,7 @@ def claims(long: pd.DataFrame, df: pd.DataFrame, floor: pd.DataFrame | None = No
     out = []
     base = base_runs(df)
     for (dataset, layers), g in long.groupby(["dataset", "n_layers"]):
-        where = records.where(dataset, layers, g.data.iloc[0] == "verified")
+        where = records.where(dataset, layers, g.data.iloc[0] == records.VERIFIED)
         images = g.images.iloc[0]
         for r in g[(g.objective == "iwae") & (g.k > 1) & g.minus_vae.notna()].itertuples():
             d = dict(diff=r.minus_vae, low=r.minus_vae_low, high=r.minus_vae_high, over=r.minus_vae_over,

@@ -120,6 +120,15 @@ def base_runs(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.continued_from.isna()]
 
 
+VERIFIED = "verified"  # a table's data column: the data passed their checksum (the paper's files)
+
+
+def data_label(verified: pd.Series) -> str:
+    """A group's data, as every table writes it: ``VERIFIED`` when all its runs' data passed their checksum, else
+    the stand-in's label."""
+    return VERIFIED if verified.all() else "UNVERIFIED (stand-in)"
+
+
 def data_status(df: pd.DataFrame) -> str:
     bad = sorted(df[~df.data_verified].dataset.unique())
     return ("all data verified" if not bad else f"{', '.join(bad)}: UNVERIFIED stand-in data (where a paper's number "
@@ -172,7 +181,7 @@ def curve(df: pd.DataFrame) -> pd.DataFrame:
     for (dataset, layers, k, epochs), g in df.groupby(["dataset", "n_layers", "k", "epochs"]):
         row = dict(dataset=dataset, n_layers=layers, k=k, epochs=epochs, seeds=g.seed.nunique(),
                    images=" / ".join(sorted(g.images.unique())),
-                   data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)")
+                   data=data_label(g.data_verified))
         for obj, h in g.groupby("objective"):
             row[f"nll_{obj}"] = float(h.nll.mean())
             row[f"err_{obj}"] = float(h.nll.std()) if len(h) > 1 else float(h.nll_sem.mean())

@@ -31,7 +31,7 @@ def table1_long(df: pd.DataFrame) -> pd.DataFrame:
                          budget=g.budget.iloc[0], epochs=int(g.epochs.iloc[0]), eval_k=int(g.eval_k.iloc[0]),
                          n_test=int(g.n_test.iloc[0]), images=g.images.iloc[0], optimizer=g.optimizer.iloc[0],
                          init=g.init.iloc[0], data_order=g.data_order.iloc[0], device=g.train_device.iloc[0],
-                         data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)"))
+                         data=records.data_label(g.data_verified)))
     ours = pd.DataFrame(rows)
     ref = paper_reference("table1").rename(columns={"nll": "nll_paper", "active_units": "active_units_paper"})
     t = ours.merge(ref, on=["dataset", "n_layers", "k", "objective"], how="left")
@@ -50,7 +50,7 @@ def table1_paper(long: pd.DataFrame) -> pd.DataFrame:
     beside the paper's, and the paired IWAE - VAE difference."""
     rows = []
     for (dataset, layers, k), g in long.groupby(["dataset", "n_layers", "k"], sort=False):
-        row = {"data": dataset.upper() + ("" if g.data.iloc[0] == "verified" else "*"), "layers": layers, "K": k}
+        row = {"data": dataset.upper() + ("" if g.data.iloc[0] == records.VERIFIED else "*"), "layers": layers, "K": k}
         for obj in ("vae", "iwae"):
             r = g[g.objective == obj]
             name = OBJ_LABEL[obj]
@@ -170,8 +170,8 @@ def _median(values: pd.Series) -> float:
 
 def data_shown(datasets: pd.Series, data: pd.Series) -> pd.Series:
     """A table's data column: the data set's name, marked * where its data are the stand-in ('data' not
-    'verified', as table1_long and records.curve write it)."""
-    return datasets.str.upper() + np.where(data == "verified", "", "*")
+    ``records.VERIFIED``, as ``records.data_label`` writes it)."""
+    return datasets.str.upper() + np.where(data == records.VERIFIED, "", "*")
 
 
 def load_recorded(j: pd.DataFrame) -> bool:
@@ -295,7 +295,7 @@ def estimators(df: pd.DataFrame) -> pd.DataFrame:
                    nll=float(g.nll.mean()), nll_sd=float(g.nll.std()) if len(g) > 1 else np.nan,
                    active_units="/".join(g.active_units), stack_ms_per_update=float(g.stack_ms_per_update.mean()),
                    members=int(g.stack_size.iloc[0]), epochs=int(g.epochs.iloc[0]), budget=g.budget.iloc[0],
-                   data="verified" if g.data_verified.all() else "UNVERIFIED (stand-in)")
+                   data=records.data_label(g.data_verified))
         if obj != "iwae":
             d = compare(df, dict(dataset=dataset, n_layers=layers, k=k, objective=obj),
                         dict(dataset=dataset, n_layers=layers, k=k, objective="iwae"))
