@@ -26,11 +26,13 @@ that it never shares outputs with other runs of the working tree. Commands (``py
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -183,6 +185,18 @@ CODE = "code"
 CODE_FILES = ("Snakefile", "workflow", "config", "paper", "profiles", "src")
 
 
+def _install_code(workdir: Path, fill, commit: str) -> Path:
+    """The run's code folder made by ``fill(folder)`` in a temporary folder, with its commit in COMMIT, then moved
+    into place in one step (an interrupted pin leaves no half-made code)."""
+    code, tmp = Path(workdir) / CODE, Path(workdir) / (CODE + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fill(tmp)
+    (tmp / "COMMIT").write_text(commit + "\n")
+    os.replace(tmp, code)
+    return code.resolve()
+
+
 def pinned_code(workdir: Path, repo: Path) -> Path:
     """The code a long run runs: a copy of the checkout's workflow and package in the run folder, made at its first
     start and kept, so that work on the checkout beside the run changes nothing the run does (its commit is in
@@ -190,24 +204,23 @@ def pinned_code(workdir: Path, repo: Path) -> Path:
     code = Path(workdir) / CODE
     if code.is_dir():
         return code.resolve()
-    tmp = Path(workdir) / (CODE + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in CODE_FILES:
-        src = Path(repo) / name
-        if src.is_dir():
-            shutil.copytree(src, tmp / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            shutil.copy2(src, tmp / name)
+
+    def copy(tmp: Path) -> None:
+        for name in CODE_FILES:
+            src = Path(repo) / name
+            if src.is_dir():
+                shutil.copytree(src, tmp / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            elif src.exists():
+                shutil.copy2(src, tmp / name)
+
     try:
         commit = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
                                 text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown (not a git checkout)"
-    (tmp / "COMMIT").write_text(commit + "\n")
-    os.replace(tmp, code)
+    code = _install_code(workdir, copy, commit)
     print(f"pinned the code of {repo} ({commit}) in {code}: the run uses it from now on")
-    return code.resolve()
+    return code
 
 
 def pinned_commit(workdir: Path) -> str | None:
@@ -224,25 +237,26 @@ def pin_commit(workdir: Path, repo: Path, commit: str) -> Path:
     if code.is_dir():
         return code.resolve()
     base = commit.removesuffix("-dirty")
-    known = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{base}^{{commit}}"], capture_output=True)
-    if known.returncode:
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True)
+
+    if git("cat-file", "-e", f"{base}^{{commit}}").returncode:
         raise SystemExit(f"the run's code is commit {base} (recorded in its saved state), which the checkout {repo} "
                          f"does not have: fetch it (git fetch --all), or, to run the run on with this checkout's code "
                          f"instead, run `python -m iwae.longrun pin --workdir {workdir}` before starting it")
-    tmp = Path(workdir) / (CODE + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tree = subprocess.run(["git", "-C", str(repo), "ls-tree", "--name-only", base], capture_output=True, text=True,
-                          check=True).stdout.split()
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", base, "--",
-                              *[n for n in CODE_FILES if n in tree]], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
-    (tmp / "COMMIT").write_text(commit + "\n")
-    os.replace(tmp, code)
+
+    def extract(tmp: Path) -> None:
+        tree = git("ls-tree", "--name-only", base).stdout.decode().split()
+        archive = git("archive", "--format=tar", base, "--", *[n for n in CODE_FILES if n in tree]).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+
+    code = _install_code(workdir, extract, commit)
     print(f"pinned the run's own code, commit {base}, from {repo} in {code}"
           + (" (recorded as -dirty: its uncommitted edits are not in the commit, and not pinned)"
              if base != commit else ""))
-    return code.resolve()
+    return code
 
 
 def _terminate(pids: list[int], wait_s: float = 120) -> None:
