@@ -200,7 +200,8 @@ def _install_code(workdir: Path, fill, commit: str) -> Path:
 def pinned_code(workdir: Path, repo: Path) -> Path:
     """The code a long run runs: a copy of the checkout's workflow and package in the run folder, made at its first
     start and kept, so that work on the checkout beside the run changes nothing the run does (its commit is in
-    code/COMMIT). Delete the folder (while the run is stopped) to run a later version."""
+    code/COMMIT). To run a later version: delete the folder while the run is stopped, then ``longrun pin`` (a
+    ``make cpu-paper`` with a saved state would pin the state's recorded commit again, ``pin_commit``)."""
     code = Path(workdir) / CODE
     if code.is_dir():
         return code.resolve()
