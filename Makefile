@@ -67,7 +67,8 @@ noise: venv
 # state (docs/paper-cpu/state), its code pinned from the commit that state records. cpu-paper-status: progress and projected finish; cpu-paper-save: the state, the
 # curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit;
 # cpu-paper-peek: the models in training as they are now, on all 10,000 test images (about 10 min each on one thread
-# beside the run), into docs/paper-cpu/midway with progress.md (commit it).
+# beside the run), into docs/paper-cpu/midway with progress.md (commit it; the save writes progress.md again, with the
+# finished models' evaluations on all 10,000).
 CPU_PAPER_DIR ?= runs/cpu-paper
 CPU_PAPER_BUDGET ?= cpu_paper
 # CPU_PAPER_CORES=1 leaves a core to other work (make docs-runs)
@@ -93,6 +94,8 @@ cpu-paper-save: venv
 	$(LONGRUN) save --state $(CPU_PAPER_STATE)
 	$(LONGRUN) status --cores $(CPU_PAPER_CORES) --budget $(CPU_PAPER_BUDGET) --rates docs/paper-cpu/bench_cpu_paper.csv \
 	  > $(dir $(CPU_PAPER_STATE))status.txt
+	@if [ -d $(dir $(CPU_PAPER_STATE))midway ]; then $(LONGRUN) progress --out $(dir $(CPU_PAPER_STATE))midway \
+	  --also $(dir $(CPU_PAPER_STATE))first_images; fi
 
 # The runs committed under docs/ made again by the pipeline, one after another, each in its own folder under
 # $(DOCS_RUNS) with the code pinned at the chain's start (work on the checkout beside them changes nothing they run):

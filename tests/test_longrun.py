@@ -331,12 +331,41 @@ def test_progress_pairs_each_model_with_its_previous_evaluation_and_sets_it_besi
     assert t.iloc[2].minus_paper == pytest.approx(-(base + 1.0).mean() - 85.54) and np.isnan(t.iloc[2].change)
     assert "1,993 + 70/10 minibatches" in text and "on all 500 test images" in text
     assert text.count("IWAE - VAE over 500 test images: -1.00") == 1  # the 1,093-epoch pair only
+    near = base - base.mean() - 86.47 + 0.004  # 0.004 nats below the paper: shown with its sign, not as -0.00
+    _metrics(tmp_path / "v3.metrics.json", "vae", 30_000, near, epochs=3_000)
+    _, text = runstate.progress(files + [tmp_path / "v3.metrics.json"])
+    assert "| -0.004 " in text and "-0.00 " not in text
     _metrics(tmp_path / "other.metrics.json", "vae", 30_000, base, seed=4321)
     with pytest.raises(ValueError, match="different --seed"):
         runstate.progress(files + [tmp_path / "other.metrics.json"])
     _metrics(tmp_path / "few.metrics.json", "vae", 30_000, base[:100])
     with pytest.raises(ValueError, match="different numbers of test images"):
         runstate.progress(files + [tmp_path / "few.metrics.json"])
+
+
+def test_progress_takes_a_runs_finished_models_only_where_evaluated_on_all_the_test_images(tmp_path):
+    """The save's progress.md: a finished model's final evaluation on all the test images is its last row; one on
+    the first N images (a budget that evaluates finals on a subset) is left out, as are models still training."""
+    import json
+
+    import numpy as np
+
+    ll = np.random.default_rng(1).normal(-86, 20, 200)
+    models = {}
+    for name, subset in (("vae-k5", None), ("iwae-k5", 100), ("vae-k1", None)):
+        folder = tmp_path / "run/results/mnist/L1" / name / "seed0"
+        folder.mkdir(parents=True)
+        path = _metrics(folder / "metrics.json", name[:-3], 9_774_400, ll, epochs=3_280)
+        m = json.loads(path.read_text())
+        m["eval"]["eval_config"]["test_subset"] = subset
+        path.write_text(json.dumps(m))
+        models[name] = path
+    (models["vae-k1"].parent / "metrics.json").rename(models["vae-k1"].parent / "stage0.metrics.json")
+    assert runstate.finished_on_all_images(tmp_path / "run") == [models["vae-k5"]]
+    peeked = _metrics(tmp_path / "midway" / "v.metrics.json", "vae", 6_000_000, ll - 0.5, step=5, epochs=2_013)
+    md = runstate.write_progress([peeked.parent] + runstate.finished_on_all_images(tmp_path / "run"),
+                                 tmp_path / "midway" / "progress").read_text()
+    assert "-0.50 [-0.50, -0.50] since 2,013 + 5/" in md and "| 3,280 " in md
 
 
 def test_peek_evaluates_each_model_in_training_under_its_name_and_epochs(fake_data_dir, tmp_path):

@@ -20,7 +20,8 @@ that it never shares outputs with other runs of the working tree. Commands (``py
   records (``pin_commit``), not from the checkout as it is now;
 - ``peek``: the models still in training, as they are now, evaluated on all the test images (one thread, beside
   the run) into ``--out``, and every evaluation there (and in ``--also``) in the order of its updates beside the
-  paper's final numbers (``--out``/progress.md).
+  paper's final numbers (``--out``/progress.md), with the run's finished models evaluated on all the test images;
+- ``progress``: that progress.md again without peeking (the finished models' final evaluations added, say).
 """
 
 from __future__ import annotations
@@ -296,7 +297,8 @@ def stop(workdir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore", "peek"])
+    ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore", "peek",
+                                                "progress"])
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
     ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")
@@ -306,15 +308,16 @@ def main(argv: list[str] | None = None) -> None:
                                                    "start)")
     ap.add_argument("--wait", action="store_true", help="start: wait for the pipeline to end; exit with its status "
                                                          "(a chain of runs, one after another)")
-    ap.add_argument("--out", default=None, help="peek: the folder for the evaluations and progress.md")
-    ap.add_argument("--also", nargs="*", default=[], help="peek: other folders of evaluations on all the test "
-                                                          "images, for progress.md")
+    ap.add_argument("--out", default=None, help="peek, progress: the folder for the evaluations and progress.md")
+    ap.add_argument("--also", nargs="*", default=[], help="peek, progress: other folders of evaluations on all the "
+                                                          "test images, for progress.md")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     from iwae.progress import bench_rates, expected_models, status
     import pandas as pd
 
-    from iwae.runstate import peek, restore, save, saved_code, write_curve, write_progress
+    from iwae.runstate import (finished_on_all_images, peek, restore, save, saved_code, write_curve,
+                               write_progress)
 
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
@@ -332,14 +335,15 @@ def main(argv: list[str] | None = None) -> None:
         stop(workdir)
     elif args.command == "unlock":
         print(unlock_if_stale(workdir))
-    elif args.command == "peek":
+    elif args.command in ("peek", "progress"):
         if not args.out:
-            sys.exit("iwae.longrun peek: give --out FOLDER (e.g. docs/paper-cpu/midway)")
-        written = peek(workdir, Path(args.out))
-        print(f"peek: {len(written)} model(s) in training evaluated into {args.out}"
-              + ("" if written else " (none is in training)"))
-        folders = [Path(args.out)] + [Path(a) for a in args.also]
-        print(f"progress: {write_progress(folders, Path(args.out) / 'progress')}")
+            sys.exit(f"iwae.longrun {args.command}: give --out FOLDER (e.g. docs/paper-cpu/midway)")
+        if args.command == "peek":
+            written = peek(workdir, Path(args.out))
+            print(f"peek: {len(written)} model(s) in training evaluated into {args.out}"
+                  + ("" if written else " (none is in training)"))
+        sources = [Path(args.out)] + [Path(a) for a in args.also] + finished_on_all_images(workdir)
+        print(f"progress: {write_progress(sources, Path(args.out) / 'progress')}")
     elif args.command in ("save", "restore"):
         if not args.state:
             sys.exit(f"iwae.longrun {args.command}: give --state FOLDER (the committed state, e.g. docs/paper-cpu/state)")

@@ -30,6 +30,13 @@ def sign(a: str = "A", b: str = "B") -> str:
     return f"{a} - {b} = NLL({a}) - NLL({b}) in nats, negative when {a} is better"
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """A signed difference to ``digits`` decimals, or to one more where those round it to zero (-0.004, not
+    -0.00: a sign shown must be the number's)."""
+    text = f"{value:+.{digits}f}"
+    return f"{value:+.{digits + 1}f}" if value and float(text) == 0 else text
+
+
 def where(dataset: str, layers: int, verified: bool, layer: str = "layer") -> str:
     """A cell's name in sentences and titles: 'MNIST, 2 layers', 'OMNIGLOT (stand-in data), 1 stochastic layer'."""
     return f"{dataset.upper()}{'' if verified else ' (stand-in data)'}, {layers} {layer}{'s' if layers > 1 else ''}"

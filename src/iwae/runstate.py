@@ -219,7 +219,7 @@ def beside_the_paper(df) -> str:
         paper = _paper(ref, dataset, layers, k, obj)
         p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
         last = g.sort_values("epochs").iloc[-1]
-        gap = f"{last.nll - paper.nll.iloc[0]:+.2f}" if len(paper) else ""
+        gap = records.signed(last.nll - paper.nll.iloc[0]) if len(paper) else ""
         lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
                      + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
     return "\n".join(lines) + "\n"
@@ -272,7 +272,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
         noise = ("" if draws is None else f" ±{d.gap_of_two_95:.2f} (measured at epoch {d.epochs}) |" if d is not None
                  else " not measured |")
         lines.append(f"| {name} | {r.nll:.2f} ({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | "
-                     f"{gap:+.2f} | {verdict} |" + curve + noise)
+                     f"{records.signed(gap)} | {verdict} |" + curve + noise)
     for r in t[t.objective == "iwae"].dropna(subset=["minus_vae"]).itertuples():
         pv = t[(t.dataset == r.dataset) & (t.n_layers == r.n_layers) & (t.k == r.k)].set_index("objective").nll_paper
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
@@ -328,7 +328,7 @@ def progress(paths: list[Path]):
     import numpy as np
     import pandas as pd
 
-    from iwae.records import collect, label, paper_reference
+    from iwae.records import collect, label, paper_reference, signed
     from iwae.stats import paired_difference
 
     df = collect(paths)
@@ -369,7 +369,7 @@ def progress(paths: list[Path]):
         "model": t.model, "seed": t.seed, "epochs": [when(e, s, n) for e, s, n in zip(t.epochs, t.step, t.per_epoch)],
         "NLL (AU)": [f"{v:.2f} ({a})" for v, a in zip(t.nll, t.active_units)],
         "paper (3,280 epochs)": t.paper.map(lambda v: f"{v:.2f}"),
-        "ours - paper's": t.minus_paper.map(lambda v: f"{v:+.2f}"),
+        "ours - paper's": t.minus_paper.map(signed),
         "change [95% CI]": [f"{c:+.2f} [{lo:+.2f}, {hi:+.2f}] since {when(e, s, n)}" if np.isfinite(c) else ""
                             for c, lo, hi, e, s, n in zip(t.change, t.change_low, t.change_high, t.since_epochs,
                                                           t.since_step, t.per_epoch)]})
@@ -392,11 +392,20 @@ def progress(paths: list[Path]):
     return t, text
 
 
-def write_progress(folders: list[Path], out: Path) -> Path:
-    """``progress`` of every metrics file in ``folders`` into ``out``.md and .csv. -> the markdown file."""
-    paths = sorted(p for f in folders for p in Path(f).glob("*.metrics.json"))
+def finished_on_all_images(workdir: Path) -> list[Path]:
+    """The metrics of a run's finished models evaluated on all the test images (the pipeline's final evaluations,
+    without --test-subset): the last row of each model's ``progress``."""
+    paths = [f / "metrics.json" for f in run_folders(Path(workdir)) if (f / "metrics.json").exists()]
+    return [p for p in paths
+            if json.loads(p.read_text())["eval"].get("eval_config", {}).get("test_subset") is None]
+
+
+def write_progress(sources: list[Path], out: Path) -> Path:
+    """``progress`` of every metrics file in ``sources`` (folders of ``*.metrics.json``, or metrics files) into
+    ``out``.md and .csv. -> the markdown file."""
+    paths = sorted(p for f in map(Path, sources) for p in ([f] if f.is_file() else f.glob("*.metrics.json")))
     if not paths:
-        raise FileNotFoundError(f"no *.metrics.json in {', '.join(map(str, folders))}: run `make cpu-paper-peek` "
+        raise FileNotFoundError(f"no *.metrics.json in {', '.join(map(str, sources))}: run `make cpu-paper-peek` "
                                 f"(or `iwae evaluate` on all the test images) first")
     t, text = progress(paths)
     out.parent.mkdir(parents=True, exist_ok=True)
