@@ -55,18 +55,24 @@ def yardstick(a: dict, b: dict) -> dict:
 
 def paired_rows(pairs: list[tuple[dict, dict]]) -> list[dict]:
     """IWAE - VAE of a cell whose VAE and IWAE were both evaluated with the same two seeds: the difference is paired
-    over the images within each evaluation, so its draws' noise is that of the per-image difference of differences."""
-    by = {(a["model"].replace("IWAE", "X").replace("VAE", "X"), "IWAE" in a["model"]): (a, b) for a, b in pairs}
+    over the images within each evaluation, so its draws' noise is that of the per-image difference of differences.
+    Each IWAE pair goes with the cell's VAE pair of the same seeds nearest to it in updates (models measured at
+    several points: each point's own pair)."""
+    def cell(a):
+        return a["model"].replace("IWAE", "X").replace("VAE", "X")
+
     rows = []
-    for (cell, is_iwae), (ia, ib) in by.items():
-        if not is_iwae or (cell, False) not in by:
+    for ia, ib in pairs:
+        if "IWAE" not in ia["model"]:
             continue
-        va, vb = by[(cell, False)]
-        if (ia["seed"], ib["seed"]) != (va["seed"], vb["seed"]):
+        vaes = [(va, vb) for va, vb in pairs if "IWAE" not in va["model"] and cell(va) == cell(ia)
+                and (va["seed"], vb["seed"]) == (ia["seed"], ib["seed"])]
+        if not vaes:
             continue
+        va, vb = min(vaes, key=lambda p: abs(p[0]["updates"] - ia["updates"]))
         first, second = ia["nll"] - va["nll"], ib["nll"] - vb["nll"]
         noise = evaluation_noise(first, second)
-        rows.append(dict(model=cell.replace(" X ", " IWAE - VAE ") + " (paired)",
+        rows.append(dict(model=cell(ia).replace(" X ", " IWAE - VAE ") + " (paired)",
                          epochs=f"{ia['epochs']} / {va['epochs']}", images=len(first),
                          seeds=f"{ia['seed']}, {ib['seed']}",
                          nll_a=first.mean(), nll_b=second.mean(), b_minus_a=noise["diff"],

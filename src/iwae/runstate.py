@@ -236,7 +236,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
     over the images, beside the paper's and the noise floor (``floor``, a noise_floor.csv table) where it has the
     cell; ``draws`` (the yardstick.csv of experiments/binarisation_yardstick.py): how far the evaluation's own draws
     (binarisation of the test images, samples) alone move a gap between two evaluations, for the models it
-    measured. The numbers are Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE -
+    measured (the row at the finished model's epochs where measured there, else the latest). The numbers are Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE -
     VAE matched by seed)."""
     import numpy as np
 
@@ -254,7 +254,9 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
              "| model | ours | paper | gap | target |" + (f" first {first:,} images (the curve's) |" if first else "")
              + (" the evaluation's draws alone: 95% |" if draws is not None else ""),
              "|---|---|---|---|---|" + ("---|" if first else "") + ("---|" if draws is not None else "")]
-    by_draws = {} if draws is None else {r.model: r for r in draws.itertuples()}
+    by_draws = {}  # model -> its rows, in the order measured
+    for d in ([] if draws is None else draws.itertuples()):
+        by_draws.setdefault(d.model, []).append(d)
     on_first = {}  # (cell, objective) -> the mean over seeds of each seed's NLL on the first N images
     if first:
         for key, g in records.base_runs(df).groupby(["dataset", "n_layers", "objective", "k"]):
@@ -268,7 +270,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
         mine = on_first.get((r.dataset, r.n_layers, r.objective, r.k))
         curve = (f" {mine:.2f} ({mine - r.nll:+.2f} against all) |" if mine is not None else " |" if first else "")
         name = f"{r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k}"
-        d = by_draws.get(name)
+        d = _measured_at(by_draws.get(name, []), f"{int(r.epochs):,}")
         noise = ("" if draws is None else f" ±{d.gap_of_two_95:.2f} (measured at epoch {d.epochs}) |" if d is not None
                  else " not measured |")
         lines.append(f"| {name} | {r.nll:.2f} ({r.active_units}) | {r.nll_paper:.2f} ({r.active_units_paper}) | "
@@ -277,12 +279,21 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
         pv = t[(t.dataset == r.dataset) & (t.n_layers == r.n_layers) & (t.k == r.k)].set_index("objective").nll_paper
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
         where = dict(epochs=int(r.epochs), images=r.images)
+        d = _measured_at(by_draws.get(f"{r.dataset.upper()} {r.n_layers}L IWAE - VAE K={r.k} (paired)", []),
+                         f"{int(r.epochs):,} / {int(r.epochs):,}")
+        own = (f"; the evaluation's draws alone move it by ±{d.gap_of_two_95:.2f} between two evaluations (95%, "
+               f"measured at epochs {d.epochs}, IWAE / VAE)" if d is not None else "")
         lines.append(f"\n{r.dataset.upper()} {r.n_layers}L K={r.k}, IWAE - VAE: {r.minus_vae:+.2f} nats [95% CI "
                      f"{r.minus_vae_low:+.2f}, {r.minus_vae_high:+.2f}] over {int(r.minus_vae_n):,} {r.minus_vae_over}"
                      + (" (one training seed: the test images' sampling noise, no verdict)"
                         if r.minus_vae_over == "images" else "")
-                     + f"{paper}{floor_note(floor, r.dataset, r.n_layers, r.k, r.minus_vae, where)}.")
+                     + f"{own}{paper}{floor_note(floor, r.dataset, r.n_layers, r.k, r.minus_vae, where)}.")
     return "\n".join(lines) + "\n"
+
+
+def _measured_at(rows: list, epochs: str):
+    """Of a model's yardstick rows (in the order measured), the one at these epochs, else the latest; None if none."""
+    return next((d for d in rows if str(d.epochs) == epochs), rows[-1] if rows else None)
 
 
 def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset: int | None = None) -> list[Path]:
