@@ -307,7 +307,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
 
     def nll(ax, c, dataset, layers, k):
         for obj in ("vae", "iwae"):
-            if f"nll_{obj}" in c:
+            if f"nll_{obj}" in c and c[f"nll_{obj}"].notna().any():  # K=1: one objective, trained once
                 # bars with one training seed only (the caption says so: captions.curve_panels)
                 ax.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
@@ -329,6 +329,11 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                 k_axis(row[1], sorted(set(last.epochs) | {end}), "epochs")
             else:
                 row[1].axis("off")
+        if "iwae_minus_vae" not in c or c.iwae_minus_vae.isna().all():  # no pair in this cell: nothing to draw
+            b.axis("off")
+            b.text(0.5, 0.5, "K=1: VAE and IWAE are one objective,\ntrained once: no IWAE - VAE" if k == 1 else
+                   "no IWAE - VAE pair in this cell", ha="center", va="center", transform=b.transAxes)
+            continue
         if "iwae_minus_vae" in c:
             b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
             b.fill_between(c.epochs, c.low, c.high, color="0.8")
@@ -353,29 +358,38 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                     f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}.")
 
 
-def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str) -> None:
+def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, finished=frozenset()) -> None:
     """A long run's training loss per epoch from its models' histories (finished or still training): every epoch
-    on a log axis, and the latest stage on a linear one with a 25-epoch running median, so that whether the loss
-    still falls in a stage thousands of epochs long can be seen before its end is evaluated."""
+    on a log axis, and on a linear one, with a 25-epoch running median, the latest stage a model still in training
+    has reached (``finished``: the names of the models that are not; the last stage when none trains), so that
+    whether the loss still falls in a stage thousands of epochs long can be seen before its end is evaluated.
+    Colour: the objective; line style: the cell."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
     fig = new_figure(plt, PAGE, 2.6)
     whole, last = fig.subplots(1, 2)
-    latest = max((h[-1]["stage"] for h in histories.values() if h), default=0)
-    colours = {}
+    training = [h for n, h in histories.items() if h and n not in finished]
+    latest = max((h[-1]["stage"] for h in (training or [h for h in histories.values() if h])), default=0)
+    styles = {}  # the cell (data set, layers, K) -> a line style
+    handles, shown = {}, []
     for i, (name, history) in enumerate(sorted(histories.items())):
         if not history:
             continue
-        objective = name.split("/")[2].split("-")[0]
+        dataset, layers, run = name.split("/")[:3]
+        objective, k = run.rsplit("-k", 1)
         colour = PALETTE.get(OBJ_LABEL.get(objective, ""), f"C{i + 2}")
-        colours[name] = colour
+        style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
+        shown_as = f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
+        handles[shown_as + ("" if name not in finished else " (finished)")] = Line2D([], [], color=colour, ls=style)
         t = pd.DataFrame([dict(epoch=h["epoch"] + 1, stage=h["stage"], loss=-h["train_objective"]) for h in history])
-        whole.plot(t.epoch, t.loss, color=colour, lw=0.8)
+        whole.plot(t.epoch, t.loss, color=colour, ls=style, lw=0.8)
         s = t[t.stage == latest]
-        if len(s):
+        if len(s) and (name not in finished or not training):
             last.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
-            last.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, lw=1.4)
+            last.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
+                      lw=1.4)
+            shown.append(shown_as)
     ends = [1]  # a tick at each stage's end: 1, 4, 13, ... (3^i epochs per stage)
     while ends[-1] < max((h[-1]["epoch"] + 1 for h in histories.values() if h), default=1):
         ends.append(3 * ends[-1] + 1)
@@ -384,8 +398,9 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str) -> 
     whole.set_ylabel("training loss (nats)")
     whole.set_title("every epoch")
     last.set_xlabel("epoch")
-    last.set_title(f"stage {latest} so far (thick: 25-epoch running median)")
-    legend(fig, {name: Line2D([], [], color=c) for name, c in colours.items()}, ncol=2)
+    last.set_title(f"stage {latest}{' so far' if training else ''}: {len(shown)} model{'s' if len(shown) != 1 else ''}"
+                   f"{' in training' if training else ''} (thick: 25-epoch running median)", fontsize="small")
+    legend(fig, handles, ncol=2)
     save(fig, stem, f"{captions.figure('training_so_far')} {note}")
 
 

@@ -146,10 +146,12 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         (out / "beside_the_paper.md").write_text(beside_the_paper(df) + (final_beside_the_paper(
             records.collect(finals), floor, first=int(df.n_test.min()), draws=draws) if finals else ""))
         written.append("beside_the_paper.md")
-    rows, histories, budgets = [], {}, set()
+    rows, histories, budgets, finished = [], {}, set(), set()
     for folder in folders:
         _, history, cfg = latest(folder)
         histories[str(folder.relative_to(workdir / "results"))] = history
+        if (folder / "model.pt").exists():
+            finished.add(str(folder.relative_to(workdir / "results")))
         budgets.add((cfg or {}).get("budget"))
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
@@ -182,7 +184,8 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         figures.training_so_far(histories, out / "training_so_far",
                                 f"Ours: budget {', '.join(sorted(str(b) for b in budgets))}; "
                                 f"{sum(bool(h) for h in histories.values())} models trained so far; training seeds "
-                                f"{', '.join(sorted({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h}))}.")
+                                f"{', '.join(sorted({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h}))}.",
+                                finished)
         written += ["training_so_far.pdf", "training_so_far.png"]
     return written
 
