@@ -185,7 +185,8 @@ def continued_states(cfgs: list[TrainConfig]) -> list[dict] | None:
     for c, state in zip(cfgs, states):
         if c.init_from and c.continue_state and (state is None or state["optimizer"]["variant"] != c.optimizer):
             raise RuntimeError(f"{c.init_from} holds no {c.optimizer!r} optimiser state to continue; continue it "
-                               f"with continue_state=False (a fresh optimiser), or retrain it with this version")
+                               f"with a fresh optimiser (`iwae train --fresh-optimizer`; continue_state: false in a config), "
+                               f"or retrain it with this version")
     if any(states) and not all(states):
         raise ValueError("either every member of a stack continues a model's training state or none does")
     return states if all(states) else None
