@@ -24,9 +24,9 @@ FIGURES = {
     "training_curves": "Mean training loss (minus the objective) per epoch; dotted lines: a stage starts, at the "
                        "learning rate printed on the top axis.",
     "training_so_far": "A long run's mean training loss (minus the objective, on the training images) per epoch of "
-                       "each model so far, from its training history: every epoch, and close up the latest stage a "
-                       "model still in training has reached (the models in it; the last stage once all have finished), "
-                       "where no test NLL is evaluated before the stage ends. Each model's loss is minus its own "
+                       "each model so far, from its training history: every epoch; close up, the last stage of the "
+                       "finished models and the latest stage a model still in training has reached (the models in "
+                       "it), where no test NLL is evaluated before the stage ends. Each model's loss is minus its own "
                        "objective (the VAE's L_1, the IWAE's L_K): the levels of two objectives are not comparable, their slopes are.",
     "samples": "Samples: Bernoulli means of p(x|h) for h drawn from each generative model (the same draws for all); "
                "one matrix per data set and architecture, rows the objectives, columns K.",

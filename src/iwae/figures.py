@@ -291,9 +291,11 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
 CLOSE_UP = 3  # a cell evaluated at 5 or more stages gets a close-up of its last 3 (the full scale hides their gaps)
 
 
-def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
+def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | None = None) -> None:
     """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval;
-    a cell with 5 or more evaluated stages also gets its last ``CLOSE_UP`` stages close up, beside the paper's."""
+    a cell with 5 or more evaluated stages also gets its last ``CLOSE_UP`` stages close up, beside the paper's.
+    ``finals`` (``records.collect`` of the finished models on all their test images, where the curve's points are
+    on the first N): drawn hollow at their epochs, the like-with-like comparison with the paper's crosses."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
@@ -313,7 +315,15 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
                 if (dataset, layers, k, obj) in ref.index:
                     ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
+                for r in final_rows(dataset, layers, k, obj):
+                    ax.plot([r.epochs], [r.nll], "D", ms=4, mfc="none", mew=1, color=PALETTE[OBJ_LABEL[obj]])
         ax.set_ylabel("test NLL (nats)")
+
+    def final_rows(dataset, layers, k, obj):
+        if finals is None:
+            return []
+        return list(finals[(finals.dataset == dataset) & (finals.n_layers == layers) & (finals.k == k)
+                           & (finals.objective == obj)].itertuples())
 
     for (dataset, layers, k), row, close in zip(cells, axes, long):
         a, b = row[0], row[-1]
@@ -340,6 +350,10 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
             if all((dataset, layers, k, o) in ref.index for o in ("vae", "iwae")):
                 b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
                        color="0.4")
+            pair = [final_rows(dataset, layers, k, o) for o in ("iwae", "vae")]
+            if all(len(rows) == 1 and rows[0].epochs == pair[0][0].epochs for rows in pair):
+                b.plot([pair[0][0].epochs], [pair[0][0].nll - pair[1][0].nll], "D", ms=4, mfc="none", mew=1,
+                       color="k")
         b.axhline(0, color="0.4", ls=":", lw=0.8)
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
@@ -353,26 +367,33 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path) -> None:
                   "its paired 95% interval": Line2D([], [], color="0.8", lw=6),
                   "the paper's (3,280 epochs, its whole test set, no interval)": tuple(
                       Line2D([], [], color=color, marker="x", ls="", ms=5)
-                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4"))})
+                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4")),
+                  **({"ours, the final models on all the test images": tuple(
+                      Line2D([], [], color=color, marker="D", mfc="none", ls="", ms=4)
+                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "k"))} if finals is not None else {})})
     save(fig, stem, f"{captions.figure('curve')} {captions.curve_panels(bool(t.seeds.max() == 1), any(long))} "
-                    f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}.")
+                    f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}."
+                    + (f" Hollow diamonds: the finished models on {finals.images.iloc[0]}, as the paper's numbers "
+                       f"are (the crosses' like with like; the curve's points are on fewer images)."
+                       if finals is not None and len(finals) else ""))
 
 
 def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, finished=frozenset()) -> None:
     """A long run's training loss per epoch from its models' histories (finished or still training): every epoch
-    on a log axis, and on a linear one, with a 25-epoch running median, the latest stage a model still in training
-    has reached (``finished``: the names of the models that are not; the last stage when none trains), so that
-    whether the loss still falls in a stage thousands of epochs long can be seen before its end is evaluated.
-    Colour: the objective; line style: the cell."""
+    on a log axis; then, on linear axes with a 25-epoch running median, the last stage of the finished models
+    (``finished``: their names) and the latest stage a model still in training has reached (its models in it), so
+    that whether the loss still falls in a stage thousands of epochs long can be seen before its end is evaluated,
+    and how it ended. Colour: the objective; line style: the cell."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
+    done = {n: h for n, h in histories.items() if h and n in finished}
+    going = {n: h for n, h in histories.items() if h and n not in finished}
+    close = [(max(h[-1]["stage"] for h in group.values()), what, group) for what, group in
+             ((": the finished models", done), (" so far: the models in training", going)) if group]
     fig = new_figure(plt, PAGE, 2.6)
-    whole, last = fig.subplots(1, 2)
-    training = [h for n, h in histories.items() if h and n not in finished]
-    latest = max((h[-1]["stage"] for h in (training or [h for h in histories.values() if h])), default=0)
-    styles = {}  # the cell (data set, layers, K) -> a line style
-    handles, shown = {}, []
+    whole, *lasts = fig.subplots(1, 1 + max(len(close), 1))
+    styles, handles = {}, {}  # the cell (data set, layers, K) -> a line style
     for i, (name, history) in enumerate(sorted(histories.items())):
         if not history:
             continue
@@ -381,15 +402,15 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
         colour = PALETTE.get(OBJ_LABEL.get(objective, ""), f"C{i + 2}")
         style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
         shown_as = f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
-        handles[shown_as + ("" if name not in finished else " (finished)")] = Line2D([], [], color=colour, ls=style)
+        handles[shown_as + (" (finished)" if name in finished else "")] = Line2D([], [], color=colour, ls=style)
         t = pd.DataFrame([dict(epoch=h["epoch"] + 1, stage=h["stage"], loss=-h["train_objective"]) for h in history])
         whole.plot(t.epoch, t.loss, color=colour, ls=style, lw=0.8)
-        s = t[t.stage == latest]
-        if len(s) and (name not in finished or not training):
-            last.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
-            last.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
-                      lw=1.4)
-            shown.append(shown_as)
+        for ax, (stage, _, group) in zip(lasts, close):
+            s = t[t.stage == stage]
+            if name in group and len(s):
+                ax.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
+                ax.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
+                        lw=1.4)
     ends = [1]  # a tick at each stage's end: 1, 4, 13, ... (3^i epochs per stage)
     while ends[-1] < max((h[-1]["epoch"] + 1 for h in histories.values() if h), default=1):
         ends.append(3 * ends[-1] + 1)
@@ -397,9 +418,9 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     whole.tick_params(axis="x", labelrotation=40)
     whole.set_ylabel("training loss (nats)")
     whole.set_title("every epoch")
-    last.set_xlabel("epoch")
-    last.set_title(f"stage {latest}{' so far' if training else ''}: {len(shown)} model{'s' if len(shown) != 1 else ''}"
-                   f"{' in training' if training else ''} (thick: 25-epoch running median)", fontsize="small")
+    for ax, (stage, what, _) in zip(lasts, close):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"stage {stage}{what}\n(thick: 25-epoch running median)", fontsize="small")
     legend(fig, handles, ncol=2)
     save(fig, stem, f"{captions.figure('training_so_far')} {note}")
 

@@ -140,11 +140,13 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         report.write_table(c, tables.curve_shown(c), out / "curve",
                            f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
                            f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
-        figures.learning_curve(df, out / "curve")
-        written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
         finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
+        on_all = records.collect(finals) if finals else None  # the finished models on all their test images
+        figures.learning_curve(df, out / "curve", on_all if on_all is not None and
+                               (on_all.n_test > df.n_test.max()).all() else None)
+        written += ["curve.csv", "curve.md", "curve.tex", "curve.pdf", "curve.png"]
         (out / "beside_the_paper.md").write_text(beside_the_paper(df) + (final_beside_the_paper(
-            records.collect(finals), floor, first=int(df.n_test.min()), draws=draws) if finals else ""))
+            on_all, floor, first=int(df.n_test.min()), draws=draws) if finals else ""))
         written.append("beside_the_paper.md")
     rows, histories, budgets, finished = [], {}, set(), set()
     for folder in folders:
