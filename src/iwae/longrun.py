@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore", "peek",
-                                                "progress"])
+                                        "progress"])
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
     ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")

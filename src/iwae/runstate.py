@@ -241,8 +241,8 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
     over the images, beside the paper's and the noise floor (``floor``, a noise_floor.csv table) where it has the
     cell; ``draws`` (the yardstick.csv of experiments/binarisation_yardstick.py): how far the evaluation's own draws
     (binarisation of the test images, samples) alone move a gap between two evaluations, for the models it
-    measured (the row at the finished model's epochs where measured there, else the latest). The numbers are Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE -
-    VAE matched by seed)."""
+    measured (the row at the finished model's epochs where measured there, else the latest). The numbers are
+    Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE - VAE matched by seed)."""
     import numpy as np
 
     from iwae import records
