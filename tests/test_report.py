@@ -285,7 +285,7 @@ def test_the_learning_curves_caption_says_what_its_panels_show(tmp_path):
         captions_of[name] = (tmp_path / name / "curve.caption.tex").read_text()
     four = captions_of["one seed, 4 stages"]
     assert "Bars: each model" in four and "close up" not in four
-    assert "Bars: each model" in captions_of["one seed, 5 stages"] and "last 3 stages close up" in captions_of[
+    assert "Bars: each model" in captions_of["one seed, 5 stages"] and "latest 3 evaluated stages close up" in captions_of[
         "one seed, 5 stages"]
     many = captions_of["three seeds, 4 stages"]
     assert "mean over the seeds, without bars" in many and "Bars" not in many and "close up" not in many
@@ -309,3 +309,32 @@ def test_the_snr_tables_left_out_ks_are_lettered_notes_under_it(tmp_path):
     assert "-0.50 [-0.60, -0.40] " in cells["IWAE"] and "(a)" not in cells["IWAE"]
     assert "+0.20 [+0.10, +0.30] (a)" in cells["RWS"]
     assert "+0.10 [+0.00, +0.20] (a) (b)" in cells["RWS-DReG"] and "+0.50 [+0.40, +0.60] (b)" in cells["RWS-DReG"]
+
+
+def test_the_learning_curve_draws_the_final_models_beside_the_papers_numbers(tmp_path, monkeypatch):
+    """The finished models on all their test images are hollow diamonds at their own epochs and NLL, and IWAE - VAE
+    of the two at the pair's epochs; the paper's crosses at 3,280 epochs carry its Table 1 numbers; a K=1 cell
+    (one objective) gets a sentence where the IWAE - VAE panel would be."""
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda fig, stem, note="": drawn.setdefault("fig", fig))
+    curve = records.collect([write_metrics(tmp_path / "curve" / f"ep{e}", objective=o, k=k, epochs=e, shift=5.0 / e)
+                             for e in (1, 4) for o, k in (("vae", 5), ("iwae", 5), ("vae", 1))])
+    finals = records.collect([write_metrics(tmp_path / "final", objective="vae", k=5, epochs=3280, shift=-12.0),
+                              write_metrics(tmp_path / "final", objective="iwae", k=5, epochs=3280, shift=-13.5)])
+    figures.learning_curve(curve, tmp_path / "curve", finals)
+    rows = [ax for ax in drawn["fig"].axes if ax.get_title() or ax.texts]
+    k5 = next(ax for ax in rows if ax.get_title().endswith("K=5"))
+    pair = next(ax for ax in rows if ax.get_title().startswith("IWAE - VAE"))
+
+    def points(ax, marker):
+        return sorted((float(x), round(float(y), 6)) for line in ax.get_lines() if line.get_marker() == marker
+                      for x, y in zip(line.get_xdata(), line.get_ydata()))
+
+    nll = {o: float(finals[finals.objective == o].nll.iloc[0]) for o in ("vae", "iwae")}
+    assert points(k5, "D") == sorted((3280.0, round(v, 6)) for v in nll.values())
+    assert points(pair, "D") == [(3280.0, round(nll["iwae"] - nll["vae"], 6))]
+    ref = records.paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"]).nll
+    assert points(k5, "x") == sorted((3280.0, round(float(ref[("mnist", 1, 5, o)]), 6)) for o in ("vae", "iwae"))
+    assert any("one objective" in t.get_text() for ax in rows for t in ax.texts)
+    k1 = next(ax for ax in rows if ax.get_title().endswith("K=1"))
+    assert points(k1, "D") == []  # no finished K=1 model given: nothing hollow in its panel

@@ -25,14 +25,15 @@ FIGURES = {
                        "learning rate printed on the top axis.",
     "training_so_far": "A long run's mean training loss (minus the objective, on the training images) per epoch of "
                        "each model so far, from its training history: every epoch; close up, the last stage of the "
-                       "finished models and the latest stage a model still in training has reached (the models in "
-                       "it), where no test NLL is evaluated before the stage ends. Each model's loss is minus its own "
-                       "objective (the VAE's L_1, the IWAE's L_K): the levels of two objectives are not comparable, their slopes are.",
+                       "finished models and the latest stage each model still in training has reached, where no test "
+                       "NLL is evaluated before the stage ends. Each model's loss is minus its own objective (the "
+                       "VAE's ELBO, the IWAE's K-sample bound): the levels of two objectives are not comparable, "
+                       "their slopes are.",
     "samples": "Samples: Bernoulli means of p(x|h) for h drawn from each generative model (the same draws for all); "
                "one matrix per data set and architecture, rows the objectives, columns K.",
     "curve": "Learning curve of each cell with stage snapshots: test NLL after each stage, and the paired IWAE - VAE "
-             "difference with its 95% interval (negative: IWAE better); every point of ours on the same test "
-             "images; crosses: the paper's numbers after its 3,280 epochs on its whole test set (no interval "
+             "difference with its 95% interval (negative: IWAE better); every stage point of ours on the same "
+             "test images; crosses: the paper's numbers after its 3,280 epochs on its whole test set (no interval "
              "given).",
     "wallclock": "Milliseconds per update of each Table 1 training job (a stack of members sharing every update; "
                  "a run's Table 2 continuations, if it has any, are in the cost table) against K, on the device that trained them.",
@@ -91,7 +92,7 @@ def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> 
     else:
         parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}."]
     if close_up or close_up is None:
-        parts.append("Middle: the last 3 stages close up" + (" (a cell with 5 or more)." if close_up is None else "."))
+        parts.append("Middle: the latest 3 evaluated stages close up" + (" (a cell with 5 or more)." if close_up is None else "."))
     return " ".join(parts)
 
 

@@ -307,7 +307,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
     fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 3 if any(long) else 2, squeeze=False)
 
-    def nll(ax, c, dataset, layers, k):
+    def nll(ax, c, dataset, layers, k, values=False):
         for obj in ("vae", "iwae"):
             if f"nll_{obj}" in c and c[f"nll_{obj}"].notna().any():  # K=1: one objective, trained once
                 # bars with one training seed only (the caption says so: captions.curve_panels)
@@ -315,9 +315,18 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
                 if (dataset, layers, k, obj) in ref.index:
                     ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
-                for r in final_rows(dataset, layers, k, obj):
-                    ax.plot([r.epochs], [r.nll], "D", ms=4, mfc="none", mew=1, color=PALETTE[OBJ_LABEL[obj]])
+                for r in final_rows(dataset, layers, k, obj):  # over all the test images: its own bars
+                    hollow(ax, r.epochs, r.nll, 1.96 * r.nll_sem, PALETTE[OBJ_LABEL[obj]], values)
+        ax.margins(y=0.1)  # the crosses at the bottom not cut by the frame
         ax.set_ylabel("test NLL (nats)")
+
+    def hollow(ax, x, y, err, colour, value, below=False):
+        """A final model on all the test images: a hollow diamond with its 95% bar, its value beside it (or below
+        it) where asked (the diamond and the paper's cross may coincide)."""
+        ax.errorbar([x], [y], yerr=err, fmt="D", ms=4, mfc="none", mew=1, capsize=2, lw=1, color=colour)
+        if value:
+            ax.annotate(f"{y:.2f}", (x, y), xytext=(-2, -9) if below else (-6, 0), textcoords="offset points",
+                        ha="right", va="top" if below else "center", fontsize=6, color=colour)
 
     def final_rows(dataset, layers, k, obj):
         if finals is None:
@@ -334,8 +343,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
         if len(row) == 3:
             if close:
                 last = c.iloc[-CLOSE_UP:]
-                nll(row[1], last, dataset, layers, k)
-                row[1].set_title(f"its last {CLOSE_UP} stages, close up")
+                nll(row[1], last, dataset, layers, k, values=True)
+                row[1].set_title(f"latest {CLOSE_UP} stages, close up")
                 k_axis(row[1], sorted(set(last.epochs) | {end}), "epochs")
             else:
                 row[1].axis("off")
@@ -350,10 +359,11 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
             if all((dataset, layers, k, o) in ref.index for o in ("vae", "iwae")):
                 b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
                        color="0.4")
-            pair = [final_rows(dataset, layers, k, o) for o in ("iwae", "vae")]
-            if all(len(rows) == 1 and rows[0].epochs == pair[0][0].epochs for rows in pair):
-                b.plot([pair[0][0].epochs], [pair[0][0].nll - pair[1][0].nll], "D", ms=4, mfc="none", mew=1,
-                       color="k")
+            pair = pd.concat([pd.DataFrame(final_rows(dataset, layers, k, o)) for o in ("iwae", "vae")])
+            d = compare(pair, dict(objective="iwae"), dict(objective="vae")) if len(pair) == 2 else None
+            if d and pair.epochs.nunique() == 1:  # one final pair at the same epochs, paired over its images
+                hollow(b, pair.epochs.iloc[0], d["diff"], [[d["diff"] - d["low"]], [d["high"] - d["diff"]]], "k",
+                       True, below=True)
         b.axhline(0, color="0.4", ls=":", lw=0.8)
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
@@ -381,46 +391,54 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
 def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, finished=frozenset()) -> None:
     """A long run's training loss per epoch from its models' histories (finished or still training): every epoch
     on a log axis; then, on linear axes with a 25-epoch running median, the last stage of the finished models
-    (``finished``: their names) and the latest stage a model still in training has reached (its models in it), so
-    that whether the loss still falls in a stage thousands of epochs long can be seen before its end is evaluated,
-    and how it ended. Colour: the objective; line style: the cell."""
+    (``finished``: their names) and the latest stage each model still in training has reached, so that whether the
+    loss still falls in a stage thousands of epochs long can be seen before its end is evaluated, and how it ended.
+    Colour: the objective for the first cell of each (VAE blue, IWAE red, as in every figure), another colour for
+    each further model; line style: the cell."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
-    done = {n: h for n, h in histories.items() if h and n in finished}
-    going = {n: h for n, h in histories.items() if h and n not in finished}
-    close = [(max(h[-1]["stage"] for h in group.values()), what, group) for what, group in
-             ((": the finished models", done), (" so far: the models in training", going)) if group]
+    shown = {n: h for n, h in sorted(histories.items(), key=lambda nh: (nh[0] not in finished, nh[0])) if h}
+    going = [n for n in shown if n not in finished]
+    panels = [(": the finished models", [n for n in shown if n in finished]),
+              ("the models in training: each one's latest stage so far", going)]
+    panels = [(what, names) for what, names in panels if names]
     fig = new_figure(plt, PAGE, 2.6)
-    whole, *lasts = fig.subplots(1, 1 + max(len(close), 1))
-    styles, handles = {}, {}  # the cell (data set, layers, K) -> a line style
-    for i, (name, history) in enumerate(sorted(histories.items())):
-        if not history:
-            continue
+    whole, *lasts = fig.subplots(1, 1 + max(len(panels), 1))
+    styles, colours, handles = {}, {}, {}  # the cell (data set, layers, K) -> a line style; the objective's colour
+    spare = iter(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3), the palette's others
+    for name, history in shown.items():
         dataset, layers, run = name.split("/")[:3]
         objective, k = run.rsplit("-k", 1)
-        colour = PALETTE.get(OBJ_LABEL.get(objective, ""), f"C{i + 2}")
+        own = PALETTE.get(OBJ_LABEL.get(objective, ""))
+        colour = own if own and own not in colours.values() else next(spare)
+        colours[name] = colour
         style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
         shown_as = f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
         handles[shown_as + (" (finished)" if name in finished else "")] = Line2D([], [], color=colour, ls=style)
         t = pd.DataFrame([dict(epoch=h["epoch"] + 1, stage=h["stage"], loss=-h["train_objective"]) for h in history])
         whole.plot(t.epoch, t.loss, color=colour, ls=style, lw=0.8)
-        for ax, (stage, _, group) in zip(lasts, close):
+        for ax, (what, names) in zip(lasts, panels):
+            # the finished models: the last stage they share; a model in training: its own latest stage
+            stage = max(shown[n][-1]["stage"] for n in names) if name in finished else history[-1]["stage"]
             s = t[t.stage == stage]
-            if name in group and len(s):
+            if name in names and len(s):
                 ax.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
                 ax.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
                         lw=1.4)
     ends = [1]  # a tick at each stage's end: 1, 4, 13, ... (3^i epochs per stage)
-    while ends[-1] < max((h[-1]["epoch"] + 1 for h in histories.values() if h), default=1):
+    while ends[-1] < max((h[-1]["epoch"] + 1 for h in shown.values()), default=1):
         ends.append(3 * ends[-1] + 1)
     k_axis(whole, ends, "epoch")
     whole.tick_params(axis="x", labelrotation=40)
-    whole.set_ylabel("training loss (nats)")
     whole.set_title("every epoch")
-    for ax, (stage, what, _) in zip(lasts, close):
+    for ax, (what, names) in zip(lasts, panels):
+        stages = sorted({shown[n][-1]["stage"] for n in names})
+        head = f"stage {stages[-1]}{what}" if what.startswith(":") else what
         ax.set_xlabel("epoch")
-        ax.set_title(f"stage {stage}{what}\n(thick: 25-epoch running median)", fontsize="small")
+        ax.set_title(f"{head}\n(thick: 25-epoch running median)", fontsize="small")
+    for ax in (whole, *lasts):
+        ax.set_ylabel("training loss (nats)")
     legend(fig, handles, ncol=2)
     save(fig, stem, f"{captions.figure('training_so_far')} {note}")
 

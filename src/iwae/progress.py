@@ -4,6 +4,7 @@ the projected finish of its training and evaluation (``status``; ``make cpu-pape
 from __future__ import annotations
 
 import functools
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -61,12 +62,14 @@ def _read(path: str, size: int, mtime_ns: int) -> dict | None:
 def stacks(results: Path) -> dict[str, Path]:
     """The models that train in a stack with others: {name: the stack's checkpoint}. A stack's checkpoint lies in
     its first member's folder and names every member's folder (results/<dataset>/L<layers>/<objective>-k<K>/seed<S>)."""
-    out = {}
+    from iwae import checkpoint
+
+    out, root = {}, Path(results).resolve()
     for path in sorted(Path(results).rglob("checkpoint.pt")):
         blob = read_or_none(path)
-        members = list(blob.get("stack") or []) if blob else []
-        if len(members) > 1:
-            out.update({m.removeprefix("results/"): path for m in members})
+        if blob and len(blob.get("stack") or []) > 1:  # where its members are: the checkpoint's one reading of that
+            out.update({Path(os.path.relpath(f.resolve(), root)).as_posix(): path
+                        for f in checkpoint.member_folders(path, blob)})
     return out
 
 
@@ -284,7 +287,7 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
         total = seconds + eval_s / max(cores, 1)
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
         lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
-                     f"{_hms(eval_s / max(cores, 1))} ({basis}); done in {_hms(total)} of running ({finish} if it "
+                     f"{_hms(eval_s / max(cores, 1))} on {cores} core{'s' * (cores != 1)} ({basis}); done in {_hms(total)} of running ({finish} if it "
                      f"runs without a stop)")
     return "\n".join(lines)
 

@@ -116,21 +116,25 @@ def restore(src: Path, workdir: Path) -> list[str]:
     return restored
 
 
+def _seeds(seeds: set[str]) -> str:
+    """'training seed 0', 'training seeds 0, 1': as a caption names them."""
+    return f"training seed{'s' if len(seeds) > 1 else ''} {', '.join(sorted(seeds, key=int))}"
+
+
 def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     """The learning curve so far into ``out``: every evaluated stage snapshot and finished model (curve.csv/md/tex,
     curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
     training wall-clock per stage (stage_times.csv/md); the finished models beside the paper on all their test
     images (``final_beside_the_paper``, with the noise floor ``floor`` and the evaluation's draws ``draws`` where
-    given). -> the names written (none
-    before the first evaluation)."""
+    given). -> the names written (none before the first evaluation)."""
     import pandas as pd
 
     from iwae import figures, records, report, tables
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
-    paths = [p for f in folders for p in sorted((f / "stages").glob("stage[0-9].metrics.json"))]
-    paths += [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
+    finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
+    paths = [p for f in folders for p in sorted((f / "stages").glob("stage[0-9].metrics.json"))] + finals
     written = []
     if paths:
         df = records.collect(paths)
@@ -140,7 +144,6 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         report.write_table(c, tables.curve_shown(c), out / "curve",
                            f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
                            f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
-        finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
         on_all = records.collect(finals) if finals else None  # the finished models on all their test images
         figures.learning_curve(df, out / "curve", on_all if on_all is not None and
                                (on_all.n_test > df.n_test.max()).all() else None)
@@ -185,8 +188,8 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         written += ["stage_times.csv", "stage_times.md"]
         figures.training_so_far(histories, out / "training_so_far",
                                 f"Ours: budget {', '.join(sorted(str(b) for b in budgets))}; "
-                                f"{sum(bool(h) for h in histories.values())} models trained so far; training seeds "
-                                f"{', '.join(sorted({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h}))}.",
+                                f"{sum(bool(h) for h in histories.values())} models trained so far; "
+                                f"{_seeds({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h})}.",
                                 finished)
         written += ["training_so_far.pdf", "training_so_far.png"]
     return written
@@ -214,7 +217,7 @@ def beside_the_paper(df) -> str:
                 "MNIST test images than on all 10,000: docs/paper-cpu/first_images): the gap is not like with like"
                 if subset else "") + ").", "",
              "| model | " + " | ".join(f"{e:,} ep." for e in epochs)
-             + f" | paper (3,280 ep.) | gap{' (other images)' if subset else ''} |",
+             + f" | paper (3,280 ep.) | gap at ours' latest stage{' (other images)' if subset else ''} |",
              "|---" * (len(epochs) + 3) + "|"]
     order = {o: i for i, o in enumerate(records.OBJ_LABEL)}  # the paper's order: VAE before IWAE
     groups = df.groupby(["dataset", "n_layers", "objective", "k"], sort=False)
@@ -224,7 +227,7 @@ def beside_the_paper(df) -> str:
         paper = _paper(ref, dataset, layers, k, obj)
         p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
         last = g.sort_values("epochs").iloc[-1]
-        gap = records.signed(last.nll - paper.nll.iloc[0]) if len(paper) else ""
+        gap = f"{records.signed(last.nll - paper.nll.iloc[0])} at {int(last.epochs):,} ep." if len(paper) else ""
         lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
                      + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
     return "\n".join(lines) + "\n"
