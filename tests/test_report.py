@@ -285,8 +285,8 @@ def test_the_learning_curves_caption_says_what_its_panels_show(tmp_path):
         captions_of[name] = (tmp_path / name / "curve.caption.tex").read_text()
     four = captions_of["one seed, 4 stages"]
     assert "Bars: each model" in four and "close up" not in four
-    assert "Bars: each model" in captions_of["one seed, 5 stages"] and "latest 3 evaluated stages close up" in captions_of[
-        "one seed, 5 stages"]
+    five = captions_of["one seed, 5 stages"]
+    assert "Bars: each model" in five and "latest 3 evaluated stages close up" in five
     many = captions_of["three seeds, 4 stages"]
     assert "mean over the seeds, without bars" in many and "Bars" not in many and "close up" not in many
 

@@ -92,7 +92,8 @@ def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> 
     else:
         parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}."]
     if close_up or close_up is None:
-        parts.append("Middle: the latest 3 evaluated stages close up" + (" (a cell with 5 or more)." if close_up is None else "."))
+        parts.append("Middle: the latest 3 evaluated stages close up"
+                     + (" (a cell with 5 or more)." if close_up is None else "."))
     return " ".join(parts)
 
 

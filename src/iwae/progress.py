@@ -287,7 +287,8 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
         total = seconds + eval_s / max(cores, 1)
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
         lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
-                     f"{_hms(eval_s / max(cores, 1))} on {cores} core{'s' * (cores != 1)} ({basis}); done in {_hms(total)} of running ({finish} if it "
+                     f"{_hms(eval_s / max(cores, 1))} on {cores} core{'s' * (cores != 1)} ({basis}); "
+                     f"done in {_hms(total)} of running ({finish} if it "
                      f"runs without a stop)")
     return "\n".join(lines)
 
