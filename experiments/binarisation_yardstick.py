@@ -27,6 +27,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from iwae.records import model_name, pair_name  # noqa: E402
 from iwae.report import write_table  # noqa: E402
 from iwae.stats import evaluation_noise  # noqa: E402
 
@@ -35,7 +36,8 @@ def read(path: str) -> dict:
     blob = json.loads(Path(path).read_text())
     run, ev, tr = blob["run"], blob["eval"], blob["train"]
     step = (tr.get("in_training") or {}).get("step", 0)  # a model peeked inside an epoch: its minibatches there
-    return dict(model=f"{run['dataset'].upper()} {run['n_layers']}L {run['objective'].upper()} K={run['k']}",
+    return dict(model=model_name(run["dataset"], run["n_layers"], run["objective"], run["k"]),
+                cell=(run["dataset"], run["n_layers"], run["k"]), objective=run["objective"],
                 epochs=f"{tr['epochs']:,}" + (f" + {step:,} minibatches" if step else ""), updates=tr["updates"],
                 seed=ev["eval_config"]["seed"],
                 nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
@@ -58,21 +60,18 @@ def paired_rows(pairs: list[tuple[dict, dict]]) -> list[dict]:
     over the images within each evaluation, so its draws' noise is that of the per-image difference of differences.
     Each IWAE pair goes with the cell's VAE pair of the same seeds nearest to it in updates (models measured at
     several points: each point's own pair)."""
-    def cell(a):
-        return a["model"].replace("IWAE", "X").replace("VAE", "X")
-
     rows = []
     for ia, ib in pairs:
-        if "IWAE" not in ia["model"]:
+        if ia["objective"] != "iwae":
             continue
-        vaes = [(va, vb) for va, vb in pairs if "IWAE" not in va["model"] and cell(va) == cell(ia)
+        vaes = [(va, vb) for va, vb in pairs if va["objective"] == "vae" and va["cell"] == ia["cell"]
                 and (va["seed"], vb["seed"]) == (ia["seed"], ib["seed"])]
         if not vaes:
             continue
         va, vb = min(vaes, key=lambda p: abs(p[0]["updates"] - ia["updates"]))
         first, second = ia["nll"] - va["nll"], ib["nll"] - vb["nll"]
         noise = evaluation_noise(first, second)
-        rows.append(dict(model=cell(ia).replace(" X ", " IWAE - VAE ") + " (paired)",
+        rows.append(dict(model=pair_name(*ia["cell"]),
                          epochs=f"{ia['epochs']} / {va['epochs']}", images=len(first),
                          seeds=f"{ia['seed']}, {ib['seed']}",
                          nll_a=first.mean(), nll_b=second.mean(), b_minus_a=noise["diff"],

@@ -29,6 +29,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from iwae.records import model_name  # noqa: E402
 from iwae.stats import paired_difference  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def offsets(models: list[dict], first: int) -> pd.DataFrame:
     for m in models:
         nll = -m["ll"]
         half = len(nll) // 2
-        rows.append(dict(model=f"{m['dataset'].upper()} {m['n_layers']}L {m['objective'].upper()} K={m['k']}",
+        rows.append(dict(model=model_name(m["dataset"], m["n_layers"], m["objective"], m["k"]),
                          epochs=m["epochs"], images=len(nll), nll_all=nll.mean(), nll_first=nll[:first].mean(),
                          nll_first_half=nll[:half].mean(), nll_last_half=nll[half:].mean(),
                          first_minus_all=nll[:first].mean() - nll.mean(),

@@ -40,7 +40,7 @@ def test_projection_shares_the_remaining_work_longest_first_onto_the_cores():
     assert progress.project(started, 2)[1] == ["mnist/L1/vae-k1/seed0: speed unknown until its first epoch ends"]
 
 
-def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_path):
+def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_path, monkeypatch):
     """A stack's checkpoint lies in its first member's folder: every member reads its progress from it, the job is
     counted once in the projection, and its command line (one --out pattern for all members) is seen as training
     each of them and no other."""
@@ -61,6 +61,13 @@ def test_the_members_of_a_stack_are_one_job_read_from_the_stacks_checkpoint(tmp_
                     [history, history[:2]], epoch=3, step=6, elapsed=6.0)
     stacked = progress.stacks(results)
     assert stacked == {n: outs[0] / "checkpoint.pt" for n in names}
+    # read from a folder that has results of its own under the same names: the members are still this run's
+    other = tmp_path / "another-checkout"
+    for n in names:
+        (other / "results" / n).mkdir(parents=True)
+    monkeypatch.chdir(other)
+    assert progress.stacks(results) == stacked
+    assert [len(progress.latest(o, stacked[n])[1]) for n, o in zip(names, outs)] == [3, 2]  # each its own member
     models = [progress.model_status(o, results, stacked[n]) for n, o in zip(names, outs)]
     assert [(m.epochs_done, m.epochs_total, m.state) for m in models] == [(3, 13, "training"), (2, 13, "training")]
     # one job of 10 more epochs at 2 s on one core, not one per member

@@ -338,3 +338,26 @@ def test_the_learning_curve_draws_the_final_models_beside_the_papers_numbers(tmp
     assert any("one objective" in t.get_text() for ax in rows for t in ax.texts)
     k1 = next(ax for ax in rows if ax.get_title().endswith("K=1"))
     assert points(k1, "D") == []  # no finished K=1 model given: nothing hollow in its panel
+
+
+def test_final_models_of_several_seeds_are_one_diamond_each_at_the_seeds_mean(tmp_path, monkeypatch):
+    """Several training seeds: the curve's points are the seeds' means, and so is each final diamond; IWAE - VAE of
+    the finals is the mean of the seeds' paired differences."""
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda fig, stem, note="": drawn.setdefault("fig", fig))
+    curve = records.collect([write_metrics(tmp_path / "curve" / f"ep{e}s{s}", objective=o, seed=s, epochs=e,
+                                           shift=5.0 / e) for e in (1, 4) for o in ("vae", "iwae") for s in (0, 1)])
+    finals = records.collect([write_metrics(tmp_path / "final", objective=o, seed=s, epochs=3280,
+                                            shift=-12.0 - (1.5 if o == "iwae" else 0) - s,
+                                            rng=np.random.default_rng(s))
+                              for o in ("vae", "iwae") for s in (0, 1)])
+    figures.learning_curve(curve, tmp_path / "curve", finals)
+    axes = [ax for ax in drawn["fig"].axes if ax.get_title()]
+    k5, pair = axes[0], next(ax for ax in axes if ax.get_title().startswith("IWAE - VAE"))
+    diamonds = sorted(round(float(y), 6) for line in k5.get_lines() if line.get_marker() == "D"
+                      for y in line.get_ydata())
+    mean = {o: float(finals[finals.objective == o].nll.mean()) for o in ("vae", "iwae")}
+    assert diamonds == sorted(round(v, 6) for v in mean.values())
+    (x, y), = [(float(a), float(b)) for line in pair.get_lines() if line.get_marker() == "D"
+               for a, b in zip(line.get_xdata(), line.get_ydata())]
+    assert (x, y) == pytest.approx((3280.0, mean["iwae"] - mean["vae"]))

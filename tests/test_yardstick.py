@@ -23,8 +23,8 @@ def test_each_iwae_point_is_paired_with_the_vae_point_nearest_in_updates(yardsti
     rng = np.random.default_rng(0)
 
     def model(objective, updates, seed, shift):
-        return dict(model=f"MNIST 1L {objective} K=5", epochs=f"{updates // 10:,}", updates=updates, seed=seed,
-                    nll=86 + shift + rng.normal(0, 1, 400))
+        return dict(model=f"MNIST 1L {objective} K=5", cell=("mnist", 1, 5), objective=objective.lower(),
+                    epochs=f"{updates // 10:,}", updates=updates, seed=seed, nll=86 + shift + rng.normal(0, 1, 400))
 
     points = {}
     for name, updates, shift in (("VAE", 20_160, 0.0), ("IWAE", 19_040, -0.9), ("VAE", 32_800, -0.5),

@@ -81,6 +81,9 @@ RECORDS = {"figure": "The budget, epochs, test images and training seeds are in 
                     "run's own records)."}
 
 
+CLOSE_UP, CLOSE_UP_FROM = 3, 5  # the learning curve: a cell with 5 or more evaluated stages gets its latest 3 close up
+
+
 def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> str:
     """What the learning curve's panels show besides its caption, as a figure has them (None: both cases, for a
     caption written before the run, the HTML report's)."""
@@ -92,8 +95,8 @@ def curve_panels(one_seed: bool | None = None, close_up: bool | None = None) -> 
     else:
         parts = [f"{bars}." if one_seed else f"{mean[0].upper()}{mean[1:]}."]
     if close_up or close_up is None:
-        parts.append("Middle: the latest 3 evaluated stages close up"
-                     + (" (a cell with 5 or more)." if close_up is None else "."))
+        parts.append(f"Middle: the latest {CLOSE_UP} evaluated stages close up"
+                     + (f" (a cell with {CLOSE_UP_FROM} or more)." if close_up is None else "."))
     return " ".join(parts)
 
 

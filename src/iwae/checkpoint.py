@@ -258,10 +258,12 @@ def drop_kept(member: Path) -> None:
 # ----------------------------------------------------------------------------- a run in training, as it is now
 def member_folders(path: Path, ck: dict) -> list[Path]:
     """The member folders of the stack whose checkpoint is at ``path``: the checkpoint lies in the first member's
-    folder, and the others are where the stack names them, relative to that folder where the run was moved."""
+    folder; another member is where the stack names it, an absolute folder as it is if it exists, else relative to
+    the first member's (wherever the run was moved, whatever folder the caller runs in)."""
     path = Path(path)
     first = Path(ck["stack"][0])
-    return [path.parent if m == 0 else Path(o) if Path(o).is_dir() else path.parent / os.path.relpath(o, first)
+    return [path.parent if m == 0 else Path(o) if Path(o).is_absolute() and Path(o).is_dir()
+            else Path(os.path.normpath(path.parent / os.path.relpath(o, first)))  # not where the caller runs
             for m, o in enumerate(ck["stack"])]
 
 

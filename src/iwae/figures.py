@@ -10,6 +10,7 @@ only for a run with two or more K (``figures_for``).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -288,13 +289,10 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
                     f"{budget_note(base_runs(df), test=False)}.")
 
 
-CLOSE_UP = 3  # a cell evaluated at 5 or more stages gets a close-up of its last 3 (the full scale hides their gaps)
-
-
 def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | None = None) -> None:
     """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval;
-    a cell with 5 or more evaluated stages also gets its last ``CLOSE_UP`` stages close up, beside the paper's.
-    ``finals`` (``records.collect`` of the finished models on all their test images, where the curve's points are
+    a cell with ``captions.CLOSE_UP_FROM`` or more evaluated stages also gets its latest ``captions.CLOSE_UP`` close
+    up (the full scale hides their gaps), beside the paper's. ``finals`` (``records.collect`` of the finished models on all their test images, where the curve's points are
     on the first N): drawn hollow at their epochs, the like-with-like comparison with the paper's crosses."""
     from matplotlib.lines import Line2D
 
@@ -303,7 +301,8 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
     ref = paper_reference("table1").set_index(["dataset", "n_layers", "k", "objective"]).nll
     end = 3280  # the paper's epochs: its numbers are drawn there
     cells = list(t[["dataset", "n_layers", "k"]].drop_duplicates().itertuples(index=False, name=None))
-    long = [len(t[(t.dataset == d) & (t.n_layers == n) & (t.k == k)]) >= 5 for d, n, k in cells]
+    long = [len(t[(t.dataset == d) & (t.n_layers == n) & (t.k == k)]) >= captions.CLOSE_UP_FROM
+            for d, n, k in cells]
     fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 3 if any(long) else 2, squeeze=False)
 
@@ -315,8 +314,9 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
                 if (dataset, layers, k, obj) in ref.index:
                     ax.plot([end], [ref[(dataset, layers, k, obj)]], "x", ms=5, color=PALETTE[OBJ_LABEL[obj]])
-                for r in final_rows(dataset, layers, k, obj):  # over all the test images: its own bars
-                    hollow(ax, r.epochs, r.nll, 1.96 * r.nll_sem, PALETTE[OBJ_LABEL[obj]], values)
+                for epochs, g in final_rows(dataset, layers, k, obj).groupby("epochs"):
+                    mean, half = _nll_interval(g)  # on all the test images: over the seeds, or one seed's images
+                    hollow(ax, epochs, mean, half, PALETTE[OBJ_LABEL[obj]], values)
         ax.margins(y=0.1)  # the crosses at the bottom not cut by the frame
         ax.set_ylabel("test NLL (nats)")
 
@@ -328,11 +328,11 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
             ax.annotate(f"{y:.2f}", (x, y), xytext=(-2, -9) if below else (-6, 0), textcoords="offset points",
                         ha="right", va="top" if below else "center", fontsize=6, color=colour)
 
-    def final_rows(dataset, layers, k, obj):
+    def final_rows(dataset, layers, k, obj=None):
         if finals is None:
-            return []
-        return list(finals[(finals.dataset == dataset) & (finals.n_layers == layers) & (finals.k == k)
-                           & (finals.objective == obj)].itertuples())
+            return pd.DataFrame(columns=["epochs", "objective"])
+        return finals[(finals.dataset == dataset) & (finals.n_layers == layers) & (finals.k == k)
+                      & ((finals.objective == obj) if obj else finals.objective.isin(["vae", "iwae"]))]
 
     for (dataset, layers, k), row, close in zip(cells, axes, long):
         a, b = row[0], row[-1]
@@ -342,9 +342,9 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
         k_axis(a, sorted(set(t.epochs.unique()) | {end}), "epochs")
         if len(row) == 3:
             if close:
-                last = c.iloc[-CLOSE_UP:]
+                last = c.iloc[-captions.CLOSE_UP:]
                 nll(row[1], last, dataset, layers, k, values=True)
-                row[1].set_title(f"latest {CLOSE_UP} stages, close up")
+                row[1].set_title(f"latest {captions.CLOSE_UP} stages, close up")
                 k_axis(row[1], sorted(set(last.epochs) | {end}), "epochs")
             else:
                 row[1].axis("off")
@@ -353,17 +353,16 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
             b.text(0.5, 0.5, "K=1: VAE and IWAE are one objective,\ntrained once: no IWAE - VAE" if k == 1 else
                    "no IWAE - VAE pair in this cell", ha="center", va="center", transform=b.transAxes)
             continue
-        if "iwae_minus_vae" in c:
-            b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
-            b.fill_between(c.epochs, c.low, c.high, color="0.8")
-            if all((dataset, layers, k, o) in ref.index for o in ("vae", "iwae")):
-                b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
-                       color="0.4")
-            pair = pd.concat([pd.DataFrame(final_rows(dataset, layers, k, o)) for o in ("iwae", "vae")])
-            d = compare(pair, dict(objective="iwae"), dict(objective="vae")) if len(pair) == 2 else None
-            if d and pair.epochs.nunique() == 1:  # one final pair at the same epochs, paired over its images
-                hollow(b, pair.epochs.iloc[0], d["diff"], [[d["diff"] - d["low"]], [d["high"] - d["diff"]]], "k",
-                       True, below=True)
+        b.plot(c.epochs, c.iwae_minus_vae, "o-", color="k", ms=3, lw=1)
+        b.fill_between(c.epochs, c.low, c.high, color="0.8")
+        if all((dataset, layers, k, o) in ref.index for o in ("vae", "iwae")):
+            b.plot([end], [ref[(dataset, layers, k, "iwae")] - ref[(dataset, layers, k, "vae")]], "x", ms=5,
+                   color="0.4")
+        pair = final_rows(dataset, layers, k)
+        d = compare(pair, dict(objective="iwae"), dict(objective="vae")) if pair.epochs.nunique() == 1 else None
+        if d:  # the final pair at the same epochs, paired over the images (over the seeds where several)
+            hollow(b, pair.epochs.iloc[0], d["diff"], [[d["diff"] - d["low"]], [d["high"] - d["diff"]]], "k",
+                   True, below=True)
         b.axhline(0, color="0.4", ls=":", lw=0.8)
         b.set_ylabel("IWAE - VAE (nats)")
         b.set_title("IWAE - VAE, paired (negative: IWAE better)")
@@ -371,16 +370,17 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
     for ax in axes.flat:  # many stages: the epochs' labels slanted, so that 364, 1093 and 3280 do not collide
         if len(ax.get_xticks()) > 6:
             ax.tick_params(axis="x", labelrotation=40)
-    legend(fig, {"VAE": Line2D([], [], color=PALETTE["VAE"], marker="o", ms=3),
-                  "IWAE": Line2D([], [], color=PALETTE["IWAE"], marker="o", ms=3),
-                  "IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
-                  "its paired 95% interval": Line2D([], [], color="0.8", lw=6),
+    shown = [OBJ_LABEL[o] for o in ("vae", "iwae") if f"nll_{o}" in t and t[f"nll_{o}"].notna().any()]
+    paired = "iwae_minus_vae" in t and t.iwae_minus_vae.notna().any()
+    colours = [PALETTE[o] for o in shown] + (["0.4"] if paired else [])  # the legend: only what is drawn
+    legend(fig, {**{o: Line2D([], [], color=PALETTE[o], marker="o", ms=3) for o in shown},
+                  **({"IWAE - VAE": Line2D([], [], color="k", marker="o", ms=3),
+                      "its paired 95% interval": Line2D([], [], color="0.8", lw=6)} if paired else {}),
                   "the paper's (3,280 epochs, its whole test set, no interval)": tuple(
-                      Line2D([], [], color=color, marker="x", ls="", ms=5)
-                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "0.4")),
+                      Line2D([], [], color=color, marker="x", ls="", ms=5) for color in colours),
                   **({"ours, the final models on all the test images": tuple(
-                      Line2D([], [], color=color, marker="D", mfc="none", ls="", ms=4)
-                      for color in (PALETTE["VAE"], PALETTE["IWAE"], "k"))} if finals is not None else {})})
+                      Line2D([], [], color="k" if color == "0.4" else color, marker="D", mfc="none", ls="", ms=4)
+                      for color in colours)} if finals is not None else {})})
     save(fig, stem, f"{captions.figure('curve')} {captions.curve_panels(bool(t.seeds.max() == 1), any(long))} "
                     f"{_interval_kind(curve_df)}; {sign('IWAE', 'VAE')}. Ours: {budget_note(curve_df)}."
                     + (f" Hollow diamonds: the finished models on {finals.images.iloc[0]}, as the paper's numbers "
@@ -406,7 +406,8 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     fig = new_figure(plt, PAGE, 2.6)
     whole, *lasts = fig.subplots(1, 1 + max(len(panels), 1))
     styles, colours, handles = {}, {}, {}  # the cell (data set, layers, K) -> a line style; the objective's colour
-    spare = iter(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3), the palette's others
+    spare = itertools.cycle(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3): the others
+    seeds = len({n.rsplit("/seed", 1)[-1] for n in shown}) > 1
     for name, history in shown.items():
         dataset, layers, run = name.split("/")[:3]
         objective, k = run.rsplit("-k", 1)
@@ -414,7 +415,8 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
         colour = own if own and own not in colours.values() else next(spare)
         colours[name] = colour
         style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
-        shown_as = f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
+        shown_as = (f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
+                    + (f" seed {name.rsplit('/seed', 1)[-1]}" if seeds else ""))
         handles[shown_as + (" (finished)" if name in finished else "")] = Line2D([], [], color=colour, ls=style)
         t = pd.DataFrame([dict(epoch=h["epoch"] + 1, stage=h["stage"], loss=-h["train_objective"]) for h in history])
         whole.plot(t.epoch, t.loss, color=colour, ls=style, lw=0.8)

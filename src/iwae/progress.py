@@ -85,9 +85,10 @@ def latest(folder: Path, stack: Path | None = None) -> tuple[Path | None, list, 
         if blob is None:
             continue
         if "members" in blob:  # a checkpoint: this model's member of it
-            mine = [m for m, out in zip(blob["members"], blob.get("stack") or [None])
-                    if out is None or Path(out).parts[-4:] == folder.parts[-4:]]
-            member = mine[0] if mine else blob["members"][0]
+            folders = [f.resolve() for f in checkpoint.member_folders(src, blob)] if blob.get("stack") else []
+            if folders and folder.resolve() not in folders:
+                continue  # a stack without this model: not its record
+            member = blob["members"][folders.index(folder.resolve()) if folders else 0]
         else:
             member = blob["metadata"]
         return src, member["history"], member["train_config"]

@@ -54,6 +54,17 @@ def label(objective: str) -> str:
     return objective.upper().replace("_", "-").replace("DREG", "DReG")
 
 
+def model_name(dataset: str, layers: int, objective: str, k: int) -> str:
+    """'MNIST 1L IWAE K=5': a model's name in the long run's tables, and the key that joins them (the yardstick's
+    rows to the final table's)."""
+    return f"{dataset.upper()} {layers}L {label(objective)} K={k}"
+
+
+def pair_name(dataset: str, layers: int, k: int) -> str:
+    """'MNIST 1L IWAE - VAE K=5 (paired)': a cell's IWAE - VAE in the same tables."""
+    return f"{dataset.upper()} {layers}L IWAE - VAE K={k} (paired)"
+
+
 def paper_reference(table: str = "table1") -> pd.DataFrame:
     """The paper's published numbers (reference data, not ours)."""
     path = resources.files("iwae") / "reference" / f"paper_{table}.csv"

@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+from iwae.longrun import pinned_commit
 from iwae.progress import latest, read_or_none, run_folders
 
 
@@ -66,8 +67,8 @@ def save(workdir: Path, dest: Path) -> list[str]:
             if mtime is not None:
                 times[str(f.relative_to(workdir))] = mtime
     dest.mkdir(parents=True, exist_ok=True)
-    code = workdir / "code" / "COMMIT"  # the commit of the run's pinned code (longrun.pinned_code), for restore
-    code = dict(code=code.read_text().strip()) if code.exists() else {}
+    code = pinned_commit(workdir)  # the commit of the run's pinned code, for restore
+    code = dict(code=code) if code else {}
     (dest / STATE_FILE).write_text(json.dumps(dict(saved=time.strftime("%Y-%m-%d %H:%M:%S"), mtimes=times, **code),
                                               indent=1, sort_keys=True))
     return sorted(times)
@@ -129,7 +130,8 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     given). -> the names written (none before the first evaluation)."""
     import pandas as pd
 
-    from iwae import figures, records, report, tables
+    from iwae import figures, records, render, report, tables
+    from iwae.progress import stacks
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
@@ -143,7 +145,7 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         c = records.curve(df)
         report.write_table(c, tables.curve_shown(c), out / "curve",
                            f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
-                           f"(paired over the images; one training seed). Ours: {records.budget_note(df)}.")
+                           f"paired ({render.interval_kind(df.seed.nunique())}). Ours: {records.budget_note(df)}.")
         on_all = records.collect(finals) if finals else None  # the finished models on all their test images
         figures.learning_curve(df, out / "curve", on_all if on_all is not None and
                                (on_all.n_test > df.n_test.max()).all() else None)
@@ -152,12 +154,14 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
             on_all, floor, first=int(df.n_test.min()), draws=draws) if finals else ""))
         written.append("beside_the_paper.md")
     rows, histories, budgets, finished = [], {}, set(), set()
+    stacked = stacks(workdir / "results")  # a stack's members read from its one checkpoint
     for folder in folders:
-        _, history, cfg = latest(folder)
+        _, history, cfg = latest(folder, stacked.get(str(folder.relative_to(workdir / "results"))))
         histories[str(folder.relative_to(workdir / "results"))] = history
         if (folder / "model.pt").exists():
             finished.add(str(folder.relative_to(workdir / "results")))
-        budgets.add((cfg or {}).get("budget"))
+        if cfg:  # a member's folder is made before its first checkpoint
+            budgets.add(cfg.get("budget"))
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
             rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs),
@@ -202,8 +206,8 @@ def _paper(ref, dataset: str, layers: int, k: int, objective: str | None = None)
 
 
 def beside_the_paper(df) -> str:
-    """Each model's test NLL (active units) after every evaluated stage, one row per model, beside the paper's
-    final number (reference data) and its gap to it."""
+    """Each model's test NLL (active units) after every evaluated stage, one row per model (per training seed where
+    there are several), beside the paper's final number (reference data) and its gap to it."""
     from iwae import records
 
     ref = records.paper_reference("table1")
@@ -220,15 +224,17 @@ def beside_the_paper(df) -> str:
              + f" | paper (3,280 ep.) | gap at ours' latest stage{' (other images)' if subset else ''} |",
              "|---" * (len(epochs) + 3) + "|"]
     order = {o: i for i, o in enumerate(records.OBJ_LABEL)}  # the paper's order: VAE before IWAE
-    groups = df.groupby(["dataset", "n_layers", "objective", "k"], sort=False)
-    for (dataset, layers, obj, k), g in sorted(groups, key=lambda kv: (kv[0][0], kv[0][1], kv[0][3],
-                                                                        order.get(kv[0][2], len(order)))):
+    groups = df.groupby(["dataset", "n_layers", "objective", "k", "seed"], sort=False)
+    several = df.seed.nunique() > 1
+    for (dataset, layers, obj, k, seed), g in sorted(groups, key=lambda kv: (kv[0][0], kv[0][1], kv[0][3],
+                                                                              order.get(kv[0][2], len(order)),
+                                                                              kv[0][4])):
         by = {int(r.epochs): f"{r.nll:.2f} ({r.active_units})" for r in g.itertuples()}
         paper = _paper(ref, dataset, layers, k, obj)
         p = f"{paper.nll.iloc[0]:.2f} ({paper.active_units.iloc[0]})" if len(paper) else ""
         last = g.sort_values("epochs").iloc[-1]
         gap = f"{records.signed(last.nll - paper.nll.iloc[0])} at {int(last.epochs):,} ep." if len(paper) else ""
-        lines.append(f"| {dataset.upper()} {layers}L {records.label(obj)} K={k} | "
+        lines.append(f"| {records.model_name(dataset, layers, obj, k)}{f' seed {seed}' if several else ''} | "
                      + " | ".join(by.get(int(e), "") for e in epochs) + f" | {p} | {gap} |")
     return "\n".join(lines) + "\n"
 
@@ -277,7 +283,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
                                                            if abs(gap) > 1 else ""))
         mine = on_first.get((r.dataset, r.n_layers, r.objective, r.k))
         curve = (f" {mine:.2f} ({mine - r.nll:+.2f} against all) |" if mine is not None else " |" if first else "")
-        name = f"{r.dataset.upper()} {r.n_layers}L {records.label(r.objective)} K={r.k}"
+        name = records.model_name(r.dataset, r.n_layers, r.objective, r.k)
         d = _measured_at(by_draws.get(name, []), f"{int(r.epochs):,}")
         noise = ("" if draws is None else f" ±{d.gap_of_two_95:.2f} (measured at epoch {d.epochs}) |" if d is not None
                  else " not measured |")
@@ -287,7 +293,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
         pv = t[(t.dataset == r.dataset) & (t.n_layers == r.n_layers) & (t.k == r.k)].set_index("objective").nll_paper
         paper = f"; the paper: {pv['iwae'] - pv['vae']:+.2f}" if {"iwae", "vae"} <= set(pv.index) else ""
         where = dict(epochs=int(r.epochs), images=r.images)
-        d = _measured_at(by_draws.get(f"{r.dataset.upper()} {r.n_layers}L IWAE - VAE K={r.k} (paired)", []),
+        d = _measured_at(by_draws.get(records.pair_name(r.dataset, r.n_layers, r.k), []),
                          f"{int(r.epochs):,} / {int(r.epochs):,}")
         own = (f"; the evaluation's draws alone move it by ±{d.gap_of_two_95:.2f} between two evaluations (95%, "
                f"measured at epochs {d.epochs}, IWAE / VAE)" if d is not None else "")
@@ -347,7 +353,7 @@ def progress(paths: list[Path]):
     import numpy as np
     import pandas as pd
 
-    from iwae.records import collect, label, paper_reference, signed
+    from iwae.records import collect, model_name, paper_reference, signed
     from iwae.stats import paired_difference
 
     df = collect(paths)
@@ -371,7 +377,7 @@ def progress(paths: list[Path]):
         change = paired_difference([-m["ll"]], [-prev["ll"]]) if prev is not None else None
         paper = ref.nll.get((m["dataset"], m["n_layers"], m["k"], m["objective"]), np.nan)
         nll = float(m["nll"])
-        rows.append(dict(model=f"{m['dataset'].upper()} {m['n_layers']}L {label(m['objective'])} K={m['k']}",
+        rows.append(dict(model=model_name(m["dataset"], m["n_layers"], m["objective"], m["k"]),
                          seed=m["seed"], epochs=m["epochs"], step=m["step"], per_epoch=m["per_epoch"],
                          images=len(m["ll"]), nll=nll, active_units=m["active_units"], paper=paper,
                          minus_paper=nll - paper,
