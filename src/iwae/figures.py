@@ -290,10 +290,11 @@ def wallclock(df: pd.DataFrame, stem: Path) -> None:
 
 
 def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | None = None) -> None:
-    """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval;
-    a cell with ``captions.CLOSE_UP_FROM`` or more evaluated stages also gets its latest ``captions.CLOSE_UP`` close
-    up (the full scale hides their gaps), beside the paper's. ``finals`` (``records.collect`` of the finished models on all their test images, where the curve's points are
-    on the first N): drawn hollow at their epochs, the like-with-like comparison with the paper's crosses."""
+    """For every cell with stage snapshots: test NLL after each stage, and IWAE - VAE with its paired interval; a cell
+    with ``captions.CLOSE_UP_FROM`` or more evaluated stages also gets its latest ``captions.CLOSE_UP`` close up
+    (the full scale hides their gaps), beside the paper's. ``finals`` (``records.collect`` of the finished models
+    on all their test images, where the curve's points are on the first N): drawn hollow at their epochs, the
+    like-with-like comparison with the paper's crosses."""
     from matplotlib.lines import Line2D
 
     plt, _ = setup()
