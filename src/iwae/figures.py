@@ -402,7 +402,7 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     shown = {n: h for n, h in sorted(histories.items(), key=lambda nh: (nh[0] not in finished, nh[0])) if h}
     going = [n for n in shown if n not in finished]
     panels = [(": the finished models", [n for n in shown if n in finished]),
-              ("the models in training: each one's latest stage so far", going)]
+              ("in training: each model's latest stage so far", going)]
     panels = [(what, names) for what, names in panels if names]
     fig = new_figure(plt, PAGE, 2.6)
     whole, *lasts = fig.subplots(1, 1 + max(len(panels), 1))
