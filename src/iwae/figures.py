@@ -404,17 +404,18 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     panels = [(": the finished models", [n for n in shown if n in finished]),
               ("in training: each model's latest stage so far", going)]
     panels = [(what, names) for what, names in panels if names]
+    last_done = max((shown[n][-1]["stage"] for n in shown if n in finished), default=None)
     fig = new_figure(plt, PAGE, 2.6)
     whole, *lasts = fig.subplots(1, 1 + max(len(panels), 1))
-    styles, colours, handles = {}, {}, {}  # the cell (data set, layers, K) -> a line style; the objective's colour
+    styles, used, handles = {}, set(), {}  # the cell (data set, layers, K) -> a line style; the colours given
     spare = itertools.cycle(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3): the others
     seeds = len({n.rsplit("/seed", 1)[-1] for n in shown}) > 1
     for name, history in shown.items():
         dataset, layers, run = name.split("/")[:3]
         objective, k = run.rsplit("-k", 1)
         own = PALETTE.get(OBJ_LABEL.get(objective, ""))
-        colour = own if own and own not in colours.values() else next(spare)
-        colours[name] = colour
+        colour = own if own and own not in used else next(spare)
+        used.add(colour)
         style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
         shown_as = (f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
                     + (f" seed {name.rsplit('/seed', 1)[-1]}" if seeds else ""))
@@ -423,8 +424,7 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
         whole.plot(t.epoch, t.loss, color=colour, ls=style, lw=0.8)
         for ax, (what, names) in zip(lasts, panels):
             # the finished models: the last stage they share; a model in training: its own latest stage
-            stage = max(shown[n][-1]["stage"] for n in names) if name in finished else history[-1]["stage"]
-            s = t[t.stage == stage]
+            s = t[t.stage == (last_done if name in finished else history[-1]["stage"])]
             if name in names and len(s):
                 ax.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
                 ax.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
@@ -436,8 +436,7 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     whole.tick_params(axis="x", labelrotation=40)
     whole.set_title("every epoch")
     for ax, (what, names) in zip(lasts, panels):
-        stages = sorted({shown[n][-1]["stage"] for n in names})
-        head = f"stage {stages[-1]}{what}" if what.startswith(":") else what
+        head = f"stage {last_done}{what}" if what.startswith(":") else what
         ax.set_xlabel("epoch")
         ax.set_title(f"{head}\n(thick: 25-epoch running median)", fontsize="small")
     for ax in (whole, *lasts):

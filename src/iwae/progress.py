@@ -85,10 +85,11 @@ def latest(folder: Path, stack: Path | None = None) -> tuple[Path | None, list, 
         if blob is None:
             continue
         if "members" in blob:  # a checkpoint: this model's member of it
+            me = folder.resolve()
             folders = [f.resolve() for f in checkpoint.member_folders(src, blob)] if blob.get("stack") else []
-            if folders and folder.resolve() not in folders:
+            if folders and me not in folders:
                 continue  # a stack without this model: not its record
-            member = blob["members"][folders.index(folder.resolve()) if folders else 0]
+            member = blob["members"][folders.index(me) if folders else 0]
         else:
             member = blob["metadata"]
         return src, member["history"], member["train_config"]

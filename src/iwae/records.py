@@ -154,7 +154,12 @@ def data_status(df: pd.DataFrame) -> str:
 
 
 def seeds_note(df: pd.DataFrame) -> str:
-    seeds = sorted(df.seed.unique().tolist())
+    return seeds_text(df.seed.unique().tolist())
+
+
+def seeds_text(seeds) -> str:
+    """'1 training seed (0)', '2 training seeds (0, 1)'."""
+    seeds = sorted(int(s) for s in set(seeds))
     return f"{len(seeds)} training seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))})"
 
 

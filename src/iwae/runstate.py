@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from iwae.longrun import pinned_commit
-from iwae.progress import latest, read_or_none, run_folders
+from iwae.progress import latest, read_or_none, run_folders, stacks
 
 
 STATE_FILE = "state.json"
@@ -117,11 +117,6 @@ def restore(src: Path, workdir: Path) -> list[str]:
     return restored
 
 
-def _seeds(seeds: set[str]) -> str:
-    """'training seed 0', 'training seeds 0, 1': as a caption names them."""
-    return f"training seed{'s' if len(seeds) > 1 else ''} {', '.join(sorted(seeds, key=int))}"
-
-
 def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     """The learning curve so far into ``out``: every evaluated stage snapshot and finished model (curve.csv/md/tex,
     curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
@@ -131,7 +126,6 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     import pandas as pd
 
     from iwae import figures, records, render, report, tables
-    from iwae.progress import stacks
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
@@ -156,15 +150,16 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     rows, histories, budgets, finished = [], {}, set(), set()
     stacked = stacks(workdir / "results")  # a stack's members read from its one checkpoint
     for folder in folders:
-        _, history, cfg = latest(folder, stacked.get(str(folder.relative_to(workdir / "results"))))
-        histories[str(folder.relative_to(workdir / "results"))] = history
+        name = str(folder.relative_to(workdir / "results"))
+        _, history, cfg = latest(folder, stacked.get(name))
+        histories[name] = history
         if (folder / "model.pt").exists():
-            finished.add(str(folder.relative_to(workdir / "results")))
+            finished.add(name)
         if cfg:  # a member's folder is made before its first checkpoint
             budgets.add(cfg.get("budget"))
         for stage in sorted({h["stage"] for h in history}):
             hs = [h for h in history if h["stage"] == stage]
-            rows.append(dict(model=str(folder.relative_to(workdir / "results")), stage=stage, epochs_in_stage=len(hs),
+            rows.append(dict(model=name, stage=stage, epochs_in_stage=len(hs),
                              last_epoch=hs[-1]["epoch"] + 1,
                              hours=round(sum(h["seconds"] for h in hs) / 3600, 3),
                              seconds_per_epoch=round(statistics.median(h["seconds"] for h in hs), 2),
@@ -193,7 +188,7 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         figures.training_so_far(histories, out / "training_so_far",
                                 f"Ours: budget {', '.join(sorted(str(b) for b in budgets))}; "
                                 f"{sum(bool(h) for h in histories.values())} models trained so far; "
-                                f"{_seeds({n.rsplit('seed', 1)[-1] for n, h in histories.items() if h})}.",
+                                f"{records.seeds_text(n.rsplit('seed', 1)[-1] for n, h in histories.items() if h)}.",
                                 finished)
         written += ["training_so_far.pdf", "training_so_far.png"]
     return written
