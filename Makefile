@@ -14,7 +14,7 @@ OMNIGLOT_STANDIN ?= $(wildcard $(IWAE_DATA_MIRROR)/omniglot-substitute/chardata.
 SNAKE_ARGS ?=
 CONFIG_ITEMS := $(if $(OMNIGLOT_STANDIN),omniglot_file=$(OMNIGLOT_STANDIN) 'allow_unverified=[omniglot]')
 
-.PHONY: venv smoke reproduce family long noise docs-runs docs-publish test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save cpu-paper-peek
+.PHONY: venv smoke reproduce family long noise docs-runs docs-publish test bench bench-peers gpu-check gpu-prepare cpu-paper cpu-paper-status cpu-paper-stop cpu-paper-save cpu-paper-peek cpu-paper-yardstick
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -68,7 +68,9 @@ noise: venv
 # curve so far and the status at the save (status.txt) into docs/paper-cpu (commit it); cpu-paper-stop: the jobs checkpoint and exit;
 # cpu-paper-peek: the models in training as they are now, on all 10,000 test images (about 10 min each on one thread
 # beside the run), into docs/paper-cpu/midway with progress.md (commit it; the save writes progress.md again, with the
-# finished models' evaluations on all 10,000).
+# finished models' evaluations on all 10,000); cpu-paper-yardstick: each finished model evaluated again with another
+# seed (other binary test images and samples; about 10 min each on one thread) where not done yet, and the yardstick
+# of every model evaluated twice into docs/paper-cpu/binarisation (then cpu-paper-save: the final table cites it).
 CPU_PAPER_DIR ?= runs/cpu-paper
 CPU_PAPER_BUDGET ?= cpu_paper
 # CPU_PAPER_CORES=1 leaves a core to other work (make docs-runs)
@@ -89,6 +91,10 @@ cpu-paper-stop: venv
 
 cpu-paper-peek: venv
 	$(LONGRUN) peek --out $(dir $(CPU_PAPER_STATE))midway --also $(dir $(CPU_PAPER_STATE))first_images
+
+cpu-paper-yardstick: venv
+	$(LONGRUN) yardstick --out $(dir $(CPU_PAPER_STATE))binarisation --also $(dir $(CPU_PAPER_STATE))midway \
+	  --state $(CPU_PAPER_STATE)
 
 cpu-paper-save: venv
 	$(LONGRUN) save --state $(CPU_PAPER_STATE)

@@ -429,3 +429,22 @@ def test_peek_evaluates_each_model_in_training_under_its_name_and_epochs(fake_da
     assert record["eval"]["n_test"] == 50
     md = runstate.write_progress([tmp_path / "midway"], tmp_path / "midway" / "progress")
     assert "| MNIST 1L IWAE K=3 | 7 " in md.read_text() and "on the first 50 test images" in md.read_text()
+
+
+def test_a_schedule_of_ten_stages_or_more_is_saved_and_found_in_the_order_of_its_stages(tmp_path):
+    """Stage files are found by their number, not by one digit: stage 10 and 11 are saved (and come after stage 9,
+    not after stage 1); a file that only starts like a stage's (a temporary copy, a renamed one) is not."""
+    from iwae import checkpoint
+
+    stages = tmp_path / "run/results/mnist/L1/vae-k5/seed0/stages"
+    stages.mkdir(parents=True)
+    for i in (0, 1, 2, 9, 10, 11):
+        (stages / f"stage{i}.pt").write_bytes(b"x")
+        (stages / f"stage{i}.metrics.json").write_text("{}")
+    for other in ("stage1.pt.tmp", "stage1-old.pt", "stage.pt", "stagex.metrics.json"):
+        (stages / other).write_bytes(b"y")
+    assert [p.name for p in checkpoint.stage_files(stages, ".pt")] == [f"stage{i}.pt" for i in (0, 1, 2, 9, 10, 11)]
+    assert [p.name for p in checkpoint.snapshots(stages.parent)][-2:] == ["stage10.pt", "stage11.pt"]
+    saved = runstate.save(tmp_path / "run", tmp_path / "state")
+    assert sorted(Path(p).name for p in saved) == sorted(f"stage{i}{s}" for i in (0, 1, 2, 9, 10, 11)
+                                                          for s in (".pt", ".metrics.json"))

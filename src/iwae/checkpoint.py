@@ -213,10 +213,19 @@ def snapshot(member: Path, stage: int) -> Path:
     return Path(member) / "stages" / f"stage{stage}.pt"
 
 
+def stage_files(folder: Path, suffix: str) -> list[Path]:
+    """``folder``'s files ``stage<i><suffix>`` (any number of digits: a schedule of 10 stages or more), in the order
+    of their stages."""
+    def stage(p: Path) -> str:
+        return p.name[len("stage"):-len(suffix)]
+
+    found = Path(folder).glob(f"stage[0-9]*{suffix}")
+    return sorted((p for p in found if stage(p).isdigit()), key=lambda p: int(stage(p)))
+
+
 def snapshots(member: Path) -> list[Path]:
     """The stage snapshots ``member`` has written so far, in the order of their stages."""
-    found = Path(member).glob("stages/stage[0-9]*.pt")
-    return sorted((p for p in found if p.stem[5:].isdigit()), key=lambda p: int(p.stem[5:]))
+    return stage_files(Path(member) / "stages", ".pt")
 
 
 def kept_copy(snapshot: Path) -> Path:

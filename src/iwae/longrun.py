@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import signal
@@ -298,9 +299,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m iwae.longrun", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["start", "pin", "status", "stop", "unlock", "save", "restore", "peek",
-                                        "progress"])
+                                        "progress", "yardstick"])
     ap.add_argument("--workdir", required=True, help="the run's folder (Snakemake's --directory)")
-    ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state")
+    ap.add_argument("--state", default=None, help="save/restore: the folder of the committed state; yardstick: its "
+                                                  "finished models' first evaluations too")
     ap.add_argument("--cores", type=int, default=2, help="status: one-thread jobs at a time, for the projection")
     ap.add_argument("--rates", default=None, help="status: bench_cpu_paper.py's CSV, the speed of models not yet "
                                                   "started")
@@ -308,16 +310,18 @@ def main(argv: list[str] | None = None) -> None:
                                                    "start)")
     ap.add_argument("--wait", action="store_true", help="start: wait for the pipeline to end; exit with its status "
                                                          "(a chain of runs, one after another)")
-    ap.add_argument("--out", default=None, help="peek, progress: the folder for the evaluations and progress.md")
+    ap.add_argument("--out", default=None, help="peek, progress: the folder for the evaluations and progress.md; "
+                                                "yardstick: for the second evaluations and yardstick.md")
     ap.add_argument("--also", nargs="*", default=[], help="peek, progress: other folders of evaluations on all the "
-                                                          "test images, for progress.md")
+                                                          "test images, for progress.md; yardstick: the first "
+                                                          "evaluations of the models peeked in training")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[2]), help="the checkout with the Snakefile")
     args, rest = ap.parse_known_args(argv)
     from iwae.progress import bench_rates, expected_models, status
     import pandas as pd
 
-    from iwae.runstate import (finished_on_all_images, peek, restore, save, saved_code, write_curve,
-                               write_progress)
+    from iwae.runstate import (finished_on_all_images, peek, restore, save, saved_code, second_evaluations,
+                               write_curve, write_progress)
 
     rest = [a for a in rest if a != "--"]
     workdir = Path(args.workdir)
@@ -344,6 +348,26 @@ def main(argv: list[str] | None = None) -> None:
                   + ("" if written else " (none is in training)"))
         sources = [Path(args.out)] + [Path(a) for a in args.also] + finished_on_all_images(workdir)
         print(f"progress: {write_progress(sources, Path(args.out) / 'progress')}")
+    elif args.command == "yardstick":
+        from iwae.yardstick import SECOND_SEED, pair_files, write
+
+        if not args.out:
+            sys.exit("iwae.longrun yardstick: give --out FOLDER (e.g. docs/paper-cpu/binarisation)")
+        out = Path(args.out)
+        written = second_evaluations(workdir, out, SECOND_SEED)
+        print(f"yardstick: {len(written)} finished model(s) evaluated again with --seed {SECOND_SEED} into {out}")
+        firsts = (finished_on_all_images(workdir) + (finished_on_all_images(Path(args.state)) if args.state else [])
+                  + sorted(p for f in args.also for p in Path(f).glob("*.metrics.json")))
+        seconds = [p for p in sorted(out.glob("*.metrics.json"))
+                   if json.loads(p.read_text())["eval"]["eval_config"]["seed"] == SECOND_SEED]
+        if not seconds:
+            sys.exit(f"iwae.longrun yardstick: no finished model in {workdir} and no evaluation with --seed "
+                     f"{SECOND_SEED} in {out}: nothing to measure yet")
+        try:
+            pairs = pair_files(firsts, seconds)
+        except ValueError as e:  # a second evaluation without its first: name it, keep every file
+            sys.exit(f"iwae.longrun yardstick: {e}")
+        print(write(pairs, out / "yardstick"))
     elif args.command in ("save", "restore"):
         if not args.state:
             sys.exit(f"iwae.longrun {args.command}: give --state FOLDER (the committed state, e.g. docs/paper-cpu/state)")

@@ -237,7 +237,7 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
                 pass
         return out
 
-    stage_s = seconds(root.rglob("stage[0-9].tsv"))
+    stage_s = seconds(p for p in root.rglob("stage[0-9]*.tsv") if p.stem[len("stage"):].isdigit())
     final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
     if not (stage_s if stage_snapshots else final_s):
         return 0.0, 0, "evaluations not counted (none has run yet)"

@@ -3,7 +3,9 @@ model's latest checkpoint, the final models without their optimiser state, the l
 order Snakemake needs (``save``, ``restore``); and the learning curve so far beside the paper's numbers
 (``write_curve``). ``make cpu-paper-save`` writes them under docs/paper-cpu. Between the curve's points, the models
 in training as they are now evaluated on all the test images (``peek``) and every such evaluation in the order of
-its updates beside the paper's final numbers (``progress``): ``make cpu-paper-peek``."""
+its updates beside the paper's final numbers (``progress``): ``make cpu-paper-peek``; the finished models evaluated
+again with another seed (``second_evaluations``) for the yardstick of the evaluation's draws:
+``make cpu-paper-yardstick``."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from iwae.progress import latest, read_or_none, run_folders, stacks
 STATE_FILE = "state.json"
 
 
-SAVED = ("stages/stage[0-9].pt", "stages/stage[0-9].metrics.json", "metrics.json", "train.json", "checkpoint.pt")
+SAVED = ("metrics.json", "train.json", "checkpoint.pt")  # and the stage snapshots with their metrics
 
 
 def _copy(src: Path, dest: Path) -> float | None:
@@ -47,7 +49,9 @@ def save(workdir: Path, dest: Path) -> list[str]:
     times = {}
     for folder in run_folders(workdir):
         rel = folder.relative_to(workdir)
-        files = [f for pattern in SAVED for f in folder.glob(pattern)]
+        stages = folder / "stages"
+        files = (checkpoint.stage_files(stages, ".pt") + checkpoint.stage_files(stages, ".metrics.json")
+                 + [folder / name for name in SAVED if (folder / name).exists()])
         if (folder / "model.pt").exists():
             files = [f for f in files if f.name != "checkpoint.pt"]
             (dest / rel / "checkpoint.pt").unlink(missing_ok=True)
@@ -125,12 +129,12 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     given). -> the names written (none before the first evaluation)."""
     import pandas as pd
 
-    from iwae import figures, records, render, report, tables
+    from iwae import checkpoint, figures, records, render, report, tables
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
     finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
-    paths = [p for f in folders for p in sorted((f / "stages").glob("stage[0-9].metrics.json"))] + finals
+    paths = [p for f in folders for p in checkpoint.stage_files(f / "stages", ".metrics.json")] + finals
     written = []
     if paths:
         df = records.collect(paths)
@@ -243,7 +247,7 @@ def final_beside_the_paper(df, floor=None, first: int | None = None, draws=None)
     and whether it meets the target, and (``first``: the learning curve's first N images) its NLL on those images
     too, so that the curve's last point is seen against the final number; IWAE - VAE in each cell with both, paired
     over the images, beside the paper's and the noise floor (``floor``, a noise_floor.csv table) where it has the
-    cell; ``draws`` (the yardstick.csv of experiments/binarisation_yardstick.py): how far the evaluation's own draws
+    cell; ``draws`` (the yardstick.csv of ``iwae.yardstick``): how far the evaluation's own draws
     (binarisation of the test images, samples) alone move a gap between two evaluations, for the models it
     measured (the row at the finished model's epochs where measured there, else the latest). The numbers are
     Table 1's (``tables.table1_long``: ours merged with the paper's reference data, IWAE - VAE matched by seed)."""
@@ -305,16 +309,32 @@ def _measured_at(rows: list, epochs: str):
     return next((d for d in rows if str(d.epochs) == epochs), rows[-1] if rows else None)
 
 
-def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset: int | None = None) -> list[Path]:
-    """The models of a run still in training, as their checkpoints hold them now (``checkpoint.models_so_far``),
-    evaluated by ``iwae evaluate`` (K=``k``, all the test images unless ``test_subset``, no second estimate without
-    the inactive units, ``threads`` CPU threads: beside the run) into ``out`` as
-    ``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>[-step<S>].metrics.json`` (S: the minibatches of the
-    epoch in progress); the model files are kept in the run
-    folder (``peek/``). -> the metrics files written (none when no model is in training)."""
+def evaluation_name(dataset: str, layers: int, objective: str, k: int, seed: int, epochs: int, step: int = 0) -> str:
+    """``<dataset>-L<layers>-<objective>-k<K>-seed<S>-epoch<E>[-step<S>]``: the file name of a model evaluated
+    outside the pipeline (peeked in training: ``step``, the minibatches of the epoch in progress)."""
+    return f"{dataset}-L{layers}-{objective}-k{k}-seed{seed}-epoch{epochs}" + (f"-step{step}" if step else "")
+
+
+def _evaluate(model: Path, metrics: Path, data_dir: Path, k: int, threads: int, test_subset: int | None = None,
+              seed: int | None = None) -> Path:
+    """``iwae evaluate`` of one model file (K=``k``, no second estimate without the inactive units, ``threads``
+    CPU threads: beside a run) into ``metrics``."""
     import subprocess
     import sys
 
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "iwae", "evaluate", "--model", str(model), "--out", str(metrics),
+           "--data-dir", str(data_dir), "--k", str(k), "--no-active-only", "--threads", str(threads)]
+    subprocess.run(cmd + (["--test-subset", str(test_subset)] if test_subset else [])
+                   + (["--seed", str(seed)] if seed is not None else []), check=True)
+    return metrics
+
+
+def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset: int | None = None) -> list[Path]:
+    """The models of a run still in training, as their checkpoints hold them now (``checkpoint.models_so_far``),
+    evaluated (``_evaluate``: K=``k``, all the test images unless ``test_subset``) into ``out`` as
+    ``evaluation_name``.metrics.json; the model files are kept in the run folder (``peek/``). -> the metrics files
+    written (none when no model is in training)."""
     from iwae import checkpoint
 
     workdir, out = Path(workdir), Path(out)
@@ -325,18 +345,34 @@ def peek(workdir: Path, out: Path, threads: int = 1, k: int = 5000, test_subset:
             continue
         for blob in checkpoint.models_so_far(ckpt):
             tc, meta = blob["metadata"]["train_config"], blob["metadata"]
-            step = meta["in_training"]["step"]  # two peeks inside one epoch are two files
-            name = (f"{tc['dataset']}-L{blob['model_config']['n_layers']}-{tc['objective']}-k{tc['k']}-"
-                    f"seed{tc['seed']}-epoch{meta['epochs']}" + (f"-step{step}" if step else ""))
+            name = evaluation_name(tc["dataset"], blob["model_config"]["n_layers"], tc["objective"], tc["k"],
+                                   tc["seed"], meta["epochs"], meta["in_training"]["step"])  # two peeks in an epoch
             model = workdir / "peek" / f"{name}.pt"
             model.parent.mkdir(parents=True, exist_ok=True)
             checkpoint.save_atomic(blob, model)
-            metrics = out / f"{name}.metrics.json"
-            out.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "iwae", "evaluate", "--model", str(model), "--out", str(metrics),
-                   "--data-dir", str(workdir / "data"), "--k", str(k), "--no-active-only", "--threads", str(threads)]
-            subprocess.run(cmd + (["--test-subset", str(test_subset)] if test_subset else []), check=True)
-            written.append(metrics)
+            written.append(_evaluate(model, out / f"{name}.metrics.json", workdir / "data", k, threads, test_subset))
+    return written
+
+
+def second_evaluations(workdir: Path, out: Path, seed: int, threads: int = 1) -> list[Path]:
+    """The run's finished models (``finished_on_all_images``) evaluated again, as the pipeline did (its K, all the
+    test images) but with another ``seed`` (other binary images and samples), into ``out`` as
+    ``evaluation_name``-seed<seed>.metrics.json, each only where ``out`` has no evaluation of that model with that
+    seed yet (a model already done is not evaluated again). -> the metrics files written."""
+    from iwae.yardstick import model_key
+
+    blobs = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.metrics.json"))]
+    done = {model_key(b) for b in blobs if b["eval"]["eval_config"]["seed"] == seed}
+    written = []
+    for first in finished_on_all_images(workdir):
+        blob = json.loads(first.read_text())
+        if model_key(blob) in done:
+            continue
+        run = blob["run"]
+        name = evaluation_name(run["dataset"], run["n_layers"], run["objective"], run["k"], run["seed"],
+                               blob["train"]["epochs"])
+        written.append(_evaluate(first.parent / "model.pt", out / f"{name}-seed{seed}.metrics.json",
+                                 Path(workdir) / "data", blob["eval"]["eval_k"], threads, seed=seed))
     return written
 
 
