@@ -307,9 +307,12 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
     fig = new_figure(plt, PAGE, 1.6 * len(cells) + 0.5)
     axes = fig.subplots(len(cells), 3 if any(long) else 2, squeeze=False)
 
+    def drawn(frame, obj):  # K=1: one objective, trained once (as the VAE)
+        return f"nll_{obj}" in frame and frame[f"nll_{obj}"].notna().any()
+
     def nll(ax, c, dataset, layers, k, values=False):
         for obj in ("vae", "iwae"):
-            if f"nll_{obj}" in c and c[f"nll_{obj}"].notna().any():  # K=1: one objective, trained once
+            if drawn(c, obj):
                 # bars with one training seed only (the caption says so: captions.curve_panels)
                 ax.errorbar(c.epochs, c[f"nll_{obj}"], yerr=1.96 * c[f"err_{obj}"] if c.seeds.max() == 1 else None,
                             marker="o", ms=3, capsize=2, lw=1.2, color=PALETTE[OBJ_LABEL[obj]])
@@ -371,7 +374,7 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
     for ax in axes.flat:  # many stages: the epochs' labels slanted, so that 364, 1093 and 3280 do not collide
         if len(ax.get_xticks()) > 6:
             ax.tick_params(axis="x", labelrotation=40)
-    shown = [OBJ_LABEL[o] for o in ("vae", "iwae") if f"nll_{o}" in t and t[f"nll_{o}"].notna().any()]
+    shown = [OBJ_LABEL[o] for o in ("vae", "iwae") if drawn(t, o)]
     paired = "iwae_minus_vae" in t and t.iwae_minus_vae.notna().any()
     colours = [PALETTE[o] for o in shown] + (["0.4"] if paired else [])  # the legend: only what is drawn
     legend(fig, {**{o: Line2D([], [], color=PALETTE[o], marker="o", ms=3) for o in shown},
