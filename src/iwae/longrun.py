@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import signal
@@ -349,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         sources = [Path(args.out)] + [Path(a) for a in args.also] + finished_on_all_images(workdir)
         print(f"progress: {write_progress(sources, Path(args.out) / 'progress')}")
     elif args.command == "yardstick":
-        from iwae.yardstick import SECOND_SEED, pair_files, write
+        from iwae.yardstick import SECOND_SEED, evaluated_with, pair_files, write
 
         if not args.out:
             sys.exit("iwae.longrun yardstick: give --out FOLDER (e.g. docs/paper-cpu/binarisation)")
@@ -358,8 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"yardstick: {len(written)} finished model(s) evaluated again with --seed {SECOND_SEED} into {out}")
         firsts = (finished_on_all_images(workdir) + (finished_on_all_images(Path(args.state)) if args.state else [])
                   + sorted(p for f in args.also for p in Path(f).glob("*.metrics.json")))
-        seconds = [p for p in sorted(out.glob("*.metrics.json"))
-                   if json.loads(p.read_text())["eval"]["eval_config"]["seed"] == SECOND_SEED]
+        seconds = list(evaluated_with(out, SECOND_SEED))
         if not seconds:
             sys.exit(f"iwae.longrun yardstick: no finished model in {workdir} and no evaluation with --seed "
                      f"{SECOND_SEED} in {out}: nothing to measure yet")

@@ -359,10 +359,9 @@ def second_evaluations(workdir: Path, out: Path, seed: int, threads: int = 1) ->
     test images) but with another ``seed`` (other binary images and samples), into ``out`` as
     ``evaluation_name``-seed<seed>.metrics.json, each only where ``out`` has no evaluation of that model with that
     seed yet (a model already done is not evaluated again). -> the metrics files written."""
-    from iwae.yardstick import model_key
+    from iwae.yardstick import evaluated_with, model_key
 
-    blobs = [json.loads(p.read_text()) for p in sorted(Path(out).glob("*.metrics.json"))]
-    done = {model_key(b) for b in blobs if b["eval"]["eval_config"]["seed"] == seed}
+    done = {model_key(b) for b in evaluated_with(out, seed).values()}
     written = []
     for first in finished_on_all_images(workdir):
         blob = json.loads(first.read_text())

@@ -43,6 +43,17 @@ def model_key(blob: dict) -> tuple:
             (tr.get("in_training") or {}).get("step", 0), len(blob["eval"]["test_ll_per_image"]))
 
 
+def evaluation_seed(blob: dict) -> int:
+    """The seed of an evaluation (``iwae evaluate --seed``: its binary test images and samples)."""
+    return blob["eval"]["eval_config"]["seed"]
+
+
+def evaluated_with(folder: Path, seed: int) -> dict[Path, dict]:
+    """The evaluations (``*.metrics.json``) in ``folder`` made with ``seed``: path -> record."""
+    blobs = {p: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.metrics.json"))}
+    return {p: b for p, b in blobs.items() if evaluation_seed(b) == seed}
+
+
 def read(path: str | Path) -> dict:
     """One evaluation: the model's name and cell, its epochs and updates, the evaluation's seed, per-image NLL."""
     blob = json.loads(Path(path).read_text())
@@ -51,7 +62,7 @@ def read(path: str | Path) -> dict:
     return dict(model=model_name(run["dataset"], run["n_layers"], run["objective"], run["k"]),
                 cell=(run["dataset"], run["n_layers"], run["k"]), objective=run["objective"],
                 epochs=f"{tr['epochs']:,}" + (f" + {step:,} minibatches" if step else ""), updates=tr["updates"],
-                seed=ev["eval_config"]["seed"],
+                seed=evaluation_seed(blob),
                 nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
 
 
@@ -103,8 +114,8 @@ def pair_files(firsts: list[Path], seconds: list[Path]) -> list[tuple[Path, Path
         by_key.setdefault(model_key(blobs[p]), []).append(p)
     pairs = []
     for s in seconds:
-        seed = blobs[s]["eval"]["eval_config"]["seed"]
-        match = [f for f in by_key.get(model_key(blobs[s]), []) if blobs[f]["eval"]["eval_config"]["seed"] != seed]
+        seed = evaluation_seed(blobs[s])
+        match = [f for f in by_key.get(model_key(blobs[s]), []) if evaluation_seed(blobs[f]) != seed]
         if not match:
             raise ValueError(f"{s}: no first evaluation of this model (the same cell, training seed, updates and "
                              f"number of test images, another --seed) among the {len(firsts)} given; give the "
