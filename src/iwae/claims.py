@@ -44,8 +44,8 @@ def floor_interval(row) -> tuple[float, float]:
 def floor_provenance(row) -> str:
     """Where a floor was measured and what it counts: budget, epochs, images, seeds, initial weights."""
     init = getattr(row, "init", None)
-    lower = ("the seeds share the authors' initial weights and data order, so it counts binarisation and sampling "
-             "noise only: likely a lower bound on training's noise")
+    lower = ("the seeds share the authors' initial weights and data order, so it counts only the noise of training's "
+             "random binarisation and latent samples: likely a lower bound on training's noise")
     if init is None or pd.isna(init):
         counts = f"initial weights not recorded in the floor file (the noise budget's default is the authors': {lower})"
     elif init == "authors":

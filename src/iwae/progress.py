@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from iwae import checkpoint
 from iwae.longrun import CODE, PIPELINE_LOG, processes_in
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout (its config, where a run has no pinned code)
@@ -237,7 +238,8 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
                 pass
         return out
 
-    stage_s = seconds(p for p in root.rglob("stage[0-9]*.tsv") if p.stem[len("stage"):].isdigit())
+    stage_s = seconds(p for folder in sorted({f.parent for f in root.rglob("stage*.tsv")})
+                      for p in checkpoint.stage_files(folder, ".tsv"))
     final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
     if not (stage_s if stage_snapshots else final_s):
         return 0.0, 0, "evaluations not counted (none has run yet)"

@@ -76,10 +76,10 @@ def interval_note(df: pd.DataFrame) -> str:
     if seeds > 1:
         shared = ("init" in df and set(df.init) == {"authors"} and "data_order" in df
                   and set(df.data_order) == {"fixed"})
+        caveat = ("; the seeds share the authors' initial weights and data order, so these intervals count only the "
+                  "noise of training's random binarisation and latent samples and are probably too narrow")
         return (f"95% intervals: Student's t over the {seeds} training seeds' paired mean differences (each on "
-                f"the same test images)" + ("; the seeds share the authors' initial weights and data order, so "
-                                            "these intervals count binarisation and sampling noise only and are "
-                                            "probably too narrow" if shared else ""))
+                f"the same test images)" + (caveat if shared else ""))
     return ("95% intervals over the test images of ONE training seed: they measure the test set's sampling noise, "
             "not training's, and give no verdict")
 
