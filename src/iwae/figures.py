@@ -401,6 +401,8 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     each further model; line style: the cell."""
     from matplotlib.lines import Line2D
 
+    from iwae import falling
+
     plt, _ = setup()
     shown = {n: h for n, h in sorted(histories.items(), key=lambda nh: (nh[0] not in finished, nh[0])) if h}
     going = [n for n in shown if n not in finished]
@@ -430,8 +432,7 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
             s = t[t.stage == (last_done if name in finished else history[-1]["stage"])]
             if name in names and len(s):
                 ax.plot(s.epoch, s.loss, color=colour, lw=0.4, alpha=0.35)
-                ax.plot(s.epoch, s.loss.rolling(25, min_periods=1, center=True).median(), color=colour, ls=style,
-                        lw=1.4)
+                ax.plot(s.epoch, falling.running_median(s.loss), color=colour, ls=style, lw=1.4)
     ends = [1]  # a tick at each stage's end: 1, 4, 13, ... (3^i epochs per stage)
     while ends[-1] < max((h[-1]["epoch"] + 1 for h in shown.values()), default=1):
         ends.append(3 * ends[-1] + 1)
@@ -441,7 +442,7 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     for ax, (what, names) in zip(lasts, panels):
         head = f"stage {last_done}{what}" if what.startswith(":") else what
         ax.set_xlabel("epoch")
-        ax.set_title(f"{head}\n(thick: 25-epoch running median)", fontsize="small")
+        ax.set_title(f"{head}\n(thick: {falling.WINDOW}-epoch running median)", fontsize="small")
     for ax in (whole, *lasts):
         ax.set_ylabel("training loss (nats)")
     legend(fig, handles, ncol=2)

@@ -126,20 +126,24 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
     curve.pdf/png, on the test images every point shares: the first N of the smallest evaluation), and each model's
     training wall-clock per stage (stage_times.csv/md); the finished models beside the paper on all their test
     images (``final_beside_the_paper``, with the noise floor ``floor`` and the evaluation's draws ``draws`` where
-    given). -> the names written (none before the first evaluation)."""
+    given); whether each model is still learning (still_falling.csv/md, ``iwae.falling``). -> the names written
+    (none before the first evaluation)."""
     import pandas as pd
 
-    from iwae import checkpoint, figures, records, render, report, tables
+    from iwae import checkpoint, falling, figures, records, render, report, tables
 
     workdir, out = Path(workdir), Path(out)
     folders = run_folders(workdir)
     finals = [f / "metrics.json" for f in folders if (f / "metrics.json").exists()]
     paths = [p for f in folders for p in checkpoint.stage_files(f / "stages", ".metrics.json")] + finals
-    written = []
+    owner = {str(p): str((p.parent.parent if p.parent.name == "stages" else p.parent).relative_to(workdir / "results"))
+             for p in paths}  # each metrics file -> its model's name
+    written, df = [], None
     if paths:
         df = records.collect(paths)
         if df.n_test.nunique() > 1:
             df = records.collect(paths, int(df.n_test.min()))
+        df["name"] = df.metrics.map(owner)
         c = records.curve(df)
         report.write_table(c, tables.curve_shown(c), out / "curve",
                            f"Learning curve so far: test NLL after each stage, and {records.sign('IWAE', 'VAE')} "
@@ -195,6 +199,12 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
                                 f"{records.seeds_text(n.rsplit('seed', 1)[-1] for n, h in histories.items() if h)}.",
                                 finished)
         written += ["training_so_far.pdf", "training_so_far.png"]
+        still = falling.table(histories, finished, df)
+        if len(still):
+            still.to_csv(out / "still_falling.csv", index=False)
+            (out / "still_falling.md").write_text(falling.markdown(
+                still, df.images.iloc[0] if df is not None else "the curve's test images"))
+            written += ["still_falling.csv", "still_falling.md"]
     return written
 
 
