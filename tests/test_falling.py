@@ -36,10 +36,26 @@ def test_a_drop_in_noisy_losses_is_found_in_the_latest_stage_and_in_its_last_epo
     assert (f["stage"], f["epochs_in_stage"], f["last_epochs"]) == (1, 1000, 300)
     assert f["fall"] == pytest.approx(1.0, abs=0.1)
     assert f["fall_last"] == pytest.approx(fall_last, abs=0.1)
-    assert f["fall_per_100"] == pytest.approx(100 * f["fall"] / 999)
-    short = falling.loss_fall(_history([latest[:40]]))  # a stage shorter than 300 epochs: all of it
-    assert short["last_epochs"] == 39 and short["fall_last"] == short["fall"]
-    assert falling.loss_fall([]) is None and falling.loss_fall(_history([[90.0]])) is None
+    assert f["noise_sd"] == pytest.approx(0.6 / np.sqrt(12), rel=0.15)  # uniform on ±0.3
+    short = falling.loss_fall(_history([latest[:60]]))  # a stage shorter than 300 epochs: all of it
+    assert short["last_epochs"] == 59
+    too_short = falling.loss_fall(_history([latest[:49]]))  # the two ends' medians would share epochs
+    assert np.isnan(too_short["fall"]) and np.isnan(too_short["fall_last"]) and too_short["epochs_in_stage"] == 49
+    assert falling.loss_fall([]) is None
+
+
+def test_the_standard_error_of_a_fall_matches_the_spread_of_falls_in_pure_noise():
+    """2,000 stages of 600 epochs of independent normal noise (sd 0.2) and no trend: the falls average 0, and their
+    sd over the stages is the standard error loss_fall gives (the median's 1.2533 sd / sqrt(n) at each end, 13
+    epochs at a stage's ends and 25 inside it), within 10%."""
+    rng = np.random.default_rng(11)
+    runs = [falling.loss_fall(_history([90.0 + rng.normal(0, 0.2, 600)])) for _ in range(2000)]
+    for key in ("fall", "fall_last"):
+        falls = np.array([r[key] for r in runs])
+        se = np.mean([r[f"{key}_se"] for r in runs])
+        assert abs(falls.mean()) < 3 * falls.std() / np.sqrt(len(falls))
+        assert falls.std(ddof=1) == pytest.approx(se, rel=0.10), key
+    assert np.mean([r["fall_se"] for r in runs]) == pytest.approx(1.2533 * 0.2 * np.sqrt(2 / 13), rel=0.05)
 
 
 def test_the_curves_last_step_is_the_paired_change_between_its_last_two_points():
@@ -56,30 +72,42 @@ def test_the_curves_last_step_is_the_paired_change_between_its_last_two_points()
     assert (step["change"], step["low"], step["high"]) == pytest.approx((d.mean(), low, high))
     assert step["change"] < 0 and step["change_per_100"] == pytest.approx(100 * d.mean() / 27)
     assert falling.curve_step(curve.iloc[:1]) is None
+    twice = pd.concat([curve, pd.DataFrame([dict(epochs=40, ll=ll[40] + 1.0)])])  # the same epoch evaluated again
+    assert falling.curve_step(twice)["to"] == 40 and falling.curve_step(twice)["since"] == 13
+    seeds = curve.assign(images=["seed 1234", "seed 4321", "seed 1234"])  # 13 and 40 on other binary images
+    assert falling.curve_step(seeds) is None
 
 
 def test_the_run_writes_each_models_fall_and_its_curves_last_step(tmp_path):
-    """A run folder with one model in training: its stage snapshots' metrics at 1 and 4 epochs (NLL 1.0 and 0.6
-    above a common 100 on the same 300 images) and its checkpoint's history (stage 1 falling by 0.2 an epoch):
-    still_falling.csv has the stage's fall, 0.5, and the curve's last step, -0.4 from 1 to 4 epochs."""
+    """A run folder with two models in training. The IWAE: its stage snapshots' metrics at 1 and 4 epochs (NLL 1.0
+    and 0.6 above a common 100 on the same 300 images) and its checkpoint's history (stage 1: 30 epochs at 119.0,
+    30 at 118.5); the VAE: a history only (stage 1: 60 epochs at 130.0, then 60 at 129.7), no snapshot evaluated.
+    still_falling.csv has each model's own fall (0.5 and 0.3), and the IWAE's curve step, -0.4 from 1 to 4 epochs;
+    the VAE has none."""
     from test_report import write_metrics
 
     from iwae import checkpoint
     from iwae.config import TrainConfig
     from iwae.stack import build
 
-    folder = tmp_path / "run" / "results" / "mnist" / "L1" / "iwae-k5" / "seed0"
-    (folder / "stages").mkdir(parents=True)
+    results = tmp_path / "run" / "results" / "mnist" / "L1"
+    (results / "iwae-k5" / "seed0" / "stages").mkdir(parents=True)
     for stage, (shift, epochs) in enumerate([(1.0, 1), (0.6, 4)]):
         made = write_metrics(tmp_path / f"m{stage}", shift=shift, epochs=epochs, rng=np.random.default_rng(stage))
-        shutil.move(made, folder / "stages" / f"stage{stage}.metrics.json")
-    history = _history([[120.0], [119.0] * 30 + [118.5] * 30])
-    cfg = TrainConfig(k=5, stages=[0, 1, 2], init="seeded")
-    checkpoint.save(folder / "checkpoint.pt", build([cfg], torch.rand(40, 784).round(), lr=1e-3), [cfg],
-                    [Path("results/mnist/L1/iwae-k5/seed0")], [history], epoch=61, step=0, elapsed=61.0)
+        shutil.move(made, results / "iwae-k5" / "seed0" / "stages" / f"stage{stage}.metrics.json")
+    for run, losses in (("iwae-k5", [119.0] * 30 + [118.5] * 30), ("vae-k5", [130.0] * 60 + [129.7] * 60)):
+        history = _history([[140.0], losses])
+        (results / run / "seed0").mkdir(parents=True, exist_ok=True)
+        cfg = TrainConfig(k=5, stages=[0, 1, 2], init="seeded", objective=run.split("-")[0])
+        checkpoint.save(results / run / "seed0" / "checkpoint.pt", build([cfg], torch.rand(40, 784).round(), lr=1e-3),
+                        [cfg], [Path(f"results/mnist/L1/{run}/seed0")], [history], epoch=len(history), step=0,
+                        elapsed=float(len(history)))
     assert "still_falling.md" in runstate.write_curve(tmp_path / "run", tmp_path / "out")
-    row = pd.read_csv(tmp_path / "out" / "still_falling.csv").iloc[0]
-    assert (row.model, row.state, row.epoch, row.stage) == ("mnist/L1/iwae-k5/seed0", "training", 61, 1)
-    assert row.fall == pytest.approx(0.5) and (row.last_epochs, row.fall_last) == (59, row.fall)
-    assert (row.since, row.to) == (1, 4) and row.change == pytest.approx(-0.4, abs=0.02) and row.high < 0
-    assert "-0.40 [" in (tmp_path / "out" / "still_falling.md").read_text()
+    rows = pd.read_csv(tmp_path / "out" / "still_falling.csv").set_index("model")
+    iwae, vae = rows.loc["mnist/L1/iwae-k5/seed0"], rows.loc["mnist/L1/vae-k5/seed0"]
+    assert (iwae.state, iwae.epoch, iwae.stage, vae.epoch) == ("training", 61, 1, 121)
+    assert iwae.fall == pytest.approx(0.5) and vae.fall == pytest.approx(0.3)
+    assert (iwae.since, iwae.to) == (1, 4) and iwae.change == pytest.approx(-0.4, abs=0.02) and iwae.high < 0
+    assert np.isnan(vae.change)
+    page = (tmp_path / "out" / "still_falling.md").read_text()
+    assert "-0.40 [" in page and page.count(" from 1 to 4 ep.") == 1

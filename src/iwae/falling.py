@@ -18,34 +18,57 @@ def running_median(loss: pd.Series, window: int = WINDOW) -> pd.Series:
     return loss.rolling(window, min_periods=1, center=True).median()
 
 
+def _window(i: int, n: int, window: int) -> int:
+    """How many epochs the centred running median takes at epoch ``i`` of ``n`` (fewer near the ends)."""
+    half = window // 2
+    return min(i + half, n - 1) - max(i - half, 0) + 1
+
+
 def loss_fall(history: list[dict], last: int = LAST, window: int = WINDOW) -> dict | None:
     """The training loss (-train_objective) of the latest stage in ``history`` (one dict per epoch: ``stage``,
     ``train_objective``): its running median at the stage's first epoch minus at its last (``fall``: positive
-    while it falls) and over its last ``last`` epochs (``fall_last``; the whole stage if shorter), each also per
-    100 epochs. None for an empty history or a stage of one epoch."""
+    while it falls) and over its last ``last`` epochs (``fall_last``, over ``last_epochs``: the whole stage if
+    shorter), each also per 100 epochs, and each with the standard error a fall of two medians has from the
+    epoch-to-epoch noise alone (``fall_se``, ``fall_last_se``: 1.2533 sd sqrt(1/n1 + 1/n2) for medians of n1 and
+    n2 epochs, the sd from successive epochs' differences, robustly; as if the epochs' noise were independent).
+    The falls are NaN in a stage shorter than two windows (the two ends' medians would share epochs). None for
+    an empty history."""
     if not history:
         return None
     stage = history[-1]["stage"]
     loss = pd.Series([-h["train_objective"] for h in history if h["stage"] == stage], dtype=float)
-    if len(loss) < 2:
-        return None
+    n = len(loss)
+    span = min(last, n - 1)
+    out = dict(stage=stage, epochs_in_stage=n, last_epochs=span)
+    if n < 2 * window:
+        nan = float("nan")
+        return dict(out, fall=nan, fall_per_100=nan, fall_se=nan, fall_last=nan, fall_last_per_100=nan,
+                    fall_last_se=nan, noise_sd=nan)
     rm = running_median(loss, window)
-    span = min(last, len(loss) - 1)
+    steps = np.diff(loss.to_numpy())
+    sd = 1.4826 * float(np.median(np.abs(steps - np.median(steps)))) / np.sqrt(2)  # one epoch's noise
+
+    def se(i: int, j: int) -> float:
+        return 1.2533 * sd * float(np.sqrt(1 / _window(i, n, window) + 1 / _window(j, n, window)))
+
     fall, fall_last = float(rm.iloc[0] - rm.iloc[-1]), float(rm.iloc[-1 - span] - rm.iloc[-1])
-    return dict(stage=stage, epochs_in_stage=len(loss), fall=fall, fall_per_100=100 * fall / (len(loss) - 1),
-                last_epochs=span, fall_last=fall_last, fall_last_per_100=100 * fall_last / span)
+    return dict(out, fall=fall, fall_per_100=100 * fall / (n - 1), fall_se=se(0, n - 1), fall_last=fall_last,
+                fall_last_per_100=100 * fall_last / span, fall_last_se=se(n - 1 - span, n - 1), noise_sd=sd)
 
 
 def curve_step(curve: pd.DataFrame) -> dict | None:
-    """Of one model's learning-curve rows (``epochs``, ``ll``: the per-image log-likelihoods on the same test
-    images), the test NLL at its latest point minus at the one before, paired over the images (negative: still
-    falling), with its 95% interval and per 100 epochs. None with fewer than two points."""
+    """Of one model's learning-curve rows (``epochs``, ``ll``: the per-image log-likelihoods, ``images``: which
+    test images), the test NLL at its latest point minus at the one before, paired over the images (negative:
+    still falling), with its 95% interval and per 100 epochs. None with fewer than two epochs evaluated, or where
+    the two points are on other images (another binarisation seed: nothing to pair)."""
     from iwae.stats import paired_difference
 
-    rows = curve.sort_values("epochs")
+    rows = curve.sort_values("epochs").drop_duplicates("epochs", keep="last")
     if len(rows) < 2:
         return None
     before, after = rows.iloc[-2], rows.iloc[-1]
+    if "images" in rows and before["images"] != after["images"]:
+        return None
     d = paired_difference([-np.asarray(after.ll)], [-np.asarray(before.ll)])
     epochs = int(after.epochs) - int(before.epochs)
     return dict(since=int(before.epochs), to=int(after.epochs), change=d["diff"], low=d["low"], high=d["high"],
@@ -61,7 +84,7 @@ def table(histories: dict[str, list[dict]], finished: set[str], curve: pd.DataFr
         fall = loss_fall(history)
         if fall is None:
             continue
-        own = curve[curve.name == name] if curve is not None and "name" in curve else pd.DataFrame()
+        own = curve[curve["name"] == name] if curve is not None and "name" in curve else pd.DataFrame()
         step = curve_step(own) if len(own) else None
         rows.append(dict(model=name, state="finished" if name in finished else "training",
                          epoch=history[-1]["epoch"] + 1, **fall, **({} if step is None else step)))
@@ -73,24 +96,30 @@ def markdown(t: pd.DataFrame, images: str) -> str:
     def signed(v, digits=2):
         return f"{v:+.{digits}f}"
 
+    def fall(f, se, per_100, over=""):
+        return (f"stage under {2 * WINDOW} epochs" if not np.isfinite(f) else
+                f"{signed(f)} ± {1.96 * se:.2f}{over} ({signed(per_100, 3)})")
+
     shown = pd.DataFrame({
         "model": t.model, "state": t.state, "epoch": t.epoch.map(lambda e: f"{e:,}"),
         "stage (epochs in it)": [f"{s} ({n:,})" for s, n in zip(t.stage, t.epochs_in_stage)],
-        "loss fall over the stage (per 100 ep.)": [f"{signed(f)} ({signed(p, 3)})"
-                                                   for f, p in zip(t.fall, t.fall_per_100)],
-        f"over its last epochs (per 100 ep.)": [f"{signed(f)} over {n:,} ({signed(p, 3)})"
-                                                for f, p, n in zip(t.fall_last, t.fall_last_per_100, t.last_epochs)]})
+        "training loss: fall over the stage (per 100 ep.)": [
+            fall(f, se, p) for f, se, p in zip(t.fall, t.fall_se, t.fall_per_100)],
+        f"over its last {LAST} epochs (per 100 ep.)": [
+            fall(f, se, p, f" over {n:,}") for f, se, p, n in zip(t.fall_last, t.fall_last_se, t.fall_last_per_100,
+                                                                   t.last_epochs)]})
     if "change" in t:
-        shown["test NLL, the curve's last step [95% CI] (per 100 ep.)"] = [
+        shown["test NLL: the curve's last step [95% CI] (per 100 ep.)"] = [
             "" if not np.isfinite(c) else
             f"{signed(c)} [{signed(lo)}, {signed(hi)}] from {int(a):,} to {int(b):,} ep. ({signed(p, 3)})"
             for c, lo, hi, a, b, p in zip(t.change, t.low, t.high, t.since.fillna(0), t.to.fillna(0),
                                           t.change_per_100)]
-    return (f"Is each model still learning? The fall of its training loss (nats; the {WINDOW}-epoch running median "
-            f"of -L on the training images, as training_so_far.png draws it: its value at the first epoch of the "
-            f"model's latest stage minus at its latest epoch, and over the last {LAST} epochs; positive: still "
-            f"falling); and its test NLL at the learning curve's latest point minus at the point before, paired over "
-            f"{images} (negative: still falling; one training seed: the interval is the images' sampling noise, "
-            f"not training's; each point is an evaluation with its own draws, whose noise the interval leaves "
-            f"out).\n\n" + shown.to_markdown(index=False, disable_numparse=True)
-            + "\n")
+    return (f"Still falling? Two signs, each a size beside its own noise, not a test of convergence. The training "
+            f"loss (nats, -L on the training images; its {WINDOW}-epoch running median, as training_so_far.png draws "
+            f"it): its value at the first epoch of the model's latest stage minus at its latest epoch, and the same "
+            f"over that stage's last {LAST} epochs (positive: falling; ±: 1.96 standard errors of such a fall from "
+            f"the epoch-to-epoch noise alone, as if the epochs' noise were independent). The test NLL at the "
+            f"learning curve's latest point minus at the point before, paired over {images} (negative: falling; "
+            f"the interval is the images' sampling noise with one training seed, not training's, and leaves out "
+            f"each evaluation's own draws); its two points can lie in earlier stages than the loss's fall (from "
+            f"and to say where).\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from iwae import checkpoint
 from iwae.longrun import CODE, PIPELINE_LOG, processes_in
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout (its config, where a run has no pinned code)
@@ -227,6 +226,8 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
     evaluates them: ``stage_snapshots``), and each final model, at the median measured time of the run's stage
     evaluations (a final evaluation, on more test images, at its own measured median once one has run, else 5x a
     stage's: 10,000 + 1,000 against 2,000 + 1,000 images at K=5000, rounded up)."""
+    from iwae import checkpoint
+
     root = Path(workdir) / "benchmarks" / "rules" / "evaluate"
 
     def seconds(files):

@@ -203,7 +203,7 @@ def write_curve(workdir: Path, out: Path, floor=None, draws=None) -> list[str]:
         if len(still):
             still.to_csv(out / "still_falling.csv", index=False)
             (out / "still_falling.md").write_text(falling.markdown(
-                still, df.images.iloc[0] if df is not None else "the curve's test images"))
+                still, " / ".join(sorted(df.images.unique())) if df is not None else "the curve's test images"))
             written += ["still_falling.csv", "still_falling.md"]
     return written
 
