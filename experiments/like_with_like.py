@@ -7,7 +7,9 @@ learning rate at every epoch. For each such pair this writes both test NLLs on t
 evaluated on (the first N of the same binarisation seed: the same binary images) and their difference paired over
 those images with its 95% interval (one model each: the interval is the images' sampling noise and the K=5000
 estimate's own noise, no verdict about training), and how each was trained (alone or in a stack of how many
-members: a stack and a model trained alone drift apart in float rounding, docs/family/stack_vs_alone).
+members: a stack and a model trained alone drift apart in float rounding, docs/family/stack_vs_alone); and beside
+them, what a change of training seed gives in the same configuration where an earlier run trained several seeds
+(the noise floor): <out>_seeds.csv.
 
 Usage: python experiments/like_with_like.py --ours docs/paper-cpu/state/results \\
            --earlier docs/quick-run/records docs/noise-floor/records docs/long-run/records \\
@@ -44,7 +46,8 @@ def read(path: Path) -> dict | None:
     key = (run["dataset"], run["n_layers"], run["objective"], run["k"], run["seed"], tr["epochs"], tr["updates"],
            tuple(tc.get(f) for f in SAME_TRAINING), tuple(h["lr"] for h in tr["history"]),
            ev["eval_config"]["seed"], ev["eval_k"])
-    return dict(key=key, path=Path(path), budget=run["budget"], stack=tr.get("stack_size", 1),
+    return dict(key=key, config=key[:4] + key[5:], seed=run["seed"], path=Path(path), budget=run["budget"],
+                stack=tr.get("stack_size", 1),
                 model=model_name(run["dataset"], run["n_layers"], run["objective"], run["k"]), epochs=tr["epochs"],
                 active="+".join(map(str, ev["active_units"])), nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
 
@@ -71,7 +74,28 @@ def pairs(ours: list[Path], earlier: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown(t: pd.DataFrame) -> str:
+def other_seeds(ours: list[Path], earlier: list[Path]) -> pd.DataFrame:
+    """The yardstick of a change of training seed: in the earlier runs, each model of a configuration of ``ours``
+    (the same training but the seed) with another seed than ours, minus the one with our seed, paired over the
+    test images both have (each run of a stack of seeds: the same binary images and batch)."""
+    configs = {m["config"]: m["seed"] for m in map(read, ours) if m is not None}
+    models = [m for m in map(read, earlier) if m is not None and m["config"] in configs]
+    rows = []
+    for base in models:
+        if base["seed"] != configs[base["config"]]:
+            continue
+        for other in models:
+            same_run = other["budget"] == base["budget"]
+            if other["config"] == base["config"] and other["seed"] != base["seed"] and same_run:
+                n = min(len(base["nll"]), len(other["nll"]))
+                d = paired_difference([other["nll"][:n]], [base["nll"][:n]])
+                rows.append(dict(model=base["model"], epochs=base["epochs"], images=n, budget=base["budget"],
+                                 seed=other["seed"], base_seed=base["seed"], other_minus_base=d["diff"],
+                                 low=d["low"], high=d["high"], file=str(other["path"])))
+    return pd.DataFrame(rows)
+
+
+def markdown(t: pd.DataFrame, seeds: pd.DataFrame | None = None) -> str:
     def trained(budget, stack):
         return f"budget {budget}, " + ("alone" if stack == 1 else f"in a stack of {stack}")
 
@@ -91,7 +115,18 @@ def markdown(t: pd.DataFrame) -> str:
             "paired over those images (one model each: the interval is the images' and the K=5000 estimate's noise, "
             "no verdict about training). A stack and a model trained alone are not bit-identical: they drift apart "
             "in float rounding (docs/family/stack_vs_alone).\n\n"
-            + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n"
+            + ("" if seeds is None or seeds.empty else
+               "\nBeside it, what a change of training seed gives in the same configuration (the earlier runs' "
+               "other seeds minus the seed above, paired over the test images both have; the seeds share the "
+               "authors' initial weights and data order):\n\n" + pd.DataFrame({
+                   "model": seeds.model, "epochs": seeds.epochs.map(lambda e: f"{e:,}"),
+                   "test images": seeds.images.map(lambda n: f"the first {n:,}"),
+                   "run": seeds.budget.map(lambda b: f"budget {b}"),
+                   "seed minus seed": [f"{a} - {b}" for a, b in zip(seeds.seed, seeds.base_seed)],
+                   "difference [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in
+                                           zip(seeds.other_minus_base, seeds.low, seeds.high)]}).to_markdown(
+                   index=False, disable_numparse=True) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,10 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     if t.empty:
         sys.exit(f"no model in {args.ours} was trained the same way as one in {', '.join(args.earlier)}")
     t = t.sort_values(["model", "epochs", "theirs_budget"]).reset_index(drop=True)
+    seeds = other_seeds(ours, earlier)
+    if not seeds.empty:
+        seeds = seeds.sort_values(["model", "epochs", "budget", "seed"]).reset_index(drop=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t.to_csv(out.with_suffix(".csv"), index=False)
-    out.with_suffix(".md").write_text(markdown(t))
+    seeds.to_csv(out.parent / f"{out.name}_seeds.csv", index=False)
+    out.with_suffix(".md").write_text(markdown(t, seeds))
     print(out.with_suffix(".md").read_text())
 
 

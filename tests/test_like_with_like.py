@@ -53,3 +53,18 @@ def test_only_the_same_training_is_paired_on_the_images_both_have(tmp_path):
     other_seed = _edit(write_metrics(tmp_path / "seed", objective="vae", k=5),
                        lambda b: b["eval"]["eval_config"].update(seed=4321))  # other binary images
     assert like.pairs(ours, [other_seed]).empty
+
+
+def test_a_change_of_training_seed_is_measured_where_an_earlier_run_trained_several(tmp_path):
+    """Ours: seed 0 of a VAE K=5. Earlier: seeds 0, 1 and 2 of it in one run, seed 1 0.40 nats and seed 2 0.10 nats
+    higher than seed 0 (plus the images' noise), and an IWAE's seeds (not a configuration of ours): two rows, each
+    the paired difference to seed 0."""
+    like = _script()
+    ours = [write_metrics(tmp_path / "ours", objective="vae", k=5)]
+    earlier = [write_metrics(tmp_path / "earlier", objective=o, k=5, seed=s, shift=shift,
+                             rng=np.random.default_rng(10 + s))
+               for o in ("vae", "iwae") for s, shift in ((0, 0.0), (1, 0.40), (2, 0.10))]
+    t = like.other_seeds(ours, earlier)
+    assert list(zip(t.model, t.seed, t.base_seed)) == [("MNIST 1L VAE K=5", 1, 0), ("MNIST 1L VAE K=5", 2, 0)]
+    assert list(t.other_minus_base) == pytest.approx([0.40, 0.10], abs=0.02)
+    assert (t.low < t.other_minus_base).all() and (t.other_minus_base < t.high).all()

@@ -2,7 +2,7 @@
 per 100 epochs so that stages of different lengths compare: the fall of its training loss's running median over
 the latest stage it has reached and over that stage's last epochs (the curve ``figures.training_so_far`` draws),
 and the change of its test NLL between the learning curve's last two points, paired over the curve's test images
-(one training seed: the interval is the images' sampling noise, not training's)."""
+(one training seed: the interval holds the images' and the two K=5000 estimates' noise, not training's)."""
 
 from __future__ import annotations
 
@@ -115,11 +115,13 @@ def markdown(t: pd.DataFrame, images: str) -> str:
             for c, lo, hi, a, b, p in zip(t.change, t.low, t.high, t.since.fillna(0), t.to.fillna(0),
                                           t.change_per_100)]
     return (f"Still falling? Two signs, each a size beside its own noise, not a test of convergence. The training "
-            f"loss (nats, -L on the training images; its {WINDOW}-epoch running median, as training_so_far.png draws "
-            f"it): its value at the first epoch of the model's latest stage minus at its latest epoch, and the same "
-            f"over that stage's last {LAST} epochs (positive: falling; ±: 1.96 standard errors of such a fall from "
+            f"loss (nats, -L on the training images) in the model's latest stage, through its {WINDOW}-epoch running "
+            f"median (as training_so_far.png draws it; the window is cut to {WINDOW // 2 + 1} epochs at the ends): "
+            f"the median of the stage's first {WINDOW // 2 + 1} epochs minus that of its last {WINDOW // 2 + 1}, and "
+            f"over its last {LAST} epochs the {WINDOW}-epoch median around epoch {LAST} from the end minus the last "
+            f"{WINDOW // 2 + 1}'s (positive: falling; ±: 1.96 standard errors of such a difference of medians from "
             f"the epoch-to-epoch noise alone, as if the epochs' noise were independent). The test NLL at the "
             f"learning curve's latest point minus at the point before, paired over {images} (negative: falling; "
-            f"the interval is the images' sampling noise with one training seed, not training's, and leaves out "
-            f"each evaluation's own draws); its two points can lie in earlier stages than the loss's fall (from "
-            f"and to say where).\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n")
+            f"the interval holds the images' and the two K=5000 estimates' noise, not training's: one training "
+            f"seed); its two points can lie in earlier stages than the loss's fall (from and to say where).\n\n"
+            + shown.to_markdown(index=False, disable_numparse=True) + "\n")
