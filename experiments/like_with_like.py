@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from iwae.records import model_name  # noqa: E402
+from iwae.render import intervals  # noqa: E402
 from iwae.stats import paired_difference  # noqa: E402
 
 SAME_TRAINING = ("optimizer", "init", "data_order", "batch_size", "train_subset", "epoch_scale")
@@ -52,34 +53,36 @@ def read(path: Path) -> dict | None:
                 active="+".join(map(str, ev["active_units"])), nll=-np.asarray(ev["test_ll_per_image"], dtype=float))
 
 
-def pairs(ours: list[Path], earlier: list[Path]) -> pd.DataFrame:
-    """Every model of ``ours`` beside every model of ``earlier`` trained the same way (``read``'s key), on the
-    first N test images both have: their NLLs and ours minus theirs, paired over those images."""
+def load(paths: list[Path]) -> list[dict]:
+    """``read`` of each metrics file, the continued models left out."""
+    return [m for m in map(read, paths) if m is not None]
+
+
+def pairs(ours: list[dict], earlier: list[dict]) -> pd.DataFrame:
+    """Every model of ``ours`` beside every model of ``earlier`` (``load``'s) trained the same way (``read``'s key),
+    on the first N test images both have: their NLLs and ours minus theirs, paired over those images."""
     theirs = {}
-    for p in earlier:
-        m = read(p)
-        if m is not None:
-            theirs.setdefault(m["key"], []).append(m)
+    for m in earlier:
+        theirs.setdefault(m["key"], []).append(m)
     rows = []
-    for p in ours:
-        a = read(p)
-        for b in ([] if a is None else theirs.get(a["key"], [])):
+    for a in ours:
+        for b in theirs.get(a["key"], []):
             n = min(len(a["nll"]), len(b["nll"]))
             d = paired_difference([a["nll"][:n]], [b["nll"][:n]])
             rows.append(dict(model=a["model"], epochs=a["epochs"], images=n, ours=float(a["nll"][:n].mean()),
                              ours_active=a["active"], ours_file=str(a["path"]), theirs=float(b["nll"][:n].mean()),
                              theirs_active=b["active"], theirs_budget=b["budget"], theirs_stack=b["stack"],
-                             ours_stack=a["stack"], theirs_file=str(b["path"]), ours_minus_theirs=d["diff"],
+                             ours_budget=a["budget"], ours_stack=a["stack"], theirs_file=str(b["path"]), ours_minus_theirs=d["diff"],
                              low=d["low"], high=d["high"]))
     return pd.DataFrame(rows)
 
 
-def other_seeds(ours: list[Path], earlier: list[Path]) -> pd.DataFrame:
+def other_seeds(ours: list[dict], earlier: list[dict]) -> pd.DataFrame:
     """The yardstick of a change of training seed: in the earlier runs, each model of a configuration of ``ours``
     (the same training but the seed) with another seed than ours, minus the one with our seed, paired over the
     test images both have (each run of a stack of seeds: the same binary images and batch)."""
-    configs = {m["config"]: m["seed"] for m in map(read, ours) if m is not None}
-    models = [m for m in map(read, earlier) if m is not None and m["config"] in configs]
+    configs = {m["config"]: m["seed"] for m in ours}
+    models = [m for m in earlier if m["config"] in configs]
     rows = []
     for base in models:
         if base["seed"] != configs[base["config"]]:
@@ -103,11 +106,10 @@ def markdown(t: pd.DataFrame, seeds: pd.DataFrame | None = None) -> str:
         "model": t.model, "epochs": t.epochs.map(lambda e: f"{e:,}"), "test images": t.images.map(
             lambda n: f"the first {n:,}"),
         "ours (AU)": [f"{v:.2f} ({a})" for v, a in zip(t.ours, t.ours_active)],
-        "ours trained": [trained("cpu_paper", s) for s in t.ours_stack],
+        "ours trained": [trained(b, s) for b, s in zip(t.ours_budget, t.ours_stack)],
         "earlier run (AU)": [f"{v:.2f} ({a})" for v, a in zip(t.theirs, t.theirs_active)],
         "earlier trained": [trained(b, s) for b, s in zip(t.theirs_budget, t.theirs_stack)],
-        "ours - earlier [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in zip(t.ours_minus_theirs,
-                                                                                           t.low, t.high)]})
+        "ours - earlier [95% CI]": intervals(t, "ours_minus_theirs")})
     return ("The same configuration trained in two runs (the same data set, layers, objective, K, training seed, "
             "updates, optimiser, initial weights, data order and learning rate at every epoch; "
             "`experiments/like_with_like.py`): test NLL (K=5000; active units) of each on the test images both were "
@@ -124,8 +126,7 @@ def markdown(t: pd.DataFrame, seeds: pd.DataFrame | None = None) -> str:
                    "test images": seeds.images.map(lambda n: f"the first {n:,}"),
                    "run": seeds.budget.map(lambda b: f"budget {b}"),
                    "seed minus seed": [f"{a} - {b}" for a, b in zip(seeds.seed, seeds.base_seed)],
-                   "difference [95% CI]": [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" for d, lo, hi in
-                                           zip(seeds.other_minus_base, seeds.low, seeds.high)]}).to_markdown(
+                   "difference [95% CI]": intervals(seeds, "other_minus_base")}).to_markdown(
                    index=False, disable_numparse=True) + "\n"))
 
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--earlier", nargs="+", required=True, help="earlier runs' records folders")
     ap.add_argument("--out", required=True, help="output stem (.md and .csv)")
     args = ap.parse_args(argv)
-    ours = sorted(Path(args.ours).rglob("*metrics.json"))
-    earlier = sorted(p for folder in args.earlier for p in Path(folder).rglob("*metrics.json"))
+    ours = load(sorted(Path(args.ours).rglob("*metrics.json")))
+    earlier = load(sorted(p for folder in args.earlier for p in Path(folder).rglob("*metrics.json")))
     t = pairs(ours, earlier)
     if t.empty:
         sys.exit(f"no model in {args.ours} was trained the same way as one in {', '.join(args.earlier)}")

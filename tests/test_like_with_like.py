@@ -42,7 +42,7 @@ def test_only_the_same_training_is_paired_on_the_images_both_have(tmp_path):
     iwae = _edit(write_metrics(tmp_path / "earlier", objective="iwae", k=5),
                  lambda b: b["train"]["history"][-1].update(lr=5e-4))
     continued = write_metrics(tmp_path / "cont", objective="vae", k=5, continued_from="iwae-k5")
-    t = like.pairs(ours, [vae, iwae, continued])
+    t = like.pairs(like.load(ours), like.load([vae, iwae, continued]))
     assert list(t.model) == ["MNIST 1L VAE K=5"] and t.images.iloc[0] == 200
     a = -np.asarray(json.loads(ours[0].read_text())["eval"]["test_ll_per_image"][:200])
     b = -np.asarray(json.loads(vae.read_text())["eval"]["test_ll_per_image"])
@@ -52,7 +52,7 @@ def test_only_the_same_training_is_paired_on_the_images_both_have(tmp_path):
     assert t.ours_minus_theirs.iloc[0] == pytest.approx(0.30, abs=0.02)
     other_seed = _edit(write_metrics(tmp_path / "seed", objective="vae", k=5),
                        lambda b: b["eval"]["eval_config"].update(seed=4321))  # other binary images
-    assert like.pairs(ours, [other_seed]).empty
+    assert like.pairs(like.load(ours), like.load([other_seed])).empty
 
 
 def test_a_change_of_training_seed_is_measured_where_an_earlier_run_trained_several(tmp_path):
@@ -64,7 +64,7 @@ def test_a_change_of_training_seed_is_measured_where_an_earlier_run_trained_seve
     earlier = [write_metrics(tmp_path / "earlier", objective=o, k=5, seed=s, shift=shift,
                              rng=np.random.default_rng(10 + s))
                for o in ("vae", "iwae") for s, shift in ((0, 0.0), (1, 0.40), (2, 0.10))]
-    t = like.other_seeds(ours, earlier)
+    t = like.other_seeds(like.load(ours), like.load(earlier))
     assert list(zip(t.model, t.seed, t.base_seed)) == [("MNIST 1L VAE K=5", 1, 0), ("MNIST 1L VAE K=5", 2, 0)]
     assert list(t.other_minus_base) == pytest.approx([0.40, 0.10], abs=0.02)
     assert (t.low < t.other_minus_base).all() and (t.other_minus_base < t.high).all()

@@ -93,8 +93,8 @@ def table(histories: dict[str, list[dict]], finished: set[str], curve: pd.DataFr
 
 def markdown(t: pd.DataFrame, images: str) -> str:
     """``table`` as a page: what each column measures, then one row per model."""
-    def signed(v, digits=2):
-        return f"{v:+.{digits}f}"
+    from iwae.records import signed
+    from iwae.render import interval
 
     def fall(f, se, per_100, over=""):
         return (f"stage under {2 * WINDOW} epochs" if not np.isfinite(f) else
@@ -111,7 +111,7 @@ def markdown(t: pd.DataFrame, images: str) -> str:
     if "change" in t:
         shown["test NLL: the curve's last step [95% CI] (per 100 ep.)"] = [
             "" if not np.isfinite(c) else
-            f"{signed(c)} [{signed(lo)}, {signed(hi)}] from {int(a):,} to {int(b):,} ep. ({signed(p, 3)})"
+            f"{interval(c, lo, hi)} from {int(a):,} to {int(b):,} ep. ({signed(p, 3)})"
             for c, lo, hi, a, b, p in zip(t.change, t.low, t.high, t.since.fillna(0), t.to.fillna(0),
                                           t.change_per_100)]
     return (f"Still falling? Two signs, each a size beside its own noise, not a test of convergence. The training "
