@@ -72,8 +72,8 @@ def pairs(ours: list[dict], earlier: list[dict]) -> pd.DataFrame:
             rows.append(dict(model=a["model"], epochs=a["epochs"], images=n, ours=float(a["nll"][:n].mean()),
                              ours_active=a["active"], ours_file=str(a["path"]), theirs=float(b["nll"][:n].mean()),
                              theirs_active=b["active"], theirs_budget=b["budget"], theirs_stack=b["stack"],
-                             ours_budget=a["budget"], ours_stack=a["stack"], theirs_file=str(b["path"]), ours_minus_theirs=d["diff"],
-                             low=d["low"], high=d["high"]))
+                             ours_budget=a["budget"], ours_stack=a["stack"], theirs_file=str(b["path"]),
+                             ours_minus_theirs=d["diff"], low=d["low"], high=d["high"]))
     return pd.DataFrame(rows)
 
 
