@@ -361,3 +361,27 @@ def test_final_models_of_several_seeds_are_one_diamond_each_at_the_seeds_mean(tm
     (x, y), = [(float(a), float(b)) for line in pair.get_lines() if line.get_marker() == "D"
                for a, b in zip(line.get_xdata(), line.get_ydata())]
     assert (x, y) == pytest.approx((3280.0, mean["iwae"] - mean["vae"]))
+
+
+def test_a_model_keeps_its_colour_in_training_so_far_when_another_finishes(tmp_path, monkeypatch):
+    """training_so_far.png is drawn again at every save of a long run: each model's line keeps its colour and
+    style whichever models have finished (the first model of each objective in name order gets that objective's
+    colour), so that two saves' figures read alike."""
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, stem, note="": drawn.append(fig))
+    names = ["mnist/L1/vae-k5/seed0", "mnist/L1/iwae-k5/seed0", "mnist/L1/vae-k1/seed0", "mnist/L2/vae-k1/seed0"]
+    histories = {n: [dict(epoch=e, stage=int(np.log(2 * e + 1) / np.log(3)), train_objective=-100.0 + 0.1 * e + i)
+                     for e in range(40)] for i, n in enumerate(names)}
+
+    def lines(finished):
+        figures.training_so_far(histories, tmp_path / "f", "", finished=frozenset(finished))
+        whole = drawn[-1].axes[0]  # every epoch of every model, one line each, in the order drawn
+        return {round(float(line.get_ydata()[0]), 6): (line.get_color(), line.get_linestyle())
+                for line in whole.get_lines()}
+
+    by_start = {round(100.0 - i, 6): n for i, n in enumerate(names)}
+    before, after = lines(names[:2]), lines(names[:3])
+    assert before == after and len(set(before.values())) == 4
+    colour = {by_start[y]: c for y, (c, _) in after.items()}
+    assert colour["mnist/L1/iwae-k5/seed0"] == figures.PALETTE["IWAE"]
+    assert colour["mnist/L1/vae-k1/seed0"] == figures.PALETTE["VAE"]  # first VAE in name order, finished or not

@@ -392,13 +392,29 @@ def learning_curve(curve_df: pd.DataFrame, stem: Path, finals: pd.DataFrame | No
                        if finals is not None and len(finals) else ""))
 
 
+def model_colours(names) -> tuple[dict[str, str], dict[str, str]]:
+    """A long run's models (``dataset/L<layers>/<objective>-k<K>/seed<s>``) -> (colour, line style) for each, given
+    in the names' order whatever has finished, so that a model keeps its colour from one save's figure to the next:
+    its objective's colour for the first model of each objective (VAE blue, IWAE red, as in every figure), another
+    colour for each further model; one line style per cell (data set, layers, K)."""
+    spare = itertools.cycle(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3): the others
+    colours, styles, cells, used = {}, {}, {}, set()
+    for name in sorted(names):
+        dataset, layers, run = name.split("/")[:3]
+        objective, k = run.rsplit("-k", 1)
+        own = PALETTE.get(OBJ_LABEL.get(objective, ""))
+        colours[name] = own if own and own not in used else next(spare)
+        used.add(colours[name])
+        styles[name] = cells.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(cells) % 4])
+    return colours, styles
+
+
 def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, finished=frozenset()) -> None:
     """A long run's training loss per epoch from its models' histories (finished or still training): every epoch
     on a log axis; then, on linear axes with a 25-epoch running median, the last stage of the finished models
     (``finished``: their names) and the latest stage each model still in training has reached, so that whether the
     loss still falls in a stage thousands of epochs long can be seen before its end is evaluated, and how it ended.
-    Colour: the objective for the first cell of each (VAE blue, IWAE red, as in every figure), another colour for
-    each further model; line style: the cell."""
+    Colours and line styles: ``model_colours`` (a model keeps its colour from one save to the next)."""
     from matplotlib.lines import Line2D
 
     from iwae import falling
@@ -412,16 +428,13 @@ def training_so_far(histories: dict[str, list[dict]], stem: Path, note: str, fin
     last_done = max((shown[n][-1]["stage"] for n in shown if n in finished), default=None)
     fig = new_figure(plt, PAGE, 2.6)
     whole, *lasts = fig.subplots(1, 1 + max(len(panels), 1))
-    styles, used, handles = {}, set(), {}  # the cell (data set, layers, K) -> a line style; the colours given
-    spare = itertools.cycle(f"C{i}" for i in (2, 4, 1, 6, 8, 9, 5, 7))  # after blue (C0) and red (C3): the others
+    colours, styles = model_colours(shown)
     seeds = len({n.rsplit("/seed", 1)[-1] for n in shown}) > 1
+    handles = {}
     for name, history in shown.items():
         dataset, layers, run = name.split("/")[:3]
         objective, k = run.rsplit("-k", 1)
-        own = PALETTE.get(OBJ_LABEL.get(objective, ""))
-        colour = own if own and own not in used else next(spare)
-        used.add(colour)
-        style = styles.setdefault((dataset, layers, k), ("-", "--", ":", "-.")[len(styles) % 4])
+        colour, style = colours[name], styles[name]
         shown_as = (f"{dataset.upper()} {layers[1:]} layer{'s' if layers != 'L1' else ''} {label(objective)} K={k}"
                     + (f" seed {name.rsplit('/seed', 1)[-1]}" if seeds else ""))
         handles[shown_as + (" (finished)" if name in finished else "")] = Line2D([], [], color=colour, ls=style)
