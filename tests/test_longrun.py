@@ -92,10 +92,14 @@ def test_evaluations_still_to_run_count_stage_snapshots_only_where_the_budget_ev
     done.parent.mkdir(parents=True)
     done.write_text("{}")
     names = ["mnist/L1/vae-k5/seed0", "mnist/L1/iwae-k5/seed0"]
-    seconds, jobs, _ = progress.evaluation_load(tmp_path, names, [0, 1, 2])
-    assert (seconds, jobs) == (4 * 30.0 + 120.0, 5)
-    seconds, jobs, basis = progress.evaluation_load(tmp_path, names, [0, 1, 2], stage_snapshots=False)
+    seconds, jobs, _, longest = progress.evaluation_load(tmp_path, names, [0, 1, 2])
+    assert (seconds, jobs, longest) == (4 * 30.0 + 120.0, 5, 120.0)
+    assert progress.evaluations_wall(seconds, longest, cores=2) == 120.0  # spread over two cores
+    seconds, jobs, basis, longest = progress.evaluation_load(tmp_path, names, [0, 1, 2], stage_snapshots=False)
     assert (seconds, jobs) == (120.0, 1) and basis.startswith("1 evaluation at 2 min")
+    # one evaluation left does not split across two cores: its own time, not half of it
+    assert progress.evaluations_wall(seconds, longest, cores=2) == 120.0
+    assert progress.evaluations_wall(4 * 30.0, 30.0, cores=2) == 60.0
 
 
 def test_a_stale_lock_is_removed_only_when_nothing_runs_in_the_folder(tmp_path):

@@ -75,8 +75,8 @@ def test_second_evaluations_run_only_for_finished_models_without_one_with_that_s
 
 def test_pair_files_matches_the_same_model_and_names_a_second_evaluation_without_its_first(tmp_path):
     """A model peeked inside an epoch is another model than the one at that epoch's end; a first evaluation with the
-    second's own seed is not its first, nor one on other test images; the pairs come in the order of the updates
-    (at equal updates the VAE first)."""
+    second's own seed is not its first, nor one on other test images; the pairs come grouped by model (the VAE
+    first), each model's in the order of its updates."""
     ll = np.random.default_rng(1).normal(-86, 20, 300)
     vae_end = _metrics(tmp_path / "f/vae-end.metrics.json", "vae", 9_774_400, ll, epochs=3_280)
     iwae_end = _metrics(tmp_path / "f/iwae-end.metrics.json", "iwae", 9_774_400, ll - 1, epochs=3_280)
@@ -84,9 +84,11 @@ def test_pair_files_matches_the_same_model_and_names_a_second_evaluation_without
     at_epoch = _metrics(tmp_path / "f/vae-epoch.metrics.json", "vae", 6_000_000, ll, epochs=2_013)
     same_seed = _metrics(tmp_path / "f/iwae-4321.metrics.json", "iwae", 9_774_400, ll, seed=4321, epochs=3_280)
     fewer = _metrics(tmp_path / "f/vae-2000.metrics.json", "vae", 9_774_400, ll[:200], epochs=3_280)
-    seconds = [_again(f, tmp_path / "s" / f.name, 4321, 0.2) for f in (iwae_end, peeked, vae_end)]
-    pairs = yardstick.pair_files([same_seed, at_epoch, fewer, vae_end, peeked, iwae_end], seconds)
-    assert pairs == [(peeked, seconds[1]), (vae_end, seconds[2]), (iwae_end, seconds[0])]
+    iwae_peek = _metrics(tmp_path / "f/iwae-peek.metrics.json", "iwae", 5_000_000, ll - 1, step=7, epochs=1_677)
+    seconds = [_again(f, tmp_path / "s" / f.name, 4321, 0.2) for f in (iwae_end, peeked, vae_end, iwae_peek)]
+    pairs = yardstick.pair_files([same_seed, at_epoch, fewer, vae_end, peeked, iwae_end, iwae_peek], seconds)
+    # the IWAE peeked before the VAE was (fewer updates) still comes after the VAE's rows: grouped by model
+    assert pairs == [(peeked, seconds[1]), (vae_end, seconds[2]), (iwae_peek, seconds[3]), (iwae_end, seconds[0])]
     with pytest.raises(ValueError, match="iwae-end.metrics.json: no first evaluation of this model"):
         yardstick.pair_files([vae_end, same_seed], [seconds[0]])
 

@@ -221,8 +221,8 @@ def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
 
 
 def evaluation_load(workdir: Path, models: list[str], stages: list[int],
-                    stage_snapshots: bool = True) -> tuple[float, int, str]:
-    """(seconds, jobs, basis) of the evaluations still to run: each stage snapshot but the last (where the budget
+                    stage_snapshots: bool = True) -> tuple[float, int, str, float]:
+    """(seconds, jobs, basis, longest: the longest job's seconds) of the evaluations still to run: each stage snapshot but the last (where the budget
     evaluates them: ``stage_snapshots``), and each final model, at the median measured time of the run's stage
     evaluations (a final evaluation, on more test images, at its own measured median once one has run, else 5x a
     stage's: 10,000 + 1,000 against 2,000 + 1,000 images at K=5000, rounded up)."""
@@ -243,7 +243,7 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
                       for p in checkpoint.stage_files(folder, ".tsv"))
     final_s = seconds(p for p in root.rglob("*.tsv") if not p.name.startswith("stage"))
     if not (stage_s if stage_snapshots else final_s):
-        return 0.0, 0, "evaluations not counted (none has run yet)"
+        return 0.0, 0, "evaluations not counted (none has run yet)", 0.0
     per_stage = statistics.median(stage_s) if stage_s else 0.0
     per_final = statistics.median(final_s) if final_s else 5 * per_stage
     todo_stage = todo_final = 0
@@ -256,7 +256,14 @@ def evaluation_load(workdir: Path, models: list[str], stages: list[int],
              f"{per_final / 60:.0f} min each ({'measured' if final_s else 'the final ones estimated'})"
              if stage_snapshots else
              f"{todo_final} evaluation{'s' * (todo_final != 1)} at {per_final / 60:.0f} min each (measured)")
-    return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis
+    longest = per_final if todo_final else per_stage if todo_stage else 0.0
+    return todo_stage * per_stage + todo_final * per_final, todo_stage + todo_final, basis, longest
+
+
+def evaluations_wall(seconds: float, longest: float, cores: int) -> float:
+    """Wall-clock seconds of evaluations totalling ``seconds`` on ``cores`` one-thread jobs: the work spread over
+    the cores, but never less than the longest job (one evaluation does not split across cores)."""
+    return max(seconds / max(cores, 1), longest)
 
 
 def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rates: dict | None = None,
@@ -288,11 +295,13 @@ def status(workdir: Path, cores: int = 2, expected: list[str] | None = None, rat
         stages = next((m.stages for m in models if m.stages), list(range(8)))
         budget = next((m.budget for m in models if m.budget), None)
         snapshots = (run_config(workdir, repo or REPO)[0]["budgets"].get(budget) or {}).get("eval_stages", True)
-        eval_s, jobs, basis = evaluation_load(workdir, [m.name for m in models] + waiting, stages, snapshots)
-        total = seconds + eval_s / max(cores, 1)
+        eval_s, jobs, basis, longest = evaluation_load(workdir, [m.name for m in models] + waiting, stages,
+                                                       snapshots)
+        eval_wall = evaluations_wall(eval_s, longest, cores)
+        total = seconds + eval_wall
         finish = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() + total))
         lines.append(f"  projected: training {_hms(seconds)} on {cores} one-thread jobs, then evaluations "
-                     f"{_hms(eval_s / max(cores, 1))} on {cores} core{'s' * (cores != 1)} ({basis}); "
+                     f"{_hms(eval_wall)} on {cores} core{'s' * (cores != 1)} ({basis}; one job per core); "
                      f"done in {_hms(total)} of running ({finish} if it "
                      f"runs without a stop)")
     return "\n".join(lines)

@@ -226,8 +226,8 @@ def beside_the_paper(df) -> str:
              f"2016, Table 1, after 3,280 epochs on all its test images (reference data); gap: ours at the latest "
              f"stage minus the paper's (a gap while the schedule runs is not the final one"
              + ("; and ours are on other images than the paper's, a subset whose mean need not be all the images' "
-                "(the CPU paper run's two K=5 models after 1,093 epochs gave 0.5-0.6 nats less on the first 2,000 "
-                "MNIST test images than on all 10,000: docs/paper-cpu/first_images): the gap is not like with like"
+                "(docs/paper-cpu/first_images measures how far for the CPU paper run's models: the first 2,000 MNIST "
+                "test images against all 10,000): the gap is not like with like"
                 if subset else "") + ").", "",
              "| model | " + " | ".join(f"{e:,} ep." for e in epochs)
              + f" | paper (3,280 ep.) | gap at ours' latest stage{' (other images)' if subset else ''} |",

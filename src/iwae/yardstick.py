@@ -106,8 +106,8 @@ def paired_rows(pairs: list[tuple[dict, dict]]) -> list[dict]:
 def pair_files(firsts: list[Path], seconds: list[Path]) -> list[tuple[Path, Path]]:
     """Each second evaluation beside the first evaluation of the same model (``model_key``) with another seed. A
     second evaluation with no first is an error that names it; firsts without a second are left out. -> (first,
-    second) pairs in the order of their cell, then updates (a model's rows in the order it trained: the last is its
-    latest; at equal updates the VAE first)."""
+    second) pairs grouped by model: in the order of their cell, then objective (the VAE first), then updates (a
+    model's rows in the order it trained: the last is its latest)."""
     blobs = {p: json.loads(Path(p).read_text()) for p in list(firsts) + list(seconds)}
     by_key = {}
     for p in firsts:
@@ -125,7 +125,7 @@ def pair_files(firsts: list[Path], seconds: list[Path]) -> list[tuple[Path, Path
 
     def order(fs):
         dataset, layers, objective, k, seed, updates, step, _ = model_key(blobs[fs[0]])
-        return dataset, layers, k, updates, step, objective != "vae", objective, seed
+        return dataset, layers, k, objective != "vae", objective, seed, updates, step
 
     return sorted(pairs, key=order)
 
