@@ -385,3 +385,18 @@ def test_a_model_keeps_its_colour_in_training_so_far_when_another_finishes(tmp_p
     colour = {by_start[y]: c for y, (c, _) in after.items()}
     assert colour["mnist/L1/iwae-k5/seed0"] == figures.PALETTE["IWAE"]
     assert colour["mnist/L1/vae-k1/seed0"] == figures.PALETTE["VAE"]  # first VAE in name order, finished or not
+
+
+def test_a_model_given_twice_to_the_tables_is_an_error_that_names_both_files(tmp_path):
+    """A table has one cell per model: the same model's metrics twice (e.g. a published run's records with the
+    family's copy of its IWAE among them) is refused, naming the model and both files, not averaged as two seeds
+    or failed deep inside the claims; the same cell's other seeds and Table 2's continuations are other models."""
+    own = write_metrics(tmp_path / "records", objective="iwae", k=5)
+    family = write_metrics(tmp_path / "records" / "estimators", objective="iwae", k=5)
+    others = [write_metrics(tmp_path / "records", objective="iwae", k=5, seed=1),
+              write_metrics(tmp_path / "records", objective="iwae", k=5, continued_from="vae-k5")]
+    df = records.collect([own, *others])
+    assert records.one_per_model(df) is df
+    with pytest.raises(ValueError, match="several \\(mnist L1 iwae-k5 seed 0: [^;]*\\)") as e:
+        records.one_per_model(records.collect([own, family, *others]))
+    assert str(own) in str(e.value) and str(family) in str(e.value) and "seed 1" not in str(e.value)

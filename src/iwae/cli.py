@@ -204,7 +204,7 @@ def cmd_report(args) -> None:
             figures.snr_figure(rows, fitted, out / "figures" / "snr")
         report.write_family_claims(t3, te, fitted, out / "tables" / "family_claims")
     else:
-        df = records.collect(args.inputs, args.first_images)
+        df = records.one_per_model(records.collect(args.inputs, args.first_images))
         curve_df = None
         if args.curve:  # a learning curve on one set of images: the first N that every point was evaluated on
             curve_df = records.collect(args.curve, args.first_images)

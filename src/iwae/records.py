@@ -125,6 +125,21 @@ def collect(paths: list[str | Path], first_images: int | None = None) -> pd.Data
     return df
 
 
+def one_per_model(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` if each model (data set, layers, objective, K, training seed, what it continued) has one metrics file
+    in it; else a ValueError that names the files given twice for one model (a table has one cell per model)."""
+    key = ["dataset", "n_layers", "objective", "k", "seed", "continued_from"]
+    models = df.fillna({"continued_from": ""})
+    twice = models[models.duplicated(key, keep=False)]
+    if len(twice):
+        names = "; ".join(f"{dataset} L{layers} {objective}-k{k} seed {seed}{' from ' + was if was else ''}: "
+                          + ", ".join(g.metrics) for (dataset, layers, objective, k, seed, was), g in twice.groupby(key))
+        raise ValueError(f"one metrics file per model, but some models have several ({names}); give each model's "
+                         f"once (a published run's records/estimators/ and records/table3/ are the family's: "
+                         f"`iwae report family`, not Table 1's)")
+    return df
+
+
 def machine_load(history: list[dict]) -> dict:
     """The machine's median 1-minute load average at the ends of a model's epochs and its cores (NaN for records
     written before the trainer recorded them): above the job's own threads, other work shared the machine."""
