@@ -222,10 +222,11 @@ def expected_models(workdir: Path, budget: str, repo: Path) -> list[str]:
 
 def evaluation_load(workdir: Path, models: list[str], stages: list[int],
                     stage_snapshots: bool = True) -> tuple[float, int, str, float]:
-    """(seconds, jobs, basis, longest: the longest job's seconds) of the evaluations still to run: each stage snapshot but the last (where the budget
-    evaluates them: ``stage_snapshots``), and each final model, at the median measured time of the run's stage
-    evaluations (a final evaluation, on more test images, at its own measured median once one has run, else 5x a
-    stage's: 10,000 + 1,000 against 2,000 + 1,000 images at K=5000, rounded up)."""
+    """(seconds, jobs, basis, longest: the longest job's seconds) of the evaluations still to run: each stage
+    snapshot but the last (where the budget evaluates them: ``stage_snapshots``), and each final model, at the
+    median measured time of the run's stage evaluations (a final evaluation, on more test images, at its own
+    measured median once one has run, else 5x a stage's: 10,000 + 1,000 against 2,000 + 1,000 images at K=5000,
+    rounded up)."""
     from iwae import checkpoint
 
     root = Path(workdir) / "benchmarks" / "rules" / "evaluate"

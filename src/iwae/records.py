@@ -133,7 +133,8 @@ def one_per_model(df: pd.DataFrame) -> pd.DataFrame:
     twice = models[models.duplicated(key, keep=False)]
     if len(twice):
         names = "; ".join(f"{dataset} L{layers} {objective}-k{k} seed {seed}{' from ' + was if was else ''}: "
-                          + ", ".join(g.metrics) for (dataset, layers, objective, k, seed, was), g in twice.groupby(key))
+                          + ", ".join(g.metrics)
+                          for (dataset, layers, objective, k, seed, was), g in twice.groupby(key))
         raise ValueError(f"one metrics file per model, but some models have several ({names}); give each model's "
                          f"once (a published run's records/estimators/ and records/table3/ are the family's: "
                          f"`iwae report family`, not Table 1's)")
