@@ -70,12 +70,11 @@ def table_inputs(docs: Path, floor: Path | None = FLOOR) -> list[str]:
     if not finals:
         raise SystemExit(f"{docs}: no records/**/metrics.json to write its tables from (a folder `python -m "
                          f"iwae.publish` wrote has them)")
-    args = list(finals)
+    args, df = list(finals), records.collect(finals)
     if (Path(docs) / "curve.md").exists():
-        df = records.collect(finals)
         args += ["--curve", *sorted(str(p) for p in root.rglob("stages/*.metrics.json")),
                  *df[df.continued_from.isna()].metrics]
-    if floor is not None and Path(floor).exists() and records.collect(finals).seed.nunique() == 1:
+    if floor is not None and Path(floor).exists() and df.seed.nunique() == 1:
         args += ["--noise-floor", str(floor)]
     return args
 
@@ -90,7 +89,8 @@ def tables_again(docs: Path, scratch: Path, floor: Path | None = FLOOR) -> list[
     changed = []
     for new in sorted(Path(scratch).iterdir()):
         old = Path(docs) / new.name
-        if new.suffix in TABLES and old.exists() and new.name != "all_runs.csv" and new.read_text() != old.read_text():
+        kept = new.suffix not in TABLES or not old.exists() or new.name == "all_runs.csv"
+        if not kept and new.read_text() != old.read_text():
             shutil.copyfile(new, old)
             changed.append(new.name)
     return changed
